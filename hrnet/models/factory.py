@@ -1,0 +1,146 @@
+"""Model factory: named variants x representation heads x tasks, assembled from parts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from .backbone import HighResolutionNet
+from .configs import MODEL_CONFIGS, HRNetConfig, get_config
+from .necks import HEADS, V1Neck, V2Neck, V2pNeck, build_neck
+from .weights import load_pretrained
+
+TASKS = ("pose", "segmentation")
+Neck = V1Neck | V2Neck | V2pNeck
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model` and :func:`create_backbone`."""
+    return sorted(MODEL_CONFIGS)
+
+
+class HRNetFeatures(nn.Module):
+    """Backbone + representation head; returns ``OrderedDict[str, Tensor]`` (torchvision style)."""
+
+    def __init__(self, backbone: HighResolutionNet, neck: Neck) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.out_channels = neck.out_channels
+        self.strides = neck.strides
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
+        return self.neck(self.backbone(x))
+
+
+class PoseModel(nn.Module):
+    """Heatmap regression: a 1x1 conv (``final_layer``) on the finest map -> (N, K, H/4, W/4)."""
+
+    def __init__(self, backbone: HighResolutionNet, neck: Neck, num_outputs: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.final_layer = nn.Conv2d(neck.out_channels, num_outputs, kernel_size=1)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final_layer(self.neck(self.backbone(x))["0"])
+
+
+class SegmentationModel(nn.Module):
+    """Per-pixel logits as in the official segmentation code (``last_layer.0/1/3``) -> (N, C, H/4, W/4)."""
+
+    def __init__(self, backbone: HighResolutionNet, neck: Neck, num_outputs: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        ch = neck.out_channels
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(ch, ch, kernel_size=1),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch, num_outputs, kernel_size=1),
+        )
+        for m in self.last_layer:
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.001)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.last_layer(self.neck(self.backbone(x))["0"])
+
+
+_TASK_MODELS: dict[str, type[PoseModel] | type[SegmentationModel]] = {
+    "pose": PoseModel,
+    "segmentation": SegmentationModel,
+}
+
+
+def resolve_config(name: str, **overrides: Any) -> HRNetConfig:
+    """The named config with ``overrides`` (any :class:`HRNetConfig` field but ``name``) applied."""
+    config = get_config(name)
+    allowed = [f for f in HRNetConfig.field_names() if f != "name"]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise TypeError(f"unknown model option(s) {unknown}; valid options: {', '.join(allowed)}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _check_head(head: str) -> None:
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
+
+
+def create_model(
+    name: str,
+    task: str = "pose",
+    head: str = "v1",
+    num_outputs: int = 17,
+    pretrained: str | Path | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build a task model: ``backbone`` -> ``neck`` (v1/v2/v2p) -> task head.
+
+    ``num_outputs`` is the number of keypoints (pose) or classes (segmentation). ``overrides``
+    replace config fields, e.g. ``upsample_mode="bilinear"`` as in the official segmentation code.
+    ``pretrained`` is a checkpoint path loaded with :func:`load_pretrained`.
+    """
+    config = resolve_config(name, **overrides)
+    if task not in _TASK_MODELS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    _check_head(head)
+    # V1 only consumes branch 0, so the last module skips fusing into the other branches (official pose).
+    backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
+    model = _TASK_MODELS[task](backbone, build_neck(head, backbone.out_channels), num_outputs)
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    return model
+
+
+def create_backbone(
+    name: str,
+    head: str | None = "v2p",
+    pretrained: str | Path | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Backbone for dense prediction / detection.
+
+    With a ``head`` ("v1", "v2", "v2p") returns :class:`HRNetFeatures` (``OrderedDict`` output,
+    ``.out_channels`` 256 for v2p, ``.strides``); with ``head=None`` the bare
+    :class:`HighResolutionNet` returning the list of the four branch maps.
+    """
+    config = resolve_config(name, **overrides)
+    if head is None:
+        model: nn.Module = HighResolutionNet(config, multi_scale_output=True)
+    else:
+        _check_head(head)
+        backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
+        model = HRNetFeatures(backbone, build_neck(head, backbone.out_channels))
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    return model

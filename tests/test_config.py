@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrnet.config import ConfigError, Params, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_shipped_params_are_valid_and_explicit():
+    raw = _default()
+    params = parse_params(raw)
+    # Every schema default is written out in params.yaml: no hidden knob changes a result.
+    assert params.model_dump() == Params.model_validate(raw).model_dump()
+    for section in ("data", "model", "train", "evaluate", "package"):
+        assert set(raw[section]) == set(type(getattr(params, section)).model_fields)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("train", "learning_rate"), 0.1, "unknown key 'train.learning_rate'; did you mean 'train.lr'?"),
+        (("modle",), {}, "unknown key 'modle'; did you mean 'model'?"),
+        (("train", "lr"), -0.01, "train.lr: Input should be greater than 0"),
+        (("train", "epochs"), "many", "train.epochs: Input should be a valid integer"),
+        (("model", "name"), "hrnet_w33", "model.name: expected one of"),
+        (("model", "head"), "v3", "model.head: Input should be 'v1', 'v2' or 'v2p'"),
+        (("data", "input_size"), [100, 128], "data.input_size: expected [width, height] both positive"),
+        (("data", "source"), "coco", "data.root: required when data.source is 'coco'"),
+    ],
+)
+def test_bad_values_name_the_key(path, value, fragment):
+    raw = _default()
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as info:
+        parse_params(raw, "params.yaml")
+    message = str(info.value)
+    assert fragment in message
+    assert message.startswith("params.yaml: ")
+    assert "\n" not in message
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
