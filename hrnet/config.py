@@ -28,8 +28,8 @@ class _Section(BaseModel):
 class SyntheticConfig(_Section):
     num_train_images: int = Field(600, ge=1)
     num_val_images: int = Field(120, ge=1)
-    image_size: tuple[int, int] = (256, 256)
-    persons_per_image: tuple[int, int] = (1, 3)
+    image_size: tuple[int, int] = (320, 240)
+    persons_per_image: tuple[int, int] = (1, 4)
 
     @field_validator("persons_per_image")
     @classmethod
@@ -103,9 +103,7 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _milestones_within_epochs(self) -> TrainConfig:
-        if list(self.lr_milestones) != sorted(self.lr_milestones) or any(
-            m < 1 for m in self.lr_milestones
-        ):
+        if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m < 1 for m in self.lr_milestones):
             raise ValueError(
                 f"train.lr_milestones: expected increasing positive epochs, got {list(self.lr_milestones)}"
             )

@@ -1,0 +1,357 @@
+"""Top-down pose samples (crop + heatmap targets), the prepared index files and the DataModule.
+
+Index file (one JSON per split, written by ``write_index``)::
+
+    {"format": "hrnet-pose-index", "version": 1,
+     "image_dir": "<dir relative to the index file's folder, or absolute>",
+     "meta": {...}, "num_records": N, "records": [<coco_reader record>, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.transforms import (
+    affine_transform_points,
+    box_to_center_scale,
+    fliplr_joints,
+    get_affine_transform,
+    half_body_transform,
+    hflip_matrix,
+)
+from hrnet.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_AUG: dict = {
+    "flip": True,
+    "rot_factor": 40.0,
+    "scale_factor": 0.35,
+    "rot_prob": 0.6,
+    "half_body_prob": 0.3,
+    "num_joints_half_body": 8,
+}
+INDEX_FORMAT, INDEX_VERSION = "hrnet-pose-index", 1
+RECORD_KEYS = ("image_id", "ann_id", "image_file", "bbox", "keypoints", "area")
+
+
+# ----------------------------------------------------------------------------- index files
+@dataclass
+class PoseIndex:
+    records: list[dict]
+    image_dir: Path
+    meta: dict = field(default_factory=dict)
+
+
+def index_path(index_dir: str | Path, split: str) -> Path:
+    """Where the prepared index of ``split`` lives: ``index_dir / f"{split}.json"``."""
+    return Path(index_dir) / f"{split}.json"
+
+
+def write_index(
+    records: list[dict], image_dir: str | Path, path: str | Path, *, meta: dict | None = None
+) -> None:
+    """Atomically write an index; ``image_dir`` is stored relative to the index file's folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_dir = Path(image_dir)
+    stored = os.path.relpath(image_dir.resolve(), path.parent.resolve())
+    payload = {
+        "format": INDEX_FORMAT,
+        "version": INDEX_VERSION,
+        "image_dir": stored,
+        "meta": meta or {},
+        "num_records": len(records),
+        "records": records,
+    }
+    atomic_write_text(path, json.dumps(payload, separators=(",", ":")))
+
+
+def load_index(path: str | Path) -> PoseIndex:
+    """Read and check an index written by ``write_index``; the image dir is resolved."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: prepared index not found (run the prepare stage)")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid index file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != INDEX_FORMAT:
+        raise ValueError(f"{path}: not an {INDEX_FORMAT} file")
+    if payload.get("version") != INDEX_VERSION:
+        raise ValueError(f"{path}: index version {payload.get('version')} unsupported (want {INDEX_VERSION})")
+    records = payload["records"]
+    for i, rec in enumerate(records):
+        missing = [k for k in RECORD_KEYS if k not in rec]
+        if missing or len(rec["keypoints"]) != NUM_KEYPOINTS:
+            raise ValueError(f"{path}: record {i} is malformed (missing {missing or 'keypoints rows'})")
+    image_dir = path.parent / payload["image_dir"]
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image directory of index {path} not found")
+    return PoseIndex(records, image_dir, payload.get("meta", {}))
+
+
+def read_index(path: str | Path) -> tuple[list[dict], Path]:
+    """(records, image_dir) of an index file."""
+    index = load_index(path)
+    return index.records, index.image_dir
+
+
+# ----------------------------------------------------------------------------- images
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """Decode an image file (BGR uint8); a missing, empty, corrupt or truncated file raises."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read image ({exc})") from exc
+    if data.size == 0:
+        raise ValueError(f"{path}: image file is empty")
+    # A JPEG ends with the EOI marker (FF D9); cv2 silently decodes truncated files otherwise.
+    if data[0] == 0xFF and data[1] == 0xD8 and b"\xff\xd9" not in data[-4096:].tobytes():
+        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise ValueError(f"{path}: not a decodable image")
+    return image
+
+
+# ----------------------------------------------------------------------------- dataset
+class TopDownPoseDataset(Dataset):
+    """Person crops around ``records`` boxes with MSRA heatmap targets.
+
+    Each item is ``{"image": (3, h, w) float32 (RGB, ImageNet-normalised), "target": (K, hh, hw),
+    "target_weight": (K, 1), "meta": {"center", "scale", "image_id", "area", "index",
+    "rotation"}}``. Training applies the reference augmentation (half body, scale, rotation,
+    flip); evaluation crops the padded box only. Random draws come from a per-process
+    ``numpy`` Generator seeded from ``seed`` and ``torch.initial_seed()`` (so DataLoader
+    workers differ and runs repeat under a fixed seed).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[dict],
+        image_root: str | Path,
+        input_size: Sequence[int],
+        codec: MSRAHeatmapCodec,
+        train: bool,
+        aug: dict | None = None,
+        *,
+        flip_pairs: Sequence[Sequence[int]] = FLIP_PAIRS,
+        upper_body_ids: Sequence[int] = UPPER_BODY_IDS,
+        padding: float = 1.25,
+        seed: int = 0,
+    ) -> None:
+        unknown = set(aug or {}) - set(DEFAULT_AUG)
+        if unknown:
+            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: {sorted(DEFAULT_AUG)}")
+        self.aug = {**DEFAULT_AUG, **(aug or {})}
+        self.image_root = Path(image_root)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        if tuple(codec.input_size) != self.input_size:
+            raise ValueError(f"codec input size {codec.input_size} != dataset input size {self.input_size}")
+        self.codec, self.train = codec, train
+        self.flip_pairs, self.upper_body_ids = flip_pairs, upper_body_ids
+        self.seed = seed
+        aspect = self.input_size[0] / self.input_size[1]
+        self.aspect_ratio = aspect
+        n = len(records)
+        self.files = [str(self.image_root / r["image_file"]) for r in records]
+        self.image_ids = np.array([r["image_id"] for r in records], dtype=np.int64)
+        self.areas = np.array([r["area"] for r in records], dtype=np.float32)
+        kps = np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+        if n:
+            kps = np.array([r["keypoints"] for r in records], dtype=np.float32).reshape(n, -1, 3)
+        self.joints = np.ascontiguousarray(kps[:, :, :2])
+        self.vis = np.minimum(kps[:, :, 2], 1.0)
+        cs = [box_to_center_scale(r["bbox"], aspect, padding) for r in records]
+        self.centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(n, 2)
+        self.scales = np.array([s for _, s in cs], dtype=np.float32).reshape(n, 2)
+        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
+        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
+        self._rng: np.random.Generator | None = None
+        self._rng_pid = -1
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng([self.seed, seed % 2**63])
+        self._rng_pid = os.getpid()
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None or self._rng_pid != os.getpid():
+            self.reseed(torch.initial_seed())
+        assert self._rng is not None
+        return self._rng
+
+    def _augment(
+        self, center: np.ndarray, scale: np.ndarray, joints: np.ndarray, vis: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        rng, aug = self.rng, self.aug
+        if vis.sum() > aug["num_joints_half_body"] and rng.random() < aug["half_body_prob"]:
+            half = half_body_transform(joints, vis, self.upper_body_ids, self.aspect_ratio, rng)
+            if half is not None:
+                center, scale = half
+        sf, rf = aug["scale_factor"], aug["rot_factor"]
+        scale = scale * np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf)
+        rot = (
+            float(np.clip(rng.standard_normal() * rf, -2 * rf, 2 * rf))
+            if rng.random() <= aug["rot_prob"]
+            else 0.0
+        )
+        flip = bool(aug["flip"]) and rng.random() <= 0.5
+        return center.astype(np.float32), scale.astype(np.float32), rot, flip
+
+    def __getitem__(self, index: int) -> dict:
+        image = read_image_bgr(self.files[index])
+        center, scale = self.centers[index].copy(), self.scales[index].copy()
+        joints, vis = self.joints[index].copy(), self.vis[index].copy()
+        rot, flip = 0.0, False
+        if self.train:
+            center, scale, rot, flip = self._augment(center, scale, joints, vis)
+        if flip:  # mirror joints and center; the image mirror is folded into the warp below
+            width = image.shape[1]
+            joints, vis = fliplr_joints(joints, vis, width, self.flip_pairs)
+            center[0] = width - center[0] - 1
+        mat = get_affine_transform(center, scale, rot, self.input_size)
+        warp = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ hflip_matrix(image.shape[1]))[:2] if flip else mat
+        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        joints_in = np.where(vis[:, None] > 0, affine_transform_points(joints, mat), joints)
+        target, weight = self.codec.encode(joints_in, vis)
+
+        tensor = torch.from_numpy(crop).permute(2, 0, 1).flip(0).contiguous().float()  # BGR HWC -> RGB CHW
+        tensor = tensor.sub_(self._mean).div_(self._std)
+        return {
+            "image": tensor,
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight).unsqueeze(-1),
+            "meta": {
+                "center": torch.from_numpy(center),
+                "scale": torch.from_numpy(scale),
+                "image_id": torch.tensor(int(self.image_ids[index]), dtype=torch.int64),
+                "area": torch.tensor(float(self.areas[index]), dtype=torch.float32),
+                "index": torch.tensor(index, dtype=torch.int64),
+                "rotation": torch.tensor(rot, dtype=torch.float32),
+            },
+        }
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy/random and the dataset's Generator per worker."""
+    seed = torch.initial_seed()
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    if info is not None and hasattr(info.dataset, "reseed"):
+        info.dataset.reseed(seed)
+
+
+# ----------------------------------------------------------------------------- datamodule
+class PoseDataModule(pl.LightningDataModule):
+    """Train/val loaders over the prepared indexes ``index_dir/{train,val}.json``.
+
+    Sizes are ``(width, height)``; ``heatmap_size`` defaults to a quarter of ``input_size``.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        input_size: Sequence[int] = (192, 256),
+        heatmap_size: Sequence[int] | None = None,
+        sigma: float = 2.0,
+        batch_size: int = 32,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        aug: dict | None = None,
+        seed: int = 0,
+        pin_memory: bool | None = None,
+        train_split: str = "train",
+        val_split: str = "val",
+    ) -> None:
+        super().__init__()
+        self.index_dir = Path(index_dir)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        hm = heatmap_size or (self.input_size[0] // 4, self.input_size[1] // 4)
+        self.heatmap_size = (int(hm[0]), int(hm[1]))
+        self.codec = MSRAHeatmapCodec(self.input_size, self.heatmap_size, sigma)
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})"
+            )
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.aug = aug
+        self.seed = seed
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.splits = {"train": train_split, "val": val_split}
+        self.train_dataset: TopDownPoseDataset | None = None
+        self.val_dataset: TopDownPoseDataset | None = None
+        self.val_index: PoseIndex | None = None
+
+    def _dataset(self, split: str, train: bool) -> tuple[TopDownPoseDataset, PoseIndex]:
+        index = load_index(index_path(self.index_dir, self.splits[split]))
+        if not index.records:
+            raise ValueError(f"{index_path(self.index_dir, self.splits[split])}: index has no records")
+        dataset = TopDownPoseDataset(
+            index.records, index.image_dir, self.input_size, self.codec, train, self.aug, seed=self.seed
+        )
+        return dataset, index
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_dataset is None:
+            self.train_dataset, _ = self._dataset("train", train=True)
+        if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
+            self.val_dataset, self.val_index = self._dataset("val", train=False)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            self.setup("fit")
+        assert self.train_dataset is not None
+        drop_last = len(self.train_dataset) >= self.batch_size
+        if not drop_last:
+            log.warning("train split has %d instances < batch size %d: keeping the partial batch",
+                        len(self.train_dataset), self.batch_size)  # fmt: skip
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_dataset is None:
+            self.setup("validate")
+        assert self.val_dataset is not None
+        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

@@ -1,0 +1,170 @@
+"""Self-contained model packages: an exported program plus everything needed to trust and use it.
+
+Layout of ``dist/<model-name>/``::
+
+    model.pt2      torch.export program (dynamic batch); loads without this library's model code
+    package.json   task, variant, head, input size, joints, preprocessing
+    params.yaml    the params the model was trained with
+    metrics.json   the evaluate stage's metrics
+    README.md      model card
+    SHA256SUMS     digest of every file above, checked by :func:`load_package`
+
+torch.export is used rather than TorchScript: TorchScript is in maintenance mode, while an
+exported program is the format torch's own deployment paths (AOTInductor, ExecuTorch) consume,
+and it is loaded without unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hrnet.io import atomic_directory, sha256_file
+
+PACKAGE_FORMAT = 1
+PROGRAM_FILE = "model.pt2"
+SUMS_FILE = "SHA256SUMS"
+
+
+class PackageError(RuntimeError):
+    """A package that is incomplete, tampered with or of an unknown format."""
+
+
+def export_program(model: nn.Module, input_size: tuple[int, int]) -> torch.export.ExportedProgram:
+    """Exports ``model`` (eval mode) for inputs ``(N, 3, H, W)`` with a dynamic batch size."""
+    width, height = input_size
+    example = torch.randn(2, 3, height, width)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
+
+
+def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
+    width, height = meta["input_size"]
+    rows = "\n".join(
+        f"| {key} | {value:.4f} |" for key, value in metrics.items() if isinstance(value, int | float)
+    )
+    return f"""# {meta["name"]}
+
+HRNet top-down human pose estimator.
+
+| field | value |
+|---|---|
+| task | {meta["task"]} |
+| backbone | {meta["model"]} (width from the variant name) |
+| head | {meta["head"]} |
+| input size | {height}x{width} (height x width) |
+| heatmaps | {meta["num_joints"]} joints at 1/4 input resolution |
+| data | {meta["data"]} |
+
+## Metrics (COCO keypoint AP on the validation split)
+
+| metric | value |
+|---|---|
+{rows}
+
+## How to load
+
+```python
+import hrnet
+package = hrnet.load_package("{meta["name"]}")      # verifies SHA256SUMS first
+keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])
+# crops (N, 3, {height}, {width}) -> heatmaps (N, {meta["num_joints"]}, {height // 4}, {width // 4})
+heatmaps = package.model(crops)
+```
+
+or from the command line: `hrnet predict --package {meta["name"]} IMAGE --out OUT.png`.
+Crops are RGB, scaled to [0, 1] and normalised with the ImageNet mean and std.
+"""
+
+
+def write_package(
+    out_dir: str | Path,
+    model: nn.Module,
+    meta: dict[str, Any],
+    params_text: str,
+    metrics: dict[str, Any],
+) -> Path:
+    """Writes a verified package to ``out_dir`` atomically (all files appear at once)."""
+    out_dir = Path(out_dir)
+    program = export_program(model, tuple(meta["input_size"]))
+    meta = {**meta, "format": PACKAGE_FORMAT, "program": PROGRAM_FILE}
+    with atomic_directory(out_dir) as tmp:
+        torch.export.save(program, tmp / PROGRAM_FILE)
+        (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "params.yaml").write_text(params_text)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / "README.md").write_text(_model_card(meta, metrics))
+        files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        sums = "".join(f"{sha256_file(tmp / name)}  {name}\n" for name in files)
+        (tmp / SUMS_FILE).write_text(sums)
+    return out_dir
+
+
+def verify_package(path: str | Path) -> dict[str, str]:
+    """Checks every file listed in SHA256SUMS; raises :class:`PackageError` naming the first bad one."""
+    path = Path(path)
+    sums_file = path / SUMS_FILE
+    if not sums_file.is_file():
+        raise PackageError(f"{sums_file}: missing; refusing an unverifiable package")
+    expected: dict[str, str] = {}
+    for line_no, line in enumerate(sums_file.read_text().splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name or "/" in name or name.startswith("."):
+            raise PackageError(f"{sums_file}:{line_no}: malformed line {line!r}")
+        expected[name] = digest
+    for required in (PROGRAM_FILE, "package.json"):
+        if required not in expected:
+            raise PackageError(f"{sums_file}: does not list {required}")
+    for name, digest in expected.items():
+        file = path / name
+        if not file.is_file():
+            raise PackageError(f"{file}: listed in {SUMS_FILE} but missing")
+        if sha256_file(file) != digest:
+            raise PackageError(f"{file}: SHA-256 does not match {SUMS_FILE}; the file was modified")
+    return expected
+
+
+@dataclass
+class PosePackage:
+    """A loaded, verified pose package."""
+
+    path: Path
+    meta: dict[str, Any]
+    model: nn.Module
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        width, height = self.meta["input_size"]
+        return int(width), int(height)
+
+    def predict(
+        self,
+        image_rgb: np.ndarray,
+        boxes: Sequence[Sequence[float]] | None = None,
+        flip_test: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, 17, 2) in image pixels and their scores (N, 17) for each ``[x, y, w, h]`` box."""
+        from hrnet.inference import predict_image
+
+        flip = self.meta.get("flip_test", True) if flip_test is None else flip_test
+        return predict_image(self.model, image_rgb, boxes, self.input_size, flip_test=flip)
+
+
+def load_package(path: str | Path) -> PosePackage:
+    """Loads a package written by :func:`write_package` after verifying its SHA256SUMS."""
+    path = Path(path)
+    if not path.is_dir():
+        raise PackageError(f"{path}: not a package directory")
+    verify_package(path)
+    meta = json.loads((path / "package.json").read_text())
+    if meta.get("format") != PACKAGE_FORMAT:
+        raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
+    program = torch.export.load(path / meta["program"])
+    return PosePackage(path=path, meta=meta, model=program.module())

@@ -1,0 +1,163 @@
+"""Semantic segmentation (Cityscapes train ids) as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
+from hrnet.evaluation.segmentation import confusion_matrix, iou_from_confusion, sum_across_ranks
+from hrnet.models import create_model
+
+# Per-class loss weights of the official HRNet Cityscapes recipe (train-id order).
+CITYSCAPES_CLASS_WEIGHTS = (
+    0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786, 1.0023,
+    0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529, 1.0507,
+)  # fmt: skip
+
+
+class OhemCrossEntropy(nn.Module):
+    """Cross-entropy over the hardest pixels (online hard example mining), as the official code.
+
+    Pixels are ranked by the softmax probability of their true class; those below
+    ``max(thresh, p_k)`` are kept, where ``p_k`` is the ``min_kept``-th smallest probability,
+    so at least ``min_kept`` pixels (when available) contribute. Ignored pixels never count.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        thresh: float = 0.7,
+        min_kept: int = 100_000,
+        weight: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.ignore_index, self.thresh, self.min_kept = ignore_index, float(thresh), max(1, int(min_kept))
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
+                                 reduction="none").reshape(-1)  # fmt: skip
+        valid = target.reshape(-1) != self.ignore_index
+        if not bool(valid.any()):
+            return logits.sum() * 0.0
+        with torch.no_grad():
+            safe = target.clamp(0, logits.shape[1] - 1).unsqueeze(1)
+            prob = logits.softmax(1).gather(1, safe).reshape(-1)[valid]
+            kth = prob.kthvalue(min(self.min_kept, prob.numel() - 1) + 1).values
+            threshold = torch.clamp(kth, min=self.thresh)
+            keep = prob < threshold
+        kept = losses[valid][keep]
+        return kept.mean() if kept.numel() else losses[valid].mean() * 0.0
+
+
+def poly_lambda(total_steps: int, power: float = 0.9):
+    """LR multiplier ``(1 - step / total_steps) ** power`` (0 from ``total_steps`` on)."""
+    total = max(int(total_steps), 1)
+    return lambda step: max(1.0 - step / total, 0.0) ** power
+
+
+class SegmentationModule(pl.LightningModule):
+    """HRNet + representation head + ``last_layer``; CE/OHEM loss, SGD with the poly schedule.
+
+    Logits (at 1/4 resolution) are upsampled bilinearly to the label size for the loss and the
+    metrics. Validation sums a confusion matrix over batches and ranks and logs ``val/mIoU``,
+    ``val/pixel_accuracy`` and ``val/iou/<class>`` (classes present only); ``last_val_metrics``
+    keeps the full dictionary of :func:`iou_from_confusion`.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "hrnet_w18_small",
+        head: str = "v2",
+        num_classes: int = NUM_CLASSES,
+        pretrained: str | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        nesterov: bool = False,
+        poly_power: float = 0.9,
+        total_steps: int | None = None,
+        loss: str = "ce",
+        ohem_thresh: float = 0.7,
+        ohem_min_kept: int = 100_000,
+        class_weights: str | Sequence[float] | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if loss not in ("ce", "ohem"):
+            raise ValueError(f"loss must be 'ce' or 'ohem', got {loss!r}")
+        self.model = create_model(model_name, task="segmentation", head=head, num_outputs=num_classes,
+                                  pretrained=pretrained, upsample_mode="bilinear")  # fmt: skip
+        weight = self._class_weights(class_weights, num_classes)
+        if loss == "ohem":
+            self.criterion: nn.Module = OhemCrossEntropy(ignore_index, ohem_thresh, ohem_min_kept, weight)
+        else:
+            self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+        self.register_buffer("val_confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64),
+                             persistent=False)  # fmt: skip
+        self.last_val_metrics: dict[str, Any] = {}
+
+    @staticmethod
+    def _class_weights(spec: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            if spec != "cityscapes":
+                raise ValueError(f"class_weights must be 'cityscapes', a list or None, got {spec!r}")
+            spec = CITYSCAPES_CLASS_WEIGHTS
+        if len(spec) != num_classes:
+            raise ValueError(f"class_weights has {len(spec)} entries for {num_classes} classes")
+        return torch.tensor([float(v) for v in spec], dtype=torch.float32)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def logits_at(self, images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """Logits upsampled (bilinear) to ``size`` = (H, W)."""
+        logits = self(images)
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return logits
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        label = batch["label"]
+        loss = self.criterion(self.logits_at(batch["image"], label.shape[-2:]), label)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=label.shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.zero_()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        label = batch["label"]
+        logits = self.logits_at(batch["image"], label.shape[-2:])
+        loss = F.cross_entropy(logits, label, ignore_index=self.hparams.ignore_index)
+        confusion_matrix(logits.argmax(1), label, self.hparams.num_classes, self.hparams.ignore_index,
+                         out=self.val_confusion)  # fmt: skip
+        self.log("val/loss", loss, on_epoch=True, batch_size=label.shape[0], sync_dist=True)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = iou_from_confusion(sum_across_ranks(self.val_confusion))  # DDP: sum over ranks
+        self.last_val_metrics = metrics
+        # every rank holds the same summed matrix, so no further sync of these values is needed
+        self.log("val/mIoU", metrics["mIoU"], prog_bar=True)
+        self.log("val/pixel_accuracy", metrics["pixel_accuracy"])
+        for name, value in metrics["per_class_iou"].items():
+            if value == value:  # skip NaN (class neither present nor predicted)
+                self.log(f"val/iou/{name.replace(' ', '_')}", value)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum,
+                                    weight_decay=hp.weight_decay, nesterov=hp.nesterov)  # fmt: skip
+        total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total, hp.poly_power))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,76 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough for a CPU test, large enough that every stage does real work.
+TINY_OVERRIDES = {
+    "data": {
+        "input_size": [64, 64],
+        "synthetic": {"num_train_images": 6, "num_val_images": 3, "image_size": [128, 128]},
+    },
+    "train": {"epochs": 1, "batch_size": 4, "num_workers": 0, "lr_milestones": [1]},
+    "evaluate": {"batch_size": 8, "num_figures": 2},
+}
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def tiny_params(**extra) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    deep_update(params, TINY_OVERRIDES)
+    return deep_update(params, extra)
+
+
+def project_env() -> dict[str, str]:
+    """Environment in which stage commands' ``python`` is this interpreter."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@localhost")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@localhost")
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh git repository holding the project's tracked and non-ignored files."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    env = project_env()
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=dest, check=True, env=env)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    return copy_project(tmp_path / "project")

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import hrnet
+from hrnet.package import PackageError, write_package
+
+INPUT_SIZE = (64, 64)  # (width, height)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    torch.manual_seed(0)
+    model = hrnet.create_model("hrnet_w18_small", task="pose", head="v1").eval()
+    meta = {
+        "name": "tiny",
+        "task": "pose",
+        "model": "hrnet_w18_small",
+        "head": "v1",
+        "input_size": list(INPUT_SIZE),
+        "num_joints": 17,
+        "flip_test": True,
+        "data": "test",
+    }
+    out = tmp_path_factory.mktemp("dist") / "tiny"
+    write_package(out, model, meta, "seed: 1\n", {"AP": 0.5})
+    return model, out
+
+
+def test_package_layout_and_outputs_equal_the_model(packaged):
+    model, out = packaged
+    names = {p.name for p in out.iterdir()}
+    assert names == {"model.pt2", "package.json", "params.yaml", "metrics.json", "README.md", "SHA256SUMS"}
+    assert "AP | 0.5000" in (out / "README.md").read_text()
+    assert json.loads((out / "package.json").read_text())["input_size"] == list(INPUT_SIZE)
+
+    package = hrnet.load_package(out)
+    for batch in (1, 3):  # the exported batch dimension is dynamic
+        images = torch.randn(batch, 3, INPUT_SIZE[1], INPUT_SIZE[0])
+        with torch.no_grad():
+            expected = model(images)
+        actual = package.model(images)
+        assert actual.shape == (batch, 17, 16, 16)
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+    image = (np.random.default_rng(0).random((80, 60, 3)) * 255).astype(np.uint8)
+    keypoints, scores = package.predict(image, boxes=[[5, 5, 40, 60], [0, 0, 60, 80]])
+    assert keypoints.shape == (2, 17, 2) and scores.shape == (2, 17)
+
+
+def test_tampered_file_is_refused_by_name(packaged, tmp_path):
+    _, out = packaged
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for file in out.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    program = bytearray((copy / "model.pt2").read_bytes())
+    program[len(program) // 2] ^= 0xFF
+    (copy / "model.pt2").write_bytes(bytes(program))
+    with pytest.raises(PackageError, match=r"model\.pt2: SHA-256 does not match SHA256SUMS"):
+        hrnet.load_package(copy)
+
+    (copy / "SHA256SUMS").unlink()
+    with pytest.raises(PackageError, match="SHA256SUMS: missing"):
+        hrnet.load_package(copy)
