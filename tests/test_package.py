@@ -65,3 +65,73 @@ def test_tampered_file_is_refused_by_name(packaged, tmp_path):
     (copy / "SHA256SUMS").unlink()
     with pytest.raises(PackageError, match="SHA256SUMS: missing"):
         hrnet.load_package(copy)
+
+
+def test_predict_command_draws_skeletons(packaged, tmp_path, capsys):
+    import cv2
+
+    from hrnet.cli import main
+
+    _, out = packaged
+    image_file = tmp_path / "people.jpg"
+    cv2.imwrite(str(image_file), np.full((90, 70, 3), 127, np.uint8))
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"bbox": [5, 5, 40, 60]}, [10, 20, 30, 50]]))
+    drawn = tmp_path / "out.png"
+    assert (
+        main(
+            [
+                "predict",
+                "--package",
+                str(out),
+                str(image_file),
+                "--boxes",
+                str(boxes),
+                "--out",
+                str(drawn),
+                "--threshold",
+                "0",
+            ]
+        )
+        == 0
+    )
+    image = cv2.imread(str(drawn))
+    assert image.shape == (90, 70, 3)
+    assert (image != 127).any(), "no skeleton was drawn"
+    assert "2 person(s)" in capsys.readouterr().out
+
+    boxes.write_text(json.dumps([[1, 2, 0, 5]]))
+    missing = tmp_path / "never.png"
+    assert (
+        main(
+            ["predict", "--package", str(out), str(image_file), "--boxes", str(boxes), "--out", str(missing)]
+        )
+        == 2
+    )
+    assert "box 0 is [1, 2, 0, 5]" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_summary_command_prints_json(capsys):
+    from hrnet.cli import main
+
+    assert (
+        main(
+            [
+                "summary",
+                "--model",
+                "hrnet_w32",
+                "--task",
+                "pose",
+                "--head",
+                "v1",
+                "--input-size",
+                "256",
+                "192",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == 28_536_113

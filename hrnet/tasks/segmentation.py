@@ -25,8 +25,9 @@ class OhemCrossEntropy(nn.Module):
     """Cross-entropy over the hardest pixels (online hard example mining), as the official code.
 
     Pixels are ranked by the softmax probability of their true class; those below
-    ``max(thresh, p_k)`` are kept, where ``p_k`` is the ``min_kept``-th smallest probability,
-    so at least ``min_kept`` pixels (when available) contribute. Ignored pixels never count.
+    ``max(thresh, p_k)`` are kept, where ``p_k`` is the probability at 0-based position
+    ``min_kept`` in ascending order, so about ``min_kept`` pixels (when available) contribute
+    even when few are below ``thresh``. Ignored pixels never count.
     """
 
     def __init__(

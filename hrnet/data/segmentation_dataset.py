@@ -1,0 +1,235 @@
+"""Cityscapes-style semantic segmentation samples and the DataModule.
+
+Training samples follow the official recipe (random scale in ``scale_range``, pad with the
+ignore index, random crop, horizontal flip) but fold scale, crop and flip into one
+``cv2.warpAffine`` per array, so the cost depends on the crop size only. Pixel centres are
+aligned (the same mapping as ``cv2.resize``) and the label uses nearest neighbour on the same
+grid, so image and label stay registered. Padding is the ImageNet mean colour (0 after
+normalisation) in the image and ``ignore_index`` in the label.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hrnet.data.cityscapes import (
+    IGNORE_INDEX,
+    label_id_lut,
+    list_cityscapes_pairs,
+    read_image_bgr,
+    read_label_ids,
+)
+from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD, seed_worker
+
+log = logging.getLogger(__name__)
+
+_MEAN_RGB = np.array(IMAGENET_MEAN, np.float32) * 255.0
+_INV_STD_RGB = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
+_MEAN_BGR = tuple(float(m) for m in _MEAN_RGB[::-1])
+
+
+class CityscapesSegDataset(Dataset):
+    """``(image, labelIds)`` PNG pairs -> ``{"image", "label", "meta"}`` samples.
+
+    ``image`` is (3, H, W) float32 RGB, ImageNet-normalised; ``label`` is (H, W) int64 train ids
+    (``ignore_index`` for void). Training: scale factor ``s ~ U(scale_range)`` relative to
+    ``base_size`` (the long side; the original size when ``None``), random ``crop_size``
+    (width, height) window, flip with probability 0.5. Evaluation: the whole image, resized so
+    its long side is ``base_size`` when given, with the label kept at full resolution.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str | Path, str | Path]],
+        train: bool,
+        crop_size: Sequence[int] = (1024, 512),
+        base_size: int | None = None,
+        scale_range: Sequence[float] = (0.5, 2.0),
+        flip: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+        seed: int = 0,
+    ) -> None:
+        if len(crop_size) != 2 or min(crop_size) < 1:
+            raise ValueError(f"crop_size must be (width, height) >= 1, got {crop_size}")
+        if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range must be 0 < min <= max, got {scale_range}")
+        if base_size is not None and base_size < 1:
+            raise ValueError(f"base_size must be >= 1 or None, got {base_size}")
+        self.pairs = [(str(i), str(lb)) for i, lb in pairs]
+        self.train, self.flip = train, flip
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.base_size = base_size
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.ignore_index = ignore_index
+        self.lut = label_id_lut(ignore_index)
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+        self._rng_pid = -1
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng([self.seed, seed % 2**63])
+        self._rng_pid = os.getpid()
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None or self._rng_pid != os.getpid():
+            self.reseed(torch.initial_seed())
+        assert self._rng is not None
+        return self._rng
+
+    def _check_pair(self, index: int, image: np.ndarray, label: np.ndarray) -> None:
+        if image.shape[:2] != label.shape:
+            (lh, lw), (ih, iw) = label.shape, image.shape[:2]
+            raise ValueError(
+                f"{self.pairs[index][1]}: label size {lw}x{lh} differs from image size {iw}x{ih}"
+            )
+
+    def _train_warp(self, height: int, width: int) -> np.ndarray:
+        """2x3 matrix taking source pixels to the augmented crop (scale, crop offset, flip)."""
+        rng, (cw, ch) = self.rng, self.crop_size
+        ref = 1.0 if self.base_size is None else self.base_size / max(height, width)
+        s = ref * rng.uniform(*self.scale_range)
+        sw, sh = round(width * s), round(height * s)
+        x0 = int(rng.integers(0, max(sw - cw, 0) + 1))
+        y0 = int(rng.integers(0, max(sh - ch, 0) + 1))
+        sx, sy = sw / width, sh / height
+        # pixel-centre alignment as cv2.resize: dst = s * src + (s - 1) / 2, then shift by the crop
+        mat = np.array([[sx, 0.0, 0.5 * sx - 0.5 - x0], [0.0, sy, 0.5 * sy - 0.5 - y0]])
+        if self.flip and rng.random() < 0.5:
+            mat[0] = -mat[0]
+            mat[0, 2] += cw - 1
+        return mat
+
+    @staticmethod
+    def _to_tensor(image: np.ndarray) -> torch.Tensor:
+        """BGR (H, W, 3) uint8 -> normalised RGB (3, H, W) float32, one plane at a time (fast)."""
+        out = np.empty((3, *image.shape[:2]), np.float32)
+        for c, plane in enumerate(reversed(cv2.split(image))):
+            out[c] = plane
+            out[c] -= _MEAN_RGB[c]
+            out[c] *= _INV_STD_RGB[c]
+        return torch.from_numpy(out)
+
+    def __getitem__(self, index: int) -> dict:
+        image_path, label_path = self.pairs[index]
+        image, label = read_image_bgr(image_path), read_label_ids(label_path)
+        self._check_pair(index, image, label)
+        height, width = label.shape
+        label = cv2.LUT(label, self.lut)
+        if self.train:
+            mat, size = self._train_warp(height, width), self.crop_size
+            image = cv2.warpAffine(image, mat, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=_MEAN_BGR)  # fmt: skip
+            label = cv2.warpAffine(label, mat, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=int(self.ignore_index))  # fmt: skip
+        elif self.base_size is not None and max(height, width) != self.base_size:
+            s = self.base_size / max(height, width)
+            size = (max(1, round(width * s)), max(1, round(height * s)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        return {
+            "image": self._to_tensor(image),
+            "label": torch.from_numpy(label.astype(np.int64)),
+            "meta": {"index": torch.tensor(index, dtype=torch.int64)},
+        }
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Train/val loaders over a Cityscapes-layout root (real or synthetic)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        crop_size: Sequence[int] = (1024, 512),
+        base_size: int | None = None,
+        scale_range: Sequence[float] = (0.5, 2.0),
+        flip: bool = True,
+        batch_size: int = 8,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        pin_memory: bool | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        train_split: str = "train",
+        val_split: str = "val",
+        val_base_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})"
+            )
+        self.root = Path(root)
+        self.dataset_args = {
+            "crop_size": tuple(crop_size),
+            "base_size": base_size,
+            "scale_range": tuple(scale_range),
+            "flip": flip,
+            "ignore_index": ignore_index,
+            "seed": seed,
+        }
+        self.val_base_size = val_base_size
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.splits = {"train": train_split, "val": val_split}
+        self.train_dataset: CityscapesSegDataset | None = None
+        self.val_dataset: CityscapesSegDataset | None = None
+
+    def _dataset(self, split: str, train: bool) -> CityscapesSegDataset:
+        pairs = list_cityscapes_pairs(self.root, self.splits[split])
+        args = dict(self.dataset_args)
+        if not train:
+            args["base_size"] = self.val_base_size
+        return CityscapesSegDataset(pairs, train, **args)  # type: ignore[arg-type]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_dataset is None:
+            self.train_dataset = self._dataset("train", train=True)
+        if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
+            self.val_dataset = self._dataset("val", train=False)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            self.setup("fit")
+        assert self.train_dataset is not None
+        drop_last = len(self.train_dataset) >= self.batch_size
+        if not drop_last:
+            log.warning("train split has %d images < batch size %d: keeping the partial batch",
+                        len(self.train_dataset), self.batch_size)  # fmt: skip
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_dataset is None:
+            self.setup("validate")
+        assert self.val_dataset is not None
+        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

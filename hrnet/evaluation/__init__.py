@@ -1,0 +1,1 @@
+"""Metrics: COCO keypoints and boxes (pycocotools), segmentation confusion matrices."""
