@@ -25,7 +25,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SyntheticConfig(_Section):
+class SyntheticPoseConfig(_Section):
     num_train_images: int = Field(600, ge=1)
     num_val_images: int = Field(120, ge=1)
     image_size: tuple[int, int] = (320, 240)
@@ -39,13 +39,35 @@ class SyntheticConfig(_Section):
         return value
 
 
+class SyntheticSegmentationConfig(_Section):
+    num_train_images: int = Field(300, ge=1)
+    num_val_images: int = Field(50, ge=1)
+    image_size: tuple[int, int] = (512, 256)
+
+
+class SyntheticDetectionConfig(_Section):
+    num_train_images: int = Field(600, ge=1)
+    num_val_images: int = Field(100, ge=1)
+    image_size: tuple[int, int] = (128, 128)
+    objects_per_image: tuple[int, int] = (1, 4)
+
+
+class SyntheticConfig(_Section):
+    """Size of the embedded dataset that the prepare stage generates for each task."""
+
+    pose: SyntheticPoseConfig = SyntheticPoseConfig()
+    segmentation: SyntheticSegmentationConfig = SyntheticSegmentationConfig()
+    detection: SyntheticDetectionConfig = SyntheticDetectionConfig()
+
+
+REAL_SOURCES = {"pose": "coco", "segmentation": "cityscapes", "detection": "coco"}
+
+
 class DataConfig(_Section):
-    source: Literal["synthetic", "coco"] = "synthetic"
+    source: Literal["synthetic", "coco", "cityscapes"] = "synthetic"
     root: str | None = None
     train_split: str = "train"
     val_split: str = "val"
-    input_size: tuple[int, int] = Field((96, 128), description="network input (width, height)")
-    sigma: float = Field(2.0, gt=0)
     on_bad_sample: Literal["fail", "skip"] = "fail"
     synthetic: SyntheticConfig = SyntheticConfig()
 
@@ -55,12 +77,11 @@ class DataConfig(_Section):
             raise ValueError(f"data.root: required when data.source is {self.source!r}")
         return self
 
-    @field_validator("input_size")
-    @classmethod
-    def _divisible_by_32(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if any(v <= 0 or v % 32 for v in value):
-            raise ValueError(f"expected [width, height] both positive multiples of 32, got {list(value)}")
-        return value
+
+def _multiple_of_32(value: tuple[int, int]) -> tuple[int, int]:
+    if any(v <= 0 or v % 32 for v in value):
+        raise ValueError(f"expected [width, height] both positive multiples of 32, got {list(value)}")
+    return value
 
 
 class ModelConfig(_Section):
@@ -76,6 +97,17 @@ class ModelConfig(_Section):
         return value
 
 
+class TrainConfig(_Section):
+    """Trainer settings shared by every task."""
+
+    epochs: int = Field(20, ge=1)
+    num_workers: int = Field(1, ge=0)
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    precision: str = "32-true"
+    limit_train_batches: float | int | None = None
+
+
 class AugmentConfig(_Section):
     flip: bool = True
     rot_factor: float = Field(40.0, ge=0)
@@ -85,10 +117,12 @@ class AugmentConfig(_Section):
     num_joints_half_body: int = Field(8, ge=1, le=17)
 
 
-class TrainConfig(_Section):
-    epochs: int = Field(20, ge=1)
+class PoseConfig(_Section):
+    """Top-down pose: input, targets, optimisation and test-time settings."""
+
+    input_size: tuple[int, int] = Field((96, 128), description="network input (width, height)")
+    sigma: float = Field(2.0, gt=0)
     batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(1, ge=0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -96,26 +130,72 @@ class TrainConfig(_Section):
     lr_milestones: tuple[int, ...] = (15, 18)
     lr_factor: float = Field(0.1, gt=0, le=1)
     augment: AugmentConfig = AugmentConfig()
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    precision: str = "32-true"
-    limit_train_batches: float | int | None = None
+    eval_batch_size: int = Field(64, ge=1)
+    flip_test: bool = True
+    shift_heatmap: bool = True
+    keypoint_score_threshold: float = Field(0.2, ge=0, le=1)
 
-    @model_validator(mode="after")
-    def _milestones_within_epochs(self) -> TrainConfig:
-        if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m < 1 for m in self.lr_milestones):
-            raise ValueError(
-                f"train.lr_milestones: expected increasing positive epochs, got {list(self.lr_milestones)}"
-            )
-        return self
+    _input_size = field_validator("input_size")(_multiple_of_32)
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if list(value) != sorted(value) or any(m < 1 for m in value):
+            raise ValueError(f"expected increasing positive epochs, got {list(value)}")
+        return value
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        width, height = self.input_size
+        return width // 4, height // 4
+
+
+class SegmentationConfig(_Section):
+    """Semantic segmentation: crops, loss, SGD with poly decay and inference mode."""
+
+    crop_size: tuple[int, int] = Field((256, 128), description="training crop (width, height)")
+    base_size: int | None = Field(256, ge=32, description="long side images are resized to first")
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(0.03, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    poly_power: float = Field(0.9, gt=0)
+    loss: Literal["ce", "ohem"] = "ce"
+    ohem_thresh: float = Field(0.7, gt=0, le=1)
+    ohem_min_kept: int = Field(100_000, ge=1)
+    class_weights: Literal["cityscapes"] | None = None
+    eval_batch_size: int = Field(4, ge=1)
+    eval_mode: Literal["whole", "sliding"] = "whole"
+    eval_scales: tuple[float, ...] = (1.0,)
+    eval_flip: bool = False
+
+    _crop_size = field_validator("crop_size")(_multiple_of_32)
+
+
+class DetectionConfig(_Section):
+    """Detection: a torchvision detector assembled on the HRNet pyramid."""
+
+    detector: Literal["faster_rcnn", "fcos"] = "faster_rcnn"
+    min_size: int = Field(128, ge=32)
+    max_size: int = Field(128, ge=32)
+    anchor_scale: float = Field(8.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.02, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    lr_steps: tuple[float, ...] = (0.67, 0.89)
+    lr_factor: float = Field(0.1, gt=0, le=1)
+    flip_prob: float = Field(0.5, ge=0, le=1)
+    eval_batch_size: int = Field(8, ge=1)
+    score_threshold: float = Field(0.05, ge=0, le=1)
 
 
 class EvaluateConfig(_Section):
-    batch_size: int = Field(64, ge=1)
-    flip_test: bool = True
-    shift_heatmap: bool = True
     num_figures: int = Field(4, ge=0)
-    keypoint_score_threshold: float = Field(0.2, ge=0, le=1)
 
 
 class PackageConfig(_Section):
@@ -125,24 +205,39 @@ class PackageConfig(_Section):
 
 class Params(_Section):
     seed: int = 42
-    task: Literal["pose"] = "pose"
+    task: Literal["pose", "segmentation", "detection"] = "pose"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    pose: PoseConfig = PoseConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+    detection: DetectionConfig = DetectionConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     package: PackageConfig = PackageConfig()
 
-    @property
-    def heatmap_size(self) -> tuple[int, int]:
-        width, height = self.data.input_size
-        return width // 4, height // 4
+    @model_validator(mode="after")
+    def _source_fits_task(self) -> Params:
+        allowed = ("synthetic", REAL_SOURCES[self.task])
+        if self.data.source not in allowed:
+            raise ValueError(
+                f"data.source: {self.data.source!r} does not serve task {self.task!r}; "
+                f"expected one of {list(allowed)}"
+            )
+        return self
 
     @property
     def model_name(self) -> str:
         if self.package.name:
             return self.package.name
-        width, height = self.data.input_size
-        return f"{self.task}_{self.model.name}_{self.model.head}_{height}x{width}"
+        if self.task == "pose":
+            width, height = self.pose.input_size
+            size = f"_{height}x{width}"
+        elif self.task == "segmentation":
+            width, height = self.segmentation.crop_size
+            size = f"_{height}x{width}"
+        else:
+            size = f"_{self.detection.min_size}"
+        return f"{self.task}_{self.model.name}_{self.model.head}{size}"
 
 
 def _schema_at(path: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -45,25 +45,37 @@ def export_program(model: nn.Module, input_size: tuple[int, int]) -> torch.expor
     return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
 
 
+_TASK_TITLES = {
+    "pose": "HRNet top-down human pose estimator",
+    "segmentation": "HRNet semantic segmentation (Cityscapes train ids)",
+    "detection": "HRNet-V2p detector",
+}
+
+
 def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
     width, height = meta["input_size"]
     rows = "\n".join(
         f"| {key} | {value:.4f} |" for key, value in metrics.items() if isinstance(value, int | float)
     )
+    usage = ""
+    if meta["task"] == "pose":
+        usage = (
+            "keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])  # image pixels\n"
+        )
     return f"""# {meta["name"]}
 
-HRNet top-down human pose estimator.
+{_TASK_TITLES.get(meta["task"], meta["task"])}.
 
 | field | value |
 |---|---|
 | task | {meta["task"]} |
-| backbone | {meta["model"]} (width from the variant name) |
+| backbone | {meta["model"]} |
 | head | {meta["head"]} |
 | input size | {height}x{width} (height x width) |
-| heatmaps | {meta["num_joints"]} joints at 1/4 input resolution |
+| outputs | {meta.get("outputs", "")} |
 | data | {meta["data"]} |
 
-## Metrics (COCO keypoint AP on the validation split)
+## Metrics (validation split)
 
 | metric | value |
 |---|---|
@@ -74,13 +86,10 @@ HRNet top-down human pose estimator.
 ```python
 import hrnet
 package = hrnet.load_package("{meta["name"]}")      # verifies SHA256SUMS first
-keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])
-# crops (N, 3, {height}, {width}) -> heatmaps (N, {meta["num_joints"]}, {height // 4}, {width // 4})
-heatmaps = package.model(crops)
-```
+outputs = package.model(batch)                      # batch: (N, 3, {height}, {width}), any N
+{usage}```
 
-or from the command line: `hrnet predict --package {meta["name"]} IMAGE --out OUT.png`.
-Crops are RGB, scaled to [0, 1] and normalised with the ImageNet mean and std.
+Inputs are RGB, scaled to [0, 1] and normalised with the ImageNet mean and std.
 """
 
 
@@ -132,8 +141,8 @@ def verify_package(path: str | Path) -> dict[str, str]:
 
 
 @dataclass
-class PosePackage:
-    """A loaded, verified pose package."""
+class ModelPackage:
+    """A loaded, verified package; ``predict`` serves pose packages."""
 
     path: Path
     meta: dict[str, Any]
@@ -153,11 +162,13 @@ class PosePackage:
         """Keypoints (N, 17, 2) in image pixels and their scores (N, 17) for each ``[x, y, w, h]`` box."""
         from hrnet.inference import predict_image
 
+        if self.meta["task"] != "pose":
+            raise PackageError(f"{self.path}: predict() serves pose packages, this one is {self.meta['task']}")
         flip = self.meta.get("flip_test", True) if flip_test is None else flip_test
         return predict_image(self.model, image_rgb, boxes, self.input_size, flip_test=flip)
 
 
-def load_package(path: str | Path) -> PosePackage:
+def load_package(path: str | Path) -> ModelPackage:
     """Loads a package written by :func:`write_package` after verifying its SHA256SUMS."""
     path = Path(path)
     if not path.is_dir():
@@ -167,4 +178,4 @@ def load_package(path: str | Path) -> PosePackage:
     if meta.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
     program = torch.export.load(path / meta["program"])
-    return PosePackage(path=path, meta=meta, model=program.module())
+    return ModelPackage(path=path, meta=meta, model=program.module())

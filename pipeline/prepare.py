@@ -1,54 +1,62 @@
-"""prepare stage: generates (synthetic) or locates (coco) the raw data and writes the person index.
+"""prepare stage: generates (synthetic) or locates (real) the task's data and writes its index.
 
-Everything lands in ``data/prepared/`` at once: ``synthetic/`` (the generated COCO-format dataset,
-when ``data.source`` is synthetic) and ``index/{train,val}.json`` (person instances of each split).
+Everything lands in ``data/prepared/`` at once, through a temporary folder renamed into place,
+so a failed or killed run leaves the previous prepared data untouched.
+
+Input data is checked on the way (``hrnet.data.validation``). Under ``data.on_bad_sample: fail``
+the first bad record ends the stage with one line ``error: <file>: <record>: <what> (expected ...)``
+and nothing is written; under ``skip`` bad records are left out. Either way a successful run
+writes ``reports/data_issues.json``: how many records were skipped and the first offenders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from hrnet.config import Params
-from hrnet.data.coco_reader import coco_layout, load_person_instances
-from hrnet.data.pose_dataset import index_path, write_index
-from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.validation import collect_issues
 from hrnet.io import atomic_directory
-from pipeline.common import PREPARED_DIR, run_stage
-from pipeline.datamodules import INDEX_DIR, relative_to_index
+from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.tasks import get_task
+
+ISSUES_FILE = REPORTS_DIR / "data_issues.json"
 
 log = logging.getLogger("pipeline.prepare")
 
 
+def _shown_as(tmp: Path, final: Path) -> Callable[[Path], str]:
+    """Names files inside the temporary output folder by where they will live."""
+
+    def display(path: Path) -> str:
+        return str(final / path.relative_to(tmp)) if path.is_relative_to(tmp) else str(path)
+
+    return display
+
+
 def prepare(params: Params) -> None:
-    data = params.data
-    with atomic_directory(PREPARED_DIR) as tmp:
-        if data.source == "synthetic":
-            root = tmp / "synthetic"
-            synthetic = data.synthetic
-            counts = generate_coco_keypoints(
-                root,
-                num_train_images=synthetic.num_train_images,
-                num_val_images=synthetic.num_val_images,
-                image_size=tuple(synthetic.image_size),
-                persons_per_image=tuple(synthetic.persons_per_image),
-                seed=params.seed,
-            )
-            log.info("generated synthetic COCO keypoints: %s", counts)
-        else:
-            root = Path(data.root)
-            if not root.is_dir():
-                raise FileNotFoundError(f"{root}: data.root does not exist (data.source={data.source})")
-        index_dir = tmp / INDEX_DIR.relative_to(PREPARED_DIR)
-        for role, split in (("train", data.train_split), ("val", data.val_split)):
-            ann_file, image_dir = coco_layout(data.source, root, split)
-            records = load_person_instances(ann_file, image_dir)
-            if not records:
-                raise ValueError(f"{ann_file}: no person instance with a labelled keypoint")
-            path = index_path(index_dir, role)
-            meta = {"source": data.source, "split": split, "ann_file": relative_to_index(ann_file, path)}
-            write_index(records, image_dir, path, meta=meta)
-            log.info("%s: %d person instances from %s", role, len(records), ann_file)
+    parent = PREPARED_DIR.parent
+    parent_existed = parent.exists()
+    try:
+        with (
+            atomic_directory(PREPARED_DIR) as tmp,
+            collect_issues(params.data.on_bad_sample, display=_shown_as(tmp, PREPARED_DIR)) as issues,
+        ):
+            get_task(params.task).prepare(params, tmp)
+    except BaseException:
+        if not parent_existed:  # leave no trace of a failed first run either
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise
+    issues.write(ISSUES_FILE)
+    if issues.count:
+        log.warning(
+            "skipped %d bad record(s) (data.on_bad_sample: skip); first ones listed in %s",
+            issues.count,
+            ISSUES_FILE,
+        )
 
 
 def main() -> None:

@@ -1,37 +1,22 @@
-"""train stage: fits the pose LightningModule on the prepared index; writes models/model.ckpt."""
+"""train stage: fits the task's LightningModule on the prepared data; writes models/model.ckpt."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytorch_lightning as pl
 from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from hrnet.config import Params
-from hrnet.tasks.pose import PoseEstimationModule
-from pipeline.common import CHECKPOINT, MODELS_DIR, run_stage
-from pipeline.datamodules import build_pose_datamodule
+from pipeline.common import CHECKPOINT, PREPARED_DIR, run_stage
+from pipeline.tasks import get_task
 
 
-def build_module(params: Params) -> PoseEstimationModule:
+def build_trainer(params: Params, logger: pl.loggers.Logger | bool = False, **overrides: Any) -> pl.Trainer:
     train = params.train
-    return PoseEstimationModule(
-        model_name=params.model.name,
-        head=params.model.head,
-        pretrained=params.model.pretrained,
-        optimizer=train.optimizer,
-        lr=train.lr,
-        weight_decay=train.weight_decay,
-        momentum=train.momentum,
-        lr_milestones=tuple(train.lr_milestones),
-        lr_factor=train.lr_factor,
-    )
-
-
-def build_trainer(params: Params, logger: pl.loggers.Logger | bool = False, **overrides) -> pl.Trainer:
-    train = params.train
-    options = dict(
+    options: dict[str, Any] = dict(
         max_epochs=train.epochs,
         accelerator=train.accelerator,
         devices=train.devices,
@@ -50,12 +35,13 @@ def build_trainer(params: Params, logger: pl.loggers.Logger | bool = False, **ov
 
 def train(params: Params) -> None:
     pl.seed_everything(params.seed, workers=True)
-    datamodule = build_pose_datamodule(params)
-    module = build_module(params)
+    task = get_task(params.task)
+    datamodule = task.build_datamodule(params, PREPARED_DIR)
+    module = task.build_module(params)
     logger = DVCLiveLogger(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None)
     trainer = build_trainer(params, logger=logger)
     trainer.fit(module, datamodule=datamodule)
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
     tmp = CHECKPOINT.with_name(f".{CHECKPOINT.name}.tmp")
     trainer.save_checkpoint(tmp, weights_only=True)
     if trainer.is_global_zero:

@@ -12,11 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # Small enough for a CPU test, large enough that every stage does real work.
 TINY_OVERRIDES = {
     "data": {
-        "input_size": [64, 64],
-        "synthetic": {"num_train_images": 6, "num_val_images": 3, "image_size": [128, 128]},
+        "synthetic": {
+            "pose": {"num_train_images": 6, "num_val_images": 3, "image_size": [128, 128]},
+            "segmentation": {"num_train_images": 4, "num_val_images": 2, "image_size": [128, 64]},
+            "detection": {"num_train_images": 6, "num_val_images": 3, "image_size": [96, 96]},
+        },
     },
-    "train": {"epochs": 1, "batch_size": 4, "num_workers": 0, "lr_milestones": [1]},
-    "evaluate": {"batch_size": 8, "num_figures": 2},
+    "train": {"epochs": 1, "num_workers": 0},
+    "pose": {"input_size": [64, 64], "batch_size": 4, "lr_milestones": [1], "eval_batch_size": 8},
+    "segmentation": {"crop_size": [64, 64], "base_size": 128, "batch_size": 2, "eval_batch_size": 2},
+    "detection": {"min_size": 96, "max_size": 96, "batch_size": 2, "eval_batch_size": 2, "warmup_steps": 1},
+    "evaluate": {"num_figures": 2},
 }
 
 

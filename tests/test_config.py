@@ -17,21 +17,28 @@ def test_shipped_params_are_valid_and_explicit():
     params = parse_params(raw)
     # Every schema default is written out in params.yaml: no hidden knob changes a result.
     assert params.model_dump() == Params.model_validate(raw).model_dump()
-    for section in ("data", "model", "train", "evaluate", "package"):
-        assert set(raw[section]) == set(type(getattr(params, section)).model_fields)
+    def assert_explicit(raw_section: dict, model) -> None:
+        assert set(raw_section) == set(type(model).model_fields), type(model).__name__
+        for key, value in raw_section.items():
+            if isinstance(value, dict):
+                assert_explicit(value, getattr(model, key))
+
+    assert_explicit(raw, params)
 
 
 @pytest.mark.parametrize(
     ("path", "value", "fragment"),
     [
-        (("train", "learning_rate"), 0.1, "unknown key 'train.learning_rate'; did you mean 'train.lr'?"),
+        (("pose", "learning_rate"), 0.1, "unknown key 'pose.learning_rate'; did you mean 'pose.lr'?"),
         (("modle",), {}, "unknown key 'modle'; did you mean 'model'?"),
-        (("train", "lr"), -0.01, "train.lr: Input should be greater than 0"),
+        (("pose", "lr"), -0.01, "pose.lr: Input should be greater than 0"),
         (("train", "epochs"), "many", "train.epochs: Input should be a valid integer"),
         (("model", "name"), "hrnet_w33", "model.name: expected one of"),
         (("model", "head"), "v3", "model.head: Input should be 'v1', 'v2' or 'v2p'"),
-        (("data", "input_size"), [100, 128], "data.input_size: expected [width, height] both positive"),
+        (("pose", "input_size"), [100, 128], "pose.input_size: expected [width, height] both positive"),
+        (("segmentation", "crop_size"), [64, 0], "segmentation.crop_size: expected [width, height]"),
         (("data", "source"), "coco", "data.root: required when data.source is 'coco'"),
+        (("data", "source"), "cityscapes", "data.root: required when data.source is 'cityscapes'"),
     ],
 )
 def test_bad_values_name_the_key(path, value, fragment):

@@ -1,0 +1,181 @@
+"""Pose: COCO keypoints in, COCO keypoint AP out."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from hrnet.config import Params
+from hrnet.data.coco_reader import coco_layout, load_person_instances
+from hrnet.data.pose_dataset import PoseDataModule, PoseIndex, index_path, load_index, write_index
+from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.evaluation.coco_keypoints import (
+    REPORTED_STATS,
+    evaluate_keypoints,
+    mean_pose,
+    mean_pose_predictions,
+    to_coco_results,
+)
+from hrnet.inference import heatmaps_to_keypoints, predict_heatmaps
+from hrnet.io import atomic_write_json
+from hrnet.tasks.pose import PoseEstimationModule
+from hrnet.viz import draw_skeletons
+from pipeline.tasks.base import INDEX_DIR, relative_to_index
+
+log = logging.getLogger("pipeline.pose")
+
+MODULE = PoseEstimationModule
+
+
+def prepare(params: Params, out_dir: Path) -> None:
+    """Generates (synthetic) or locates (coco) the data; writes ``index/{train,val}.json``."""
+    data = params.data
+    if data.source == "synthetic":
+        root = out_dir / "synthetic"
+        synthetic = data.synthetic.pose
+        counts = generate_coco_keypoints(
+            root,
+            num_train_images=synthetic.num_train_images,
+            num_val_images=synthetic.num_val_images,
+            image_size=tuple(synthetic.image_size),
+            persons_per_image=tuple(synthetic.persons_per_image),
+            seed=params.seed,
+        )
+        log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
+    else:
+        root = Path(data.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: data.root does not exist (data.source={data.source})")
+    index_dir = out_dir / INDEX_DIR
+    for role, split in (("train", data.train_split), ("val", data.val_split)):
+        ann_file, image_dir = coco_layout(data.source, root, split)
+        records = load_person_instances(ann_file, image_dir)
+        if not records:
+            raise ValueError(f"{ann_file}: no person instance with a labelled keypoint")
+        path = index_path(index_dir, role)
+        meta = {"source": data.source, "split": split, "ann_file": relative_to_index(ann_file, path)}
+        write_index(records, image_dir, path, meta=meta)
+        log.info("%s: %d person instances from %s", role, len(records), ann_file)
+
+
+def read_split(prepared_dir: Path, role: str) -> PoseIndex:
+    """The prepared index of ``role`` ("train" or "val"), with ``meta["ann_file"]`` resolved."""
+    path = index_path(prepared_dir / INDEX_DIR, role)
+    index = load_index(path)
+    index.meta["ann_file"] = path.parent / index.meta["ann_file"]
+    return index
+
+
+def build_datamodule(params: Params, prepared_dir: Path) -> PoseDataModule:
+    pose = params.pose
+    return PoseDataModule(
+        prepared_dir / INDEX_DIR,
+        input_size=pose.input_size,
+        heatmap_size=pose.heatmap_size,
+        sigma=pose.sigma,
+        batch_size=pose.batch_size,
+        val_batch_size=pose.eval_batch_size,
+        num_workers=params.train.num_workers,
+        aug=pose.augment.model_dump(),
+        seed=params.seed,
+    )
+
+
+def build_module(params: Params) -> PoseEstimationModule:
+    pose = params.pose
+    return PoseEstimationModule(
+        model_name=params.model.name,
+        head=params.model.head,
+        pretrained=params.model.pretrained,
+        optimizer=pose.optimizer,
+        lr=pose.lr,
+        weight_decay=pose.weight_decay,
+        momentum=pose.momentum,
+        lr_milestones=tuple(pose.lr_milestones),
+        lr_factor=pose.lr_factor,
+    )
+
+
+def predict_val(
+    module: PoseEstimationModule, params: Params, prepared_dir: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
+    pose = params.pose
+    datamodule = build_datamodule(params, prepared_dir)
+    datamodule.setup("validate")
+    keypoints, scores, indices = [], [], []
+    for batch in datamodule.val_dataloader():
+        heatmaps = predict_heatmaps(module, batch["image"], pose.flip_test, pose.shift_heatmap)
+        meta = batch["meta"]
+        kps, kp_scores = heatmaps_to_keypoints(
+            heatmaps, meta["center"].numpy(), meta["scale"].numpy(), datamodule.codec
+        )
+        keypoints.append(kps)
+        scores.append(kp_scores)
+        indices.append(meta["index"].numpy())
+    return np.concatenate(keypoints), np.concatenate(scores), np.concatenate(indices)
+
+
+def _write_figures(
+    out_dir: Path,
+    split: PoseIndex,
+    records: list[dict],
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    count: int,
+    threshold: float,
+) -> None:
+    by_image: dict[int, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        by_image[record["image_id"]].append(i)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image_id in sorted(by_image)[:count]:
+        rows = by_image[image_id]
+        image_file = split.image_dir / records[rows[0]]["image_file"]
+        image = cv2.cvtColor(cv2.imread(str(image_file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        drawn = draw_skeletons(image, keypoints[rows], scores[rows], threshold)
+        cv2.imwrite(str(out_dir / f"{image_id:012d}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+
+def evaluate(
+    module: PoseEstimationModule, params: Params, prepared_dir: Path, out_dir: Path
+) -> dict[str, Any]:
+    """COCO keypoint AP of ``module`` and of the mean-pose baseline; writes predictions and figures."""
+    torch.manual_seed(params.seed)
+    split = read_split(prepared_dir, "val")
+    keypoints, scores, indices = predict_val(module, params, prepared_dir)
+    records = [split.records[i] for i in indices]
+    threshold = params.pose.keypoint_score_threshold
+    results = to_coco_results([r["image_id"] for r in records], keypoints, scores, threshold=threshold)
+    stats = evaluate_keypoints(split.meta["ann_file"], results)
+
+    pose = mean_pose(read_split(prepared_dir, "train").records)
+    base_ids, base_kps, base_scores = mean_pose_predictions(split.records, pose)
+    baseline = evaluate_keypoints(split.meta["ann_file"], to_coco_results(base_ids, base_kps, base_scores))
+
+    atomic_write_json(out_dir / "predictions" / "keypoint_results.json", results, indent=None)
+    _write_figures(
+        out_dir / "figures", split, records, keypoints, scores, params.evaluate.num_figures, threshold
+    )
+    metrics: dict[str, Any] = {name: round(stats[name], 6) for name in REPORTED_STATS}
+    metrics["num_instances"] = len(records)
+    metrics["baseline_mean_pose"] = {name: round(baseline[name], 6) for name in REPORTED_STATS}
+    log.info(
+        "AP %.4f (mean-pose baseline AP %.4f) on %d instances", metrics["AP"], baseline["AP"], len(records)
+    )
+    return metrics
+
+
+def package_meta(params: Params) -> dict[str, Any]:
+    return {
+        "input_size": list(params.pose.input_size),
+        "num_joints": 17,
+        "outputs": "17 COCO keypoint heatmaps at 1/4 input resolution",
+        "flip_test": params.pose.flip_test,
+    }

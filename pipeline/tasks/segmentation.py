@@ -1,0 +1,166 @@
+"""Segmentation: Cityscapes layout in, mIoU out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hrnet.config import Params
+from hrnet.data.cityscapes import (
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    label_id_lut,
+    list_cityscapes_pairs,
+    read_label_ids,
+)
+from hrnet.data.segmentation_dataset import SegmentationDataModule
+from hrnet.data.synthetic_cityscapes import generate_cityscapes
+from hrnet.evaluation.segmentation import (
+    confusion_matrix,
+    denormalize,
+    iou_from_confusion,
+    predict_multiscale,
+    write_label_png,
+    write_overlay,
+)
+from hrnet.io import atomic_write_json
+from hrnet.tasks.segmentation import SegmentationModule
+from pipeline.tasks.base import INDEX_DIR, relative_to_index
+
+log = logging.getLogger("pipeline.segmentation")
+
+MODULE = SegmentationModule
+SYNTHETIC_DIR = "synthetic_cityscapes"
+
+
+def data_root(params: Params, prepared_dir: Path) -> Path:
+    return prepared_dir / SYNTHETIC_DIR if params.data.source == "synthetic" else Path(params.data.root)
+
+
+def prepare(params: Params, out_dir: Path) -> None:
+    """Generates (synthetic) or checks (cityscapes) the data; writes the pair list of each split."""
+    if params.data.source == "synthetic":
+        synthetic = params.data.synthetic.segmentation
+        summary = generate_cityscapes(
+            out_dir / SYNTHETIC_DIR,
+            num_train=synthetic.num_train_images,
+            num_val=synthetic.num_val_images,
+            image_size=tuple(synthetic.image_size),
+            seed=params.seed,
+        )
+        log.info(
+            "generated synthetic Cityscapes: %s", {k: summary[k] for k in ("train", "val") if k in summary}
+        )
+    root = data_root(params, out_dir)
+    for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
+        pairs = list_cityscapes_pairs(root, split, check_label_values=True)
+        path = out_dir / INDEX_DIR / f"{role}.json"
+        index = {
+            "task": "segmentation",
+            "split": split,
+            "pairs": [[relative_to_index(i, path), relative_to_index(lbl, path)] for i, lbl in pairs],
+        }
+        atomic_write_json(path, index)
+        log.info("%s: %d image/label pairs under %s", role, len(pairs), root)
+
+
+def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModule:
+    seg = params.segmentation
+    return SegmentationDataModule(
+        data_root(params, prepared_dir),
+        crop_size=seg.crop_size,
+        base_size=seg.base_size,
+        scale_range=seg.scale_range,
+        flip=seg.flip,
+        batch_size=seg.batch_size,
+        val_batch_size=seg.eval_batch_size,
+        num_workers=params.train.num_workers,
+        seed=params.seed,
+        train_split=params.data.train_split,
+        val_split=params.data.val_split,
+        val_base_size=seg.base_size,
+    )
+
+
+def build_module(params: Params) -> SegmentationModule:
+    seg = params.segmentation
+    return SegmentationModule(
+        model_name=params.model.name,
+        head=params.model.head,
+        pretrained=params.model.pretrained,
+        lr=seg.lr,
+        momentum=seg.momentum,
+        weight_decay=seg.weight_decay,
+        poly_power=seg.poly_power,
+        loss=seg.loss,
+        ohem_thresh=seg.ohem_thresh,
+        ohem_min_kept=seg.ohem_min_kept,
+        class_weights=seg.class_weights,
+    )
+
+
+def _majority_class(params: Params, prepared_dir: Path) -> int:
+    """The train id covering most labelled training pixels (the trivial baseline's answer)."""
+    lut = label_id_lut().astype(np.int64)
+    counts = np.zeros(256, dtype=np.int64)
+    for _, label_path in list_cityscapes_pairs(data_root(params, prepared_dir), params.data.train_split):
+        counts += np.bincount(lut[read_label_ids(label_path)].ravel(), minlength=256)
+    return int(counts[:NUM_CLASSES].argmax())
+
+
+@torch.no_grad()
+def evaluate(module: SegmentationModule, params: Params, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """mIoU of ``module`` and of the majority-class baseline; writes label-id PNGs and overlays."""
+    seg = params.segmentation
+    datamodule = build_datamodule(params, prepared_dir)
+    datamodule.setup("validate")
+    dataset = datamodule.val_dataset
+    crop = seg.crop_size if seg.eval_mode == "sliding" else None
+    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
+    baseline = torch.zeros_like(confusion)
+    majority = _majority_class(params, prepared_dir)
+    figures = 0
+    for batch in datamodule.val_dataloader():
+        scores = predict_multiscale(
+            module, batch["image"], seg.eval_scales, seg.eval_flip, crop_size=crop, num_classes=NUM_CLASSES
+        )
+        labels = batch["label"]
+        scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        preds = scores.argmax(1)
+        confusion_matrix(preds, labels, NUM_CLASSES, IGNORE_INDEX, out=confusion)
+        confusion_matrix(torch.full_like(labels, majority), labels, NUM_CLASSES, IGNORE_INDEX, out=baseline)
+        for pred, label, image, index in zip(preds, labels, batch["image"], batch["meta"]["index"]):
+            image_path = Path(dataset.pairs[int(index)][0])
+            stem = image_path.name.replace("_leftImg8bit.png", "")
+            write_label_png(out_dir / "predictions" / f"{stem}_pred_labelIds.png", pred.numpy())
+            if figures < params.evaluate.num_figures:
+                overlay = out_dir / "figures" / f"{stem}.png"
+                write_overlay(overlay, denormalize(image), pred.numpy(), label_map=label.numpy())
+                figures += 1
+    ours, base = iou_from_confusion(confusion), iou_from_confusion(baseline)
+    metrics = {
+        "mIoU": round(ours["mIoU"], 6),
+        "pixel_accuracy": round(ours["pixel_accuracy"], 6),
+        "per_class_iou": {
+            k: (None if np.isnan(v) else round(v, 6)) for k, v in ours["per_class_iou"].items()
+        },
+        "baseline_majority_class": {
+            "mIoU": round(base["mIoU"], 6),
+            "pixel_accuracy": round(base["pixel_accuracy"], 6),
+        },
+    }
+    log.info("mIoU %.4f (majority-class baseline %.4f)", metrics["mIoU"], base["mIoU"])
+    return metrics
+
+
+def package_meta(params: Params) -> dict[str, Any]:
+    return {
+        "input_size": list(params.segmentation.crop_size),
+        "num_classes": NUM_CLASSES,
+        "outputs": f"{NUM_CLASSES} Cityscapes train-id logits at 1/4 input resolution",
+    }
