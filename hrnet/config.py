@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,7 +46,7 @@ class SyntheticSegmentationConfig(_Section):
 
 
 class SyntheticDetectionConfig(_Section):
-    num_train_images: int = Field(600, ge=1)
+    num_train_images: int = Field(320, ge=1)
     num_val_images: int = Field(100, ge=1)
     image_size: tuple[int, int] = (128, 128)
     objects_per_image: tuple[int, int] = (1, 4)
@@ -98,14 +98,25 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Trainer settings shared by every task."""
+    """Trainer settings shared by every task (Lightning's names; DDP across devices and nodes)."""
 
     epochs: int = Field(20, ge=1)
     num_workers: int = Field(1, ge=0)
     accelerator: str = "cpu"
     devices: int | str = 1
-    precision: str = "32-true"
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = Field("auto", description="auto: ddp when more than one device or node")
+    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = "32-true"
+    sync_batchnorm: bool = False
+    accumulate_grad_batches: int = Field(1, ge=1)
+    gradient_clip_val: float | None = Field(None, ge=0)
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    compile: bool = False
     limit_train_batches: float | int | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.num_nodes > 1 or self.devices not in (1, "1", "auto")
 
 
 class AugmentConfig(_Section):
@@ -178,15 +189,19 @@ class DetectionConfig(_Section):
     """Detection: a torchvision detector assembled on the HRNet pyramid."""
 
     detector: Literal["faster_rcnn", "fcos"] = "faster_rcnn"
+    preset: Literal["small", "torchvision"] = Field(
+        "small", description="small: fewer proposals and a narrower box head, for small images"
+    )
     min_size: int = Field(128, ge=32)
     max_size: int = Field(128, ge=32)
-    anchor_scale: float = Field(8.0, gt=0)
+    anchor_scale: float = Field(4.0, gt=0)
     batch_size: int = Field(8, ge=1)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.02, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
-    warmup_steps: int = Field(100, ge=0)
+    warmup_steps: int = Field(30, ge=0)
+    schedule: Literal["step", "cosine"] = "cosine"
     lr_steps: tuple[float, ...] = (0.67, 0.89)
     lr_factor: float = Field(0.1, gt=0, le=1)
     flip_prob: float = Field(0.5, ge=0, le=1)
@@ -203,6 +218,79 @@ class PackageConfig(_Section):
     format: Literal["torch_export"] = "torch_export"
 
 
+TUNABLE_SECTIONS = ("model", "train", "pose", "segmentation", "detection")
+
+
+class SearchDimension(_Section):
+    """One searched value of the tune stage: a dotted params key and its distribution."""
+
+    param: str = Field(description="dotted params.yaml key, e.g. pose.lr")
+    distribution: Literal["loguniform", "uniform", "randint", "choice"]
+    low: int | float | None = None
+    high: int | float | None = Field(None, description="randint: exclusive")
+    values: tuple[Any, ...] | None = Field(None, description="choice only")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchDimension:
+        section = self.param.split(".", 1)[0]
+        if section not in TUNABLE_SECTIONS or "." not in self.param or self.param == "train.epochs":
+            raise ValueError(
+                f"{self.param}: only keys under {', '.join(TUNABLE_SECTIONS)} can be searched "
+                "(and not train.epochs: set tune.epochs)"
+            )
+        if self.distribution == "choice":
+            if not self.values or self.low is not None or self.high is not None:
+                raise ValueError(f"{self.param}: choice takes a non-empty values list and no low/high")
+            return self
+        if self.values is not None or self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.param}: {self.distribution} takes low < high and no values")
+        if self.distribution == "loguniform" and self.low <= 0:
+            raise ValueError(f"{self.param}: loguniform takes low > 0")
+        if self.distribution == "randint" and not (isinstance(self.low, int) and isinstance(self.high, int)):
+            raise ValueError(f"{self.param}: randint takes integer low and high")
+        return self
+
+
+class TuneConfig(_Section):
+    """The tune stage: a Ray Tune search over any params keys, on the prepared data."""
+
+    space: tuple[SearchDimension, ...] = (
+        SearchDimension(param="pose.lr", distribution="loguniform", low=3e-4, high=3e-3),
+        SearchDimension(param="pose.weight_decay", distribution="loguniform", low=1e-6, high=1e-3),
+        SearchDimension(param="pose.sigma", distribution="uniform", low=1.5, high=3.0),
+        SearchDimension(param="pose.batch_size", distribution="choice", values=(16, 32)),
+    )
+    num_samples: int = Field(4, ge=1)
+    epochs: int = Field(2, ge=1, description="per trial; ASHA's max_t")
+    limit_train_batches: float | int | None = Field(
+        4, description="per trial; null: train.limit_train_batches"
+    )
+    metric: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+    searcher: Literal["random", "optuna"] = "random"
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    workers_per_trial: int = Field(1, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    num_cpus: int | None = Field(None, ge=1, description="local Ray only (address null)")
+    address: str | None = None
+    storage_path: str | None = None
+    max_failures: int = Field(1, ge=-1)
+
+    @model_validator(mode="after")
+    def _distinct_params(self) -> TuneConfig:
+        keys = [dim.param for dim in self.space]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"space: {', '.join(repeated)} searched twice")
+        if self.grace_period > self.epochs:
+            raise ValueError(f"grace_period {self.grace_period} exceeds epochs {self.epochs}")
+        return self
+
+
 class Params(_Section):
     seed: int = 42
     task: Literal["pose", "segmentation", "detection"] = "pose"
@@ -214,6 +302,7 @@ class Params(_Section):
     detection: DetectionConfig = DetectionConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     package: PackageConfig = PackageConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _source_fits_task(self) -> Params:
@@ -243,10 +332,14 @@ class Params(_Section):
 def _schema_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     schema: type[BaseModel] = Params
     for key in path:
+        if isinstance(key, int):  # an item of a list of sections (tune.space)
+            continue
         field = schema.model_fields.get(str(key))
         if field is None:
             return None
         annotation = field.annotation
+        if get_args(annotation) and isinstance(get_args(annotation)[0], type):
+            annotation = get_args(annotation)[0]  # tuple[Section, ...]: its item
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         schema = annotation

@@ -3,6 +3,7 @@
 Layout of ``dist/<model-name>/``::
 
     model.pt2      torch.export program (dynamic batch); loads without this library's model code
+                   (detection: model.pt, TorchScript, see below)
     package.json   task, variant, head, input size, joints, preprocessing
     params.yaml    the params the model was trained with
     metrics.json   the evaluate stage's metrics
@@ -11,11 +12,15 @@ Layout of ``dist/<model-name>/``::
 
 torch.export is used rather than TorchScript: TorchScript is in maintenance mode, while an
 exported program is the format torch's own deployment paths (AOTInductor, ExecuTorch) consume,
-and it is loaded without unpickling arbitrary objects.
+and it is loaded without unpickling arbitrary objects. Detectors are the exception: their
+post-processing (NMS over a data-dependent number of boxes) does not export, while torchvision
+keeps its detectors scriptable, so a detection package holds TorchScript: the HRNet feature
+extractor traced, the torchvision detector around it scripted.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ from hrnet.io import atomic_directory, sha256_file
 
 PACKAGE_FORMAT = 1
 PROGRAM_FILE = "model.pt2"
+SCRIPT_FILE = "model.pt"
 SUMS_FILE = "SHA256SUMS"
 
 
@@ -43,6 +49,15 @@ def export_program(model: nn.Module, input_size: tuple[int, int]) -> torch.expor
     example = torch.randn(2, 3, height, width)
     batch = torch.export.Dim("batch", min=1, max=4096)
     return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
+
+
+def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.jit.ScriptModule:
+    """TorchScript of a torchvision detector whose ``backbone`` is traced (HRNet's loops don't script)."""
+    width, height = input_size
+    detector = copy.deepcopy(detector).eval()
+    with torch.no_grad():
+        detector.backbone = torch.jit.trace(detector.backbone, torch.rand(1, 3, height, width), strict=False)
+    return torch.jit.script(detector)
 
 
 _TASK_TITLES = {
@@ -102,10 +117,14 @@ def write_package(
 ) -> Path:
     """Writes a verified package to ``out_dir`` atomically (all files appear at once)."""
     out_dir = Path(out_dir)
-    program = export_program(model, tuple(meta["input_size"]))
-    meta = {**meta, "format": PACKAGE_FORMAT, "program": PROGRAM_FILE}
+    input_size = tuple(meta["input_size"])
+    scripted = meta["task"] == "detection"
+    meta = {**meta, "format": PACKAGE_FORMAT, "program": SCRIPT_FILE if scripted else PROGRAM_FILE}
     with atomic_directory(out_dir) as tmp:
-        torch.export.save(program, tmp / PROGRAM_FILE)
+        if scripted:
+            script_detector(model, input_size).save(str(tmp / SCRIPT_FILE))
+        else:
+            torch.export.save(export_program(model, input_size), tmp / PROGRAM_FILE)
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -128,9 +147,8 @@ def verify_package(path: str | Path) -> dict[str, str]:
         if len(digest) != 64 or not name or "/" in name or name.startswith("."):
             raise PackageError(f"{sums_file}:{line_no}: malformed line {line!r}")
         expected[name] = digest
-    for required in (PROGRAM_FILE, "package.json"):
-        if required not in expected:
-            raise PackageError(f"{sums_file}: does not list {required}")
+    if "package.json" not in expected or not {PROGRAM_FILE, SCRIPT_FILE} & set(expected):
+        raise PackageError(f"{sums_file}: does not list package.json and a model program")
     for name, digest in expected.items():
         file = path / name
         if not file.is_file():
@@ -177,5 +195,22 @@ def load_package(path: str | Path) -> ModelPackage:
     meta = json.loads((path / "package.json").read_text())
     if meta.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
-    program = torch.export.load(path / meta["program"])
-    return ModelPackage(path=path, meta=meta, model=program.module())
+    program_file = path / meta["program"]
+    if meta["program"] == SCRIPT_FILE:
+        model: nn.Module = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
+    elif meta["program"] == PROGRAM_FILE:
+        model = torch.export.load(program_file).module()
+    else:
+        raise PackageError(f"{path / 'package.json'}: unknown program {meta['program']!r}")
+    return ModelPackage(path=path, meta=meta, model=model)
+
+
+class _DetectionsOnly(nn.Module):
+    """A scripted torchvision detector returns ``(losses, detections)``; callers want detections."""
+
+    def __init__(self, scripted: torch.jit.ScriptModule) -> None:
+        super().__init__()
+        self.scripted = scripted
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        return self.scripted(images)[1]

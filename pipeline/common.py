@@ -12,6 +12,7 @@ from hrnet.config import ConfigError, Params, load_params
 PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("models")
 CHECKPOINT = MODELS_DIR / "model.ckpt"
+LAST_CHECKPOINT = MODELS_DIR / "last.ckpt"  # resumable; kept across runs (a persistent DVC out)
 REPORTS_DIR = Path("reports")
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 DIST_DIR = Path("dist")

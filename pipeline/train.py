@@ -1,30 +1,135 @@
-"""train stage: fits the task's LightningModule on the prepared data; writes models/model.ckpt."""
+"""train stage: fits the task's LightningModule on the prepared data; writes models/model.ckpt.
+
+The same command runs on one CPU, under ``torchrun`` or SLURM: Lightning's DDP strategy picks
+up the cluster environment (ranks, world size, master address) from the launcher's variables.
+At the end of every epoch ``models/last.ckpt`` is written (atomically); a rerun with the same
+params and code resumes from it, anything else starts from scratch and says why.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from dvclive.lightning import DVCLiveLogger
-from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+import hrnet
+import pipeline
 from hrnet.config import Params
-from pipeline.common import CHECKPOINT, PREPARED_DIR, run_stage
+from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, run_stage
 from pipeline.tasks import get_task
 
+log = logging.getLogger("pipeline.train")
 
-def build_trainer(params: Params, logger: pl.loggers.Logger | bool = False, **overrides: Any) -> pl.Trainer:
+RUN_KEY = "hrnet_run"  # where a checkpoint records which params and code produced it
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for package in (hrnet, pipeline):
+        root = Path(package.__file__).parent
+        for file in sorted(root.rglob("*.py")):
+            digest.update(file.relative_to(root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def run_identity(params: Params) -> dict[str, str]:
+    """What a resumable checkpoint must match: the architecture, plus every training input.
+
+    ``train.epochs`` is left out so a finished run can be extended; evaluation, packaging and
+    tuning settings do not change the weights.
+    """
+    training = params.model_dump(mode="json", exclude={"evaluate", "package", "tune"})
+    training["train"].pop("epochs")
+    fingerprint = hashlib.sha256(json.dumps(training, sort_keys=True).encode() + _code_digest().encode())
+    return {
+        "architecture": f"{params.task}/{params.model.name}/{params.model.head}",
+        "fingerprint": fingerprint.hexdigest(),
+    }
+
+
+def resumable_checkpoint(path: Path, identity: dict[str, str]) -> Path | None:
+    """``path`` when it can be resumed for ``identity``; otherwise None, with the reason logged."""
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        recorded = checkpoint[RUN_KEY]
+    except Exception as exc:  # a truncated or foreign file: report it, never load it
+        rank_zero_warn(
+            f"{path}: unreadable or foreign checkpoint ({type(exc).__name__}: {exc}); training from scratch"
+        )
+        return None
+    if recorded.get("architecture") != identity["architecture"]:
+        rank_zero_warn(
+            f"refusing to resume from {path}: it holds {recorded.get('architecture')} but params ask for "
+            f"{identity['architecture']}; training from scratch"
+        )
+        return None
+    if recorded.get("fingerprint") != identity["fingerprint"]:
+        rank_zero_info(f"not resuming from {path}: params or code changed since it was written")
+        return None
+    rank_zero_info(f"resuming from {path} (epoch {checkpoint.get('epoch')})")
+    return path
+
+
+class EpochCheckpoint(Callback):
+    """Writes a full, resumable checkpoint at the end of every epoch, atomically."""
+
+    def __init__(self, path: Path, identity: dict[str, str]) -> None:
+        self.path, self.identity = path, identity
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[RUN_KEY] = dict(self.identity)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        save_atomically(trainer, self.path)
+
+
+def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:
+    """Every rank takes part in saving; rank 0 writes a temporary file and renames it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp, weights_only=weights_only)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+    trainer.strategy.barrier("save_atomically")
+
+
+def build_trainer(
+    params: Params,
+    logger: pl.loggers.Logger | bool = False,
+    callbacks: list[Callback] | None = None,
+    **overrides: Any,
+) -> pl.Trainer:
     train = params.train
+    strategy = train.strategy
+    if strategy == "auto" and train.distributed:
+        strategy = "ddp"  # subprocess launcher: also what torchrun and SLURM expect
     options: dict[str, Any] = dict(
         max_epochs=train.epochs,
         accelerator=train.accelerator,
         devices=train.devices,
+        num_nodes=train.num_nodes,
+        strategy=strategy,
         precision=train.precision,
+        sync_batchnorm=train.sync_batchnorm,
+        accumulate_grad_batches=train.accumulate_grad_batches,
+        gradient_clip_val=train.gradient_clip_val,
         logger=logger,
-        callbacks=[LearningRateMonitor(logging_interval="epoch")] if logger else [],
+        callbacks=[*(callbacks or []), *([LearningRateMonitor(logging_interval="epoch")] if logger else [])],
         enable_checkpointing=False,
         deterministic=True,
+        use_distributed_sampler=False,  # the DataModules shard with hrnet.data.sampling.EpochSampler
         log_every_n_steps=10,
         limit_train_batches=train.limit_train_batches,
         enable_model_summary=False,
@@ -34,18 +139,21 @@ def build_trainer(params: Params, logger: pl.loggers.Logger | bool = False, **ov
 
 
 def train(params: Params) -> None:
-    pl.seed_everything(params.seed, workers=True)
+    torch.set_float32_matmul_precision(params.train.matmul_precision)
+    pl.seed_everything(params.seed, workers=True, verbose=False)  # verbose prints once per rank
+    rank_zero_info(f"seed {params.seed}")
     task = get_task(params.task)
     datamodule = task.build_datamodule(params, PREPARED_DIR)
-    module = task.build_module(params)
-    logger = DVCLiveLogger(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None)
-    trainer = build_trainer(params, logger=logger)
-    trainer.fit(module, datamodule=datamodule)
-    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = CHECKPOINT.with_name(f".{CHECKPOINT.name}.tmp")
-    trainer.save_checkpoint(tmp, weights_only=True)
-    if trainer.is_global_zero:
-        os.replace(tmp, CHECKPOINT)
+    module = task.build_module(params, PREPARED_DIR)
+    identity = run_identity(params)
+    resume = resumable_checkpoint(LAST_CHECKPOINT, identity)
+    logger = DVCLiveLogger(
+        dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None, resume=resume is not None
+    )
+    trainer = build_trainer(params, logger=logger, callbacks=[EpochCheckpoint(LAST_CHECKPOINT, identity)])
+    fit_module = torch.compile(module) if params.train.compile else module
+    trainer.fit(fit_module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    save_atomically(trainer, CHECKPOINT, weights_only=True)
 
 
 def main() -> None:

@@ -3,10 +3,12 @@
 import json
 
 import pytest
-
+import torch
 from conftest import tiny_params
+
+import hrnet
 from hrnet.config import parse_params
-from pipeline.evaluate import evaluate
+from pipeline.evaluate import evaluate, load_module
 from pipeline.package import package
 from pipeline.prepare import prepare
 from pipeline.train import train
@@ -36,3 +38,17 @@ def test_task_head_runs_to_metrics(task, head, tmp_path, monkeypatch):
     assert list((tmp_path / "reports/figures").iterdir())
     out = package(params, tmp_path / "params.yaml")
     assert (out / "SHA256SUMS").is_file()
+
+    # The packaged program computes what the checkpoint computes.
+    model = load_module(params).model.eval()
+    packaged = hrnet.load_package(out).model
+    width, height = json.loads((out / "package.json").read_text())["input_size"]
+    images = torch.rand(2, 3, height, width)
+    with torch.no_grad():
+        if task == "detection":
+            expected, actual = model(list(images)), packaged(list(images))
+            for mine, theirs in zip(expected, actual, strict=True):
+                for key in ("boxes", "scores", "labels"):
+                    torch.testing.assert_close(theirs[key], mine[key], rtol=1e-4, atol=1e-4)
+        else:
+            torch.testing.assert_close(packaged(images), model(images), rtol=1e-4, atol=1e-4)

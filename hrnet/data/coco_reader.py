@@ -63,24 +63,33 @@ def clean_bbox(bbox: list[float], width: int, height: int) -> list[float] | None
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def _load_coco(ann_file: Path) -> COCO:
-    if not ann_file.is_file():
+def _load_coco(ann_file: Path, dataset: dict | None = None) -> COCO:
+    if dataset is None and not ann_file.is_file():
         raise FileNotFoundError(f"{ann_file}: annotation file not found")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-            return COCO(str(ann_file))
+            if dataset is None:
+                return COCO(str(ann_file))
+            coco = COCO()
+            coco.dataset = dataset
+            coco.createIndex()
+            return coco
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{ann_file}: not a valid COCO annotation file ({exc})") from exc
 
 
-def load_person_instances(ann_file: Path, image_dir: Path, *, require_keypoints: bool = True) -> list[dict]:
+def load_person_instances(
+    ann_file: Path, image_dir: Path, *, require_keypoints: bool = True, dataset: dict | None = None
+) -> list[dict]:
     """Person instances of a COCO keypoint file, sorted by (image_id, ann_id).
 
     Skips crowd regions, non-person categories, boxes with zero area or outside the image and,
-    with ``require_keypoints``, instances without any labeled keypoint (v > 0).
+    with ``require_keypoints``, instances without any labeled keypoint (v > 0). ``dataset`` is
+    the already parsed (and checked, see ``hrnet.data.validation``) content of ``ann_file``; the
+    file is read when it is None.
     """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
-    coco = _load_coco(ann_file)
+    coco = _load_coco(ann_file, dataset)
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image directory not found")
     records: list[dict] = []

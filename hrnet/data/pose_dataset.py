@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.sampling import epoch_loader, sample_rng, untag
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
@@ -187,27 +187,19 @@ class TopDownPoseDataset(Dataset):
         self.scales = np.array([s for _, s in cs], dtype=np.float32).reshape(n, 2)
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
         self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
-        self._rng: np.random.Generator | None = None
-        self._rng_pid = -1
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng([self.seed, seed % 2**63])
-        self._rng_pid = os.getpid()
-
-    @property
-    def rng(self) -> np.random.Generator:
-        if self._rng is None or self._rng_pid != os.getpid():
-            self.reseed(torch.initial_seed())
-        assert self._rng is not None
-        return self._rng
-
     def _augment(
-        self, center: np.ndarray, scale: np.ndarray, joints: np.ndarray, vis: np.ndarray
+        self,
+        rng: np.random.Generator,
+        center: np.ndarray,
+        scale: np.ndarray,
+        joints: np.ndarray,
+        vis: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        rng, aug = self.rng, self.aug
+        aug = self.aug
         if vis.sum() > aug["num_joints_half_body"] and rng.random() < aug["half_body_prob"]:
             half = half_body_transform(joints, vis, self.upper_body_ids, self.aspect_ratio, rng)
             if half is not None:
@@ -222,13 +214,15 @@ class TopDownPoseDataset(Dataset):
         flip = bool(aug["flip"]) and rng.random() <= 0.5
         return center.astype(np.float32), scale.astype(np.float32), rot, flip
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, tagged_index: int) -> dict:
+        epoch, index = untag(tagged_index, len(self.files))
         image = read_image_bgr(self.files[index])
         center, scale = self.centers[index].copy(), self.scales[index].copy()
         joints, vis = self.joints[index].copy(), self.vis[index].copy()
         rot, flip = 0.0, False
         if self.train:
-            center, scale, rot, flip = self._augment(center, scale, joints, vis)
+            rng = sample_rng(self.seed, epoch, index)
+            center, scale, rot, flip = self._augment(rng, center, scale, joints, vis)
         if flip:  # mirror joints and center; the image mirror is folded into the warp below
             width = image.shape[1]
             joints, vis = fliplr_joints(joints, vis, width, self.flip_pairs)
@@ -254,16 +248,6 @@ class TopDownPoseDataset(Dataset):
                 "rotation": torch.tensor(rot, dtype=torch.float32),
             },
         }
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed numpy/random and the dataset's Generator per worker."""
-    seed = torch.initial_seed()
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(seed)
 
 
 # ----------------------------------------------------------------------------- datamodule
@@ -324,34 +308,24 @@ class PoseDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
             self.val_dataset, self.val_index = self._dataset("val", train=False)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             self.setup("fit")
         assert self.train_dataset is not None
-        drop_last = len(self.train_dataset) >= self.batch_size
-        if not drop_last:
+        if len(self.train_dataset) < self.batch_size:
             log.warning("train split has %d instances < batch size %d: keeping the partial batch",
                         len(self.train_dataset), self.batch_size)  # fmt: skip
-        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=drop_last)
+        return epoch_loader(
+            self.train_dataset, self.batch_size, True, self.seed, self.num_workers, self.pin_memory
+        )
 
     def val_dataloader(self) -> DataLoader:
         if self.val_dataset is None:
             self.setup("validate")
         assert self.val_dataset is not None
-        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False, drop_last=False)
+        return epoch_loader(
+            self.val_dataset, self.val_batch_size, False, self.seed, self.num_workers, self.pin_memory
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

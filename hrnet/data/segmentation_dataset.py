@@ -11,7 +11,6 @@ normalisation) in the image and ``ignore_index`` in the label.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from hrnet.data.cityscapes import (
     read_image_bgr,
     read_label_ids,
 )
-from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD, seed_worker
+from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.data.sampling import epoch_loader, sample_rng, untag
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +72,9 @@ class CityscapesSegDataset(Dataset):
         self.ignore_index = ignore_index
         self.lut = label_id_lut(ignore_index)
         self.seed = seed
-        self._rng: np.random.Generator | None = None
-        self._rng_pid = -1
 
     def __len__(self) -> int:
         return len(self.pairs)
-
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng([self.seed, seed % 2**63])
-        self._rng_pid = os.getpid()
-
-    @property
-    def rng(self) -> np.random.Generator:
-        if self._rng is None or self._rng_pid != os.getpid():
-            self.reseed(torch.initial_seed())
-        assert self._rng is not None
-        return self._rng
 
     def _check_pair(self, index: int, image: np.ndarray, label: np.ndarray) -> None:
         if image.shape[:2] != label.shape:
@@ -96,9 +83,9 @@ class CityscapesSegDataset(Dataset):
                 f"{self.pairs[index][1]}: label size {lw}x{lh} differs from image size {iw}x{ih}"
             )
 
-    def _train_warp(self, height: int, width: int) -> np.ndarray:
+    def _train_warp(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """2x3 matrix taking source pixels to the augmented crop (scale, crop offset, flip)."""
-        rng, (cw, ch) = self.rng, self.crop_size
+        cw, ch = self.crop_size
         ref = 1.0 if self.base_size is None else self.base_size / max(height, width)
         s = ref * rng.uniform(*self.scale_range)
         sw, sh = round(width * s), round(height * s)
@@ -122,14 +109,15 @@ class CityscapesSegDataset(Dataset):
             out[c] *= _INV_STD_RGB[c]
         return torch.from_numpy(out)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, tagged_index: int) -> dict:
+        epoch, index = untag(tagged_index, len(self.pairs))
         image_path, label_path = self.pairs[index]
         image, label = read_image_bgr(image_path), read_label_ids(label_path)
         self._check_pair(index, image, label)
         height, width = label.shape
         label = cv2.LUT(label, self.lut)
         if self.train:
-            mat, size = self._train_warp(height, width), self.crop_size
+            mat, size = self._train_warp(sample_rng(self.seed, epoch, index), height, width), self.crop_size
             image = cv2.warpAffine(image, mat, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                    borderValue=_MEAN_BGR)  # fmt: skip
             label = cv2.warpAffine(label, mat, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
@@ -202,34 +190,24 @@ class SegmentationDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
             self.val_dataset = self._dataset("val", train=False)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             self.setup("fit")
         assert self.train_dataset is not None
-        drop_last = len(self.train_dataset) >= self.batch_size
-        if not drop_last:
+        if len(self.train_dataset) < self.batch_size:
             log.warning("train split has %d images < batch size %d: keeping the partial batch",
                         len(self.train_dataset), self.batch_size)  # fmt: skip
-        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=drop_last)
+        return epoch_loader(
+            self.train_dataset, self.batch_size, True, self.seed, self.num_workers, self.pin_memory
+        )
 
     def val_dataloader(self) -> DataLoader:
         if self.val_dataset is None:
             self.setup("validate")
         assert self.val_dataset is not None
-        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False, drop_last=False)
+        return epoch_loader(
+            self.val_dataset, self.val_batch_size, False, self.seed, self.num_workers, self.pin_memory
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -25,6 +25,17 @@ from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, evaluate_boxes, to_coco_
 from hrnet.models import create_backbone
 
 DETECTORS = ("faster_rcnn", "fcos")
+# Faster R-CNN settings for ~128-256 px images on a CPU (torchvision's defaults target 800 px COCO).
+SMALL_IMAGE_SETTINGS: dict[str, int] = {
+    "representation_size": 256,
+    "rpn_pre_nms_top_n_train": 1000,
+    "rpn_post_nms_top_n_train": 500,
+    "rpn_pre_nms_top_n_test": 500,
+    "rpn_post_nms_top_n_test": 200,
+    "rpn_batch_size_per_image": 128,
+    "box_batch_size_per_image": 64,
+    "box_detections_per_img": 50,
+}
 
 
 class ProjectedFeatures(nn.Module):
@@ -60,6 +71,7 @@ def build_detector(
     anchor_scale: float = 8.0,
     proj_channels: int | None = None,
     representation_size: int = 1024,
+    score_threshold: float = 0.05,
     **detector_kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector over ``create_backbone(name, head)``.
@@ -67,9 +79,11 @@ def build_detector(
     Faster R-CNN: an RPN on every level (anchor ``anchor_scale * stride``, ratios 0.5/1/2) and
     ``MultiScaleRoIAlign`` over the finest four levels (FPN practice; the single level for v1/v2).
     FCOS: one point per location, anchor size = stride (FCOS's scale ranges derive from it).
-    ``representation_size`` is the width of the two-FC box head (1024 in torchvision; smaller is much
-    cheaper on a CPU). ``proj_channels`` adds a 1x1 conv to that width; FCOS needs a multiple of 32 (GroupNorm) and gets
-    256 when the backbone width is not one. ``detector_kwargs`` go to the torchvision constructor.
+    ``representation_size`` is the width of the two-FC box head (1024 in torchvision; smaller is
+    much cheaper on a CPU). ``proj_channels`` adds a 1x1 conv to that width; FCOS needs a multiple
+    of 32 (GroupNorm) and gets 256 when the backbone width is not one. ``score_threshold`` drops
+    weaker detections (``box_score_thresh`` / FCOS ``score_thresh``). ``detector_kwargs`` go to the
+    torchvision constructor (see ``SMALL_IMAGE_SETTINGS`` for small images).
     """
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(DETECTORS)}")
@@ -85,7 +99,10 @@ def build_detector(
     sizes = {"min_size": min_size, "max_size": max_size}
     if detector == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-        return FCOS(features, num_classes + 1, anchor_generator=anchors, **sizes, **detector_kwargs)
+        return FCOS(
+            features, num_classes + 1, anchor_generator=anchors, score_thresh=score_threshold,
+            **sizes, **detector_kwargs,
+        )  # fmt: skip
     anchor_sizes = default_anchor_sizes(strides, anchor_scale)
     anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
     roi_pool = MultiScaleRoIAlign(featmap_names=names[:4], output_size=7, sampling_ratio=2)
@@ -96,6 +113,7 @@ def build_detector(
         box_roi_pool=roi_pool,
         box_head=box_head,
         box_predictor=FastRCNNPredictor(representation_size, num_classes + 1),
+        box_score_thresh=score_threshold,
         **sizes,
         **detector_kwargs,
     )
@@ -163,6 +181,7 @@ class DetectionModule(pl.LightningModule):
         max_size: int = 1333,
         pretrained: str | None = None,
         anchor_scale: float = 8.0,
+        score_threshold: float = 0.05,
         detector_kwargs: dict[str, Any] | None = None,
         val_ann_file: str | None = None,
         label_to_category: Mapping[int, int] | None = None,
@@ -180,7 +199,7 @@ class DetectionModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model = build_detector(
             model_name, head, num_classes, detector, min_size, max_size, pretrained, anchor_scale,
-            **(detector_kwargs or {}),
+            score_threshold=score_threshold, **(detector_kwargs or {}),
         )  # fmt: skip
         self._predictions: list[Prediction] = []
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from hrnet.config import Params
-from hrnet.data.coco_reader import coco_layout, load_person_instances
 from hrnet.data.pose_dataset import PoseDataModule, PoseIndex, index_path, load_index, write_index
 from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.validation import check_keypoint_split, locate_split
 from hrnet.evaluation.coco_keypoints import (
     REPORTED_STATS,
     evaluate_keypoints,
@@ -26,6 +26,7 @@ from hrnet.inference import heatmaps_to_keypoints, predict_heatmaps
 from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
+from pipeline.common import PREPARED_DIR
 from pipeline.tasks.base import INDEX_DIR, relative_to_index
 
 log = logging.getLogger("pipeline.pose")
@@ -50,18 +51,18 @@ def prepare(params: Params, out_dir: Path) -> None:
         log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
     else:
         root = Path(data.root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: data.root does not exist (data.source={data.source})")
     index_dir = out_dir / INDEX_DIR
-    for role, split in (("train", data.train_split), ("val", data.val_split)):
-        ann_file, image_dir = coco_layout(data.source, root, split)
-        records = load_person_instances(ann_file, image_dir)
-        if not records:
-            raise ValueError(f"{ann_file}: no person instance with a labelled keypoint")
+    splits = {"train": data.train_split, "val": data.val_split}
+    located = {role: locate_split(data.source, root, split) for role, split in splits.items()}
+    for role, (ann_file, image_dir) in located.items():
+        checked = check_keypoint_split(ann_file, image_dir, split=role, out_dir=out_dir)
         path = index_path(index_dir, role)
-        meta = {"source": data.source, "split": split, "ann_file": relative_to_index(ann_file, path)}
-        write_index(records, image_dir, path, meta=meta)
-        log.info("%s: %d person instances from %s", role, len(records), ann_file)
+        meta = {"source": data.source, "split": splits[role]}
+        meta["ann_file"] = relative_to_index(checked.ann_file, path)
+        if checked.skipped:
+            meta["skipped_records"] = checked.skipped
+        write_index(checked.records, image_dir, path, meta=meta)
+        log.info("%s: %d person instances from %s", role, len(checked.records), ann_file)
 
 
 def read_split(prepared_dir: Path, role: str) -> PoseIndex:
@@ -87,7 +88,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> PoseDataModule:
     )
 
 
-def build_module(params: Params) -> PoseEstimationModule:
+def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstimationModule:
     pose = params.pose
     return PoseEstimationModule(
         model_name=params.model.name,

@@ -30,6 +30,7 @@ from hrnet.evaluation.segmentation import (
 )
 from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
+from pipeline.common import PREPARED_DIR
 from pipeline.tasks.base import INDEX_DIR, relative_to_index
 
 log = logging.getLogger("pipeline.segmentation")
@@ -87,7 +88,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModu
     )
 
 
-def build_module(params: Params) -> SegmentationModule:
+def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> SegmentationModule:
     seg = params.segmentation
     return SegmentationModule(
         model_name=params.model.name,

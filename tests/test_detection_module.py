@@ -1,0 +1,102 @@
+"""Detector assembly for every HRNet head, one real training step and a scored validation pass."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from hrnet.data.detection_dataset import DetectionDataModule
+from hrnet.data.synthetic_detection import generate_coco_detection
+from hrnet.tasks import detection
+from hrnet.tasks.detection import (
+    SMALL_IMAGE_SETTINGS,
+    DetectionModule,
+    build_detector,
+    gather_predictions,
+    lr_lambda,
+)
+
+torch.set_num_threads(1)
+
+SMALL = {**SMALL_IMAGE_SETTINGS, "representation_size": 64, "rpn_post_nms_top_n_test": 50}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_detection")
+    generate_coco_detection(root, 2, 2, seed=0)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"), [("v1", "faster_rcnn"), ("v2", "faster_rcnn"), ("v2p", "faster_rcnn"), ("v2", "fcos")]
+)
+def test_head_trains_one_step_and_validates(tiny_root: Path, head: str, kind: str) -> None:
+    pl.seed_everything(0)
+    dm = DetectionDataModule(tiny_root, batch_size=2)
+    kwargs = SMALL if kind == "faster_rcnn" else {"topk_candidates": 50}
+    module = DetectionModule(
+        head=head, num_classes=5, detector=kind, min_size=128, max_size=128, anchor_scale=4,
+        detector_kwargs=kwargs, warmup_steps=1,
+    )  # fmt: skip
+    before = {k: v.clone() for k, v in module.model.state_dict().items() if v.is_floating_point()}
+    trainer = pl.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=1,
+    )  # fmt: skip
+    trainer.fit(module, dm)
+    assert trainer.global_step == 1
+    metrics = trainer.callback_metrics
+    assert math.isfinite(float(metrics["train/loss_step"]))
+    assert 0.0 <= float(metrics["val/AP"]) <= 1.0 and "val/AR100" in metrics
+    after = module.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_feature_levels_and_roi_levels() -> None:
+    model = build_detector(head="v2p", num_classes=3, min_size=128, max_size=128, anchor_scale=4)
+    assert model.roi_heads.box_roi_pool.featmap_names == ["0", "1", "2", "3"]
+    assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
+    assert model.roi_heads.box_predictor.cls_score.out_features == 4  # background + 3
+    single = build_detector(head="v1", num_classes=3, min_size=128, max_size=128)
+    assert single.roi_heads.box_roi_pool.featmap_names == ["0"]
+    assert single.rpn.anchor_generator.sizes == ((32, 64, 128, 256, 512),)
+    fcos = build_detector(head="v1", num_classes=3, detector="fcos", min_size=128, max_size=128)
+    assert fcos.backbone.out_channels == 256 and fcos.anchor_generator.sizes == ((4,),)
+    with pytest.raises(ValueError, match="unknown detector"):
+        build_detector(detector="yolo")
+
+
+def _pred(image_id: int) -> detection.Prediction:
+    return image_id, np.zeros((1, 4)), np.ones(1), np.ones(1, dtype=np.int64)
+
+
+def test_gather_predictions_dedupes_sampler_padding(monkeypatch) -> None:
+    assert [p[0] for p in gather_predictions([_pred(3), _pred(1), _pred(3)])] == [1, 3]
+    # two ranks; the distributed sampler padded rank 1 with image 1 again
+    ranks = [[_pred(1), _pred(3)], [_pred(2), _pred(1)]]
+
+    def all_gather_object(out: list, obj: list) -> None:
+        out[:] = ranks
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    assert [p[0] for p in gather_predictions(ranks[0])] == [1, 2, 3]
+
+
+def test_lr_schedules() -> None:
+    step = lr_lambda(100, 10, 0.001, "step", (0.5, 0.8), 0.1)
+    assert step(0) == pytest.approx(0.001) and step(10) == 1.0 and step(50) == pytest.approx(0.1)
+    assert step(85) == pytest.approx(0.01)
+    cosine = lr_lambda(110, 10, 0.1, "cosine", (), 0.1)
+    assert (
+        cosine(10) == pytest.approx(1.0)
+        and cosine(60) == pytest.approx(0.5)
+        and cosine(110) == pytest.approx(0.0)
+    )
