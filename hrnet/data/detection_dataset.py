@@ -25,6 +25,8 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from hrnet.data.sampling import epoch_loader, sample_rng, untag
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "coco")
@@ -207,15 +209,19 @@ class DetectionDataset(Dataset):
     With ``train`` the image and boxes are flipped horizontally with probability ``flip_prob``.
     """
 
-    def __init__(self, records: Sequence[dict], train: bool = False, flip_prob: float = 0.5) -> None:
+    def __init__(
+        self, records: Sequence[dict], train: bool = False, flip_prob: float = 0.5, seed: int = 0
+    ) -> None:
         self.records = list(records)
         self.train = train
         self.flip_prob = flip_prob
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+    def __getitem__(self, tagged_index: int) -> tuple[Tensor, dict[str, Any]]:
+        epoch, index = untag(tagged_index, len(self.records))
         record = self.records[index]
         image = read_image(record["file_name"])
         if image.shape[1:] != (record["height"], record["width"]):
@@ -224,7 +230,7 @@ class DetectionDataset(Dataset):
                 f"annotations say {record['width']}x{record['height']}"
             )
         boxes = torch.tensor(record["boxes"], dtype=torch.float32).reshape(-1, 4)
-        if self.train and float(torch.rand(())) < self.flip_prob:
+        if self.train and sample_rng(self.seed, epoch, index).random() < self.flip_prob:
             image = image.flip(-1)
             boxes = torch.stack(
                 [image.shape[-1] - boxes[:, 2], boxes[:, 1], image.shape[-1] - boxes[:, 0], boxes[:, 3]], 1
@@ -295,16 +301,10 @@ class DetectionDataModule(pl.LightningDataModule):
         self.categories = val_categories
 
     def _loader(self, records: list[dict], train: bool) -> DataLoader:
-        return DataLoader(
-            DetectionDataset(records, train=train, flip_prob=self.flip_prob),
-            batch_size=self.batch_size if train else self.val_batch_size,
-            shuffle=train,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
-            num_workers=self.num_workers,
-            collate_fn=collate,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=False,
+        dataset = DetectionDataset(records, train=train, flip_prob=self.flip_prob, seed=self.seed)
+        batch_size = self.batch_size if train else self.val_batch_size
+        return epoch_loader(
+            dataset, batch_size, train, self.seed, self.num_workers, torch.cuda.is_available(), collate
         )
 
     def train_dataloader(self) -> DataLoader:
