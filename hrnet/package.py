@@ -181,7 +181,8 @@ class ModelPackage:
         from hrnet.inference import predict_image
 
         if self.meta["task"] != "pose":
-            raise PackageError(f"{self.path}: predict() serves pose packages, this one is {self.meta['task']}")
+            task = self.meta["task"]
+            raise PackageError(f"{self.path}: predict() serves pose packages, this one is {task}")
         flip = self.meta.get("flip_test", True) if flip_test is None else flip_test
         return predict_image(self.model, image_rgb, boxes, self.input_size, flip_test=flip)
 

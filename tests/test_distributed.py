@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import copy_project, project_env, tiny_params
 
 pytestmark = pytest.mark.slow

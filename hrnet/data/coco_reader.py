@@ -24,7 +24,9 @@ PERSON_CATEGORY_ID = 1
 SOURCES = ("synthetic", "coco")
 
 
-def coco_layout(source: str, root: Path, split: str, *, must_exist: bool = True) -> tuple[Path, Path]:
+def coco_layout(
+    source: str, root: Path, split: str, *, must_exist: bool = True, annotations: str = "person_keypoints"
+) -> tuple[Path, Path]:
     """(annotation file, image directory) of ``split`` for a dataset ``source`` under ``root``.
 
     ``synthetic``: ``annotations/person_keypoints_{split}.json`` and ``images/{split}``;
@@ -32,10 +34,10 @@ def coco_layout(source: str, root: Path, split: str, *, must_exist: bool = True)
     """
     root = Path(root)
     if source == "synthetic":
-        ann_file = root / "annotations" / f"person_keypoints_{split}.json"
+        ann_file = root / "annotations" / f"{annotations}_{split}.json"
         image_dir = root / "images" / split
     elif source == "coco":
-        ann_file = root / "annotations" / f"person_keypoints_{split}2017.json"
+        ann_file = root / "annotations" / f"{annotations}_{split}2017.json"
         image_dir = root / f"{split}2017"
     else:
         raise ValueError(f"unknown dataset source {source!r}; expected one of {', '.join(SOURCES)}")

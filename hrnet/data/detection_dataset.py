@@ -25,6 +25,7 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from hrnet.data.coco_reader import coco_layout
 from hrnet.data.sampling import epoch_loader, sample_rng, untag
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,7 @@ def detection_layout(
     source: str, root: str | Path, split: str, *, must_exist: bool = True
 ) -> tuple[Path, Path]:
     """(annotation file, image directory) of ``split`` for ``source`` ("synthetic" or "coco")."""
-    root = Path(root)
-    if source == "synthetic":
-        ann_file, image_dir = root / "annotations" / f"instances_{split}.json", root / "images" / split
-    elif source == "coco":
-        ann_file, image_dir = root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017"
-    else:
-        raise ValueError(f"unknown dataset source {source!r}; expected one of {', '.join(SOURCES)}")
-    if must_exist:
-        if not ann_file.is_file():
-            raise FileNotFoundError(f"{ann_file}: annotation file not found ({source} layout)")
-        if not image_dir.is_dir():
-            raise FileNotFoundError(f"{image_dir}: image directory not found ({source} layout)")
-    return ann_file, image_dir
+    return coco_layout(source, Path(root), split, must_exist=must_exist, annotations="instances")
 
 
 def _read_coco(ann_file: Path) -> COCO:

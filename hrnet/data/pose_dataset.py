@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
-from hrnet.data.sampling import epoch_loader, sample_rng, untag
+from hrnet.data.sampling import EpochLoadersMixin, sample_rng, untag
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
@@ -251,7 +251,7 @@ class TopDownPoseDataset(Dataset):
 
 
 # ----------------------------------------------------------------------------- datamodule
-class PoseDataModule(pl.LightningDataModule):
+class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
     """Train/val loaders over the prepared indexes ``index_dir/{train,val}.json``.
 
     Sizes are ``(width, height)``; ``heatmap_size`` defaults to a quarter of ``input_size``.
@@ -307,25 +307,3 @@ class PoseDataModule(pl.LightningDataModule):
             self.train_dataset, _ = self._dataset("train", train=True)
         if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
             self.val_dataset, self.val_index = self._dataset("val", train=False)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            self.setup("fit")
-        assert self.train_dataset is not None
-        if len(self.train_dataset) < self.batch_size:
-            log.warning("train split has %d instances < batch size %d: keeping the partial batch",
-                        len(self.train_dataset), self.batch_size)  # fmt: skip
-        return epoch_loader(
-            self.train_dataset, self.batch_size, True, self.seed, self.num_workers, self.pin_memory
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        if self.val_dataset is None:
-            self.setup("validate")
-        assert self.val_dataset is not None
-        return epoch_loader(
-            self.val_dataset, self.val_batch_size, False, self.seed, self.num_workers, self.pin_memory
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()

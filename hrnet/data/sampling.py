@@ -92,3 +92,35 @@ def epoch_loader(
         persistent_workers=num_workers > 0,
         collate_fn=collate_fn,
     )
+
+
+class EpochLoadersMixin:
+    """``train_dataloader``/``val_dataloader`` for a DataModule with ``train_dataset`` and ``val_dataset``.
+
+    The host class provides ``setup``, ``batch_size``, ``val_batch_size``, ``seed``, ``num_workers``
+    and ``pin_memory``; both loaders come from :func:`epoch_loader`.
+    """
+
+    def _epoch_loader(self, train: bool) -> DataLoader:
+        stage, name = ("fit", "train_dataset") if train else ("validate", "val_dataset")
+        if getattr(self, name) is None:
+            self.setup(stage)  # type: ignore[attr-defined]
+        dataset = getattr(self, name)
+        batch_size = self.batch_size if train else self.val_batch_size  # type: ignore[attr-defined]
+        return epoch_loader(
+            dataset,
+            batch_size,
+            train,
+            self.seed,
+            self.num_workers,
+            self.pin_memory,  # type: ignore[attr-defined]
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._epoch_loader(train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._epoch_loader(train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

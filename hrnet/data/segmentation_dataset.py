@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from hrnet.data.cityscapes import (
     IGNORE_INDEX,
@@ -28,7 +28,7 @@ from hrnet.data.cityscapes import (
     read_label_ids,
 )
 from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
-from hrnet.data.sampling import epoch_loader, sample_rng, untag
+from hrnet.data.sampling import EpochLoadersMixin, sample_rng, untag
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class CityscapesSegDataset(Dataset):
         }
 
 
-class SegmentationDataModule(pl.LightningDataModule):
+class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
     """Train/val loaders over a Cityscapes-layout root (real or synthetic)."""
 
     def __init__(
@@ -189,25 +189,3 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.train_dataset = self._dataset("train", train=True)
         if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
             self.val_dataset = self._dataset("val", train=False)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            self.setup("fit")
-        assert self.train_dataset is not None
-        if len(self.train_dataset) < self.batch_size:
-            log.warning("train split has %d images < batch size %d: keeping the partial batch",
-                        len(self.train_dataset), self.batch_size)  # fmt: skip
-        return epoch_loader(
-            self.train_dataset, self.batch_size, True, self.seed, self.num_workers, self.pin_memory
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        if self.val_dataset is None:
-            self.setup("validate")
-        assert self.val_dataset is not None
-        return epoch_loader(
-            self.val_dataset, self.val_batch_size, False, self.seed, self.num_workers, self.pin_memory
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
