@@ -23,6 +23,7 @@ TINY_OVERRIDES = {
     "segmentation": {"crop_size": [64, 64], "base_size": 128, "batch_size": 2, "eval_batch_size": 2},
     "detection": {"min_size": 96, "max_size": 96, "batch_size": 2, "eval_batch_size": 2, "warmup_steps": 1},
     "evaluate": {"num_figures": 2},
+    "tune": {"num_samples": 2, "epochs": 1, "limit_train_batches": 1, "grace_period": 1},
 }
 
 
