@@ -100,7 +100,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Trainer settings shared by every task (Lightning's names; DDP across devices and nodes)."""
 
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(16, ge=1)
     num_workers: int = Field(1, ge=0)
     accelerator: str = "cpu"
     devices: int | str = 1
@@ -138,7 +138,7 @@ class PoseConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    lr_milestones: tuple[int, ...] = (15, 18)
+    lr_milestones: tuple[int, ...] = (12, 15)
     lr_factor: float = Field(0.1, gt=0, le=1)
     augment: AugmentConfig = AugmentConfig()
     eval_batch_size: int = Field(64, ge=1)
