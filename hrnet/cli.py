@@ -1,4 +1,4 @@
-"""The ``hrnet`` console command: ``summary`` and ``predict``."""
+"""The ``hrnet`` console command: ``summary``, ``predict``, ``bench`` and ``bench-data``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, type=Path, help="output image (.png or .jpg)")
     predict.add_argument("--threshold", type=float, default=0.2, help="joint score to draw")
     predict.set_defaults(run=_predict)
+
+    from hrnet import bench, bench_data
+
+    for name, module, help_text in (
+        ("bench", bench, "train/inference throughput and memory of a model, next to timm's HRNet"),
+        ("bench-data", bench_data, "samples/s of one data-loading worker (pose and segmentation)"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
     return parser
 
 

@@ -52,8 +52,8 @@ def _train_and_evaluate(project):
 
 
 POSE_RUN = {
-    "train": {"epochs": 4},
-    "data": {"synthetic": {"pose": {"num_train_images": 24, "num_val_images": 4, "image_size": [128, 128]}}},
+    "train": {"epochs": 3},
+    "data": {"synthetic": {"pose": {"num_train_images": 12, "num_val_images": 3, "image_size": [128, 128]}}},
 }
 
 
