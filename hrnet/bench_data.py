@@ -12,7 +12,7 @@ embedded synthetic data generated into a temporary folder:
 * **segmentation**: ``CityscapesSegDataset`` in training mode on Cityscapes-sized scenes (default
   2048x1024 RGB PNG + 8-bit labelIds PNG): decode both, labelId -> trainId LUT, random scale
   (0.5-2.0 of ``base_size`` 2048) + crop (default 512x1024) + flip as one warp per array,
-  normalisation to a float tensor and an int64 label.
+  normalisation to a float tensor and a uint8 label.
 
 After a warm-up, ``--repeats`` timed passes of ``--samples`` samples each are made (cycling over
 the generated files, with a new order and new augmentation draws each epoch); the median

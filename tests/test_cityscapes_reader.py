@@ -64,14 +64,14 @@ def test_fixture_pairs_and_samples():
     sample = dataset[0]
     assert sample["image"].shape == (3, 16, 32) and sample["image"].dtype == torch.float32
     label = sample["label"]
-    assert label.shape == (16, 32) and label.dtype == torch.int64
+    assert label.shape == (16, 32) and label.dtype == torch.uint8
     assert int(sample["meta"]["index"]) == 0
     # hand-drawn pixels: sky, building, road, car, person, static (-> ignore), unlabeled corner
     assert label[0, 0] == 10 and label[4, 0] == 2 and label[13, 0] == 0
     assert label[10, 22] == 13 and label[8, 4] == 11 and label[14, 13] == IGNORE_INDEX
     assert label[2, 31] == IGNORE_INDEX
     raw = read_label_ids(pairs[0][1])
-    assert torch.equal(label, torch.from_numpy(label_id_lut()[raw].astype(np.int64)))
+    assert torch.equal(label, torch.from_numpy(label_id_lut()[raw]))
     # the sky is blue-ish after normalisation: blue channel above red
     assert sample["image"][2, 0, 0] > sample["image"][0, 0, 0]
 

@@ -40,8 +40,9 @@ _MEAN_BGR = tuple(float(m) for m in _MEAN_RGB[::-1])
 class CityscapesSegDataset(Dataset):
     """``(image, labelIds)`` PNG pairs -> ``{"image", "label", "meta"}`` samples.
 
-    ``image`` is (3, H, W) float32 RGB, ImageNet-normalised; ``label`` is (H, W) int64 train ids
-    (``ignore_index`` for void). Training: scale factor ``s ~ U(scale_range)`` relative to
+    ``image`` is (3, H, W) float32 RGB, ImageNet-normalised; ``label`` is (H, W) uint8 train ids
+    (``ignore_index`` for void; uint8 keeps collation and worker transfer 8x smaller, the
+    module widens it to int64 for the loss). Training: scale factor ``s ~ U(scale_range)`` relative to
     ``base_size`` (the long side; the original size when ``None``), random ``crop_size``
     (width, height) window, flip with probability 0.5. Evaluation: the whole image, resized so
     its long side is ``base_size`` when given, with the label kept at full resolution.
@@ -128,7 +129,7 @@ class CityscapesSegDataset(Dataset):
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         return {
             "image": self._to_tensor(image),
-            "label": torch.from_numpy(label.astype(np.int64)),
+            "label": torch.from_numpy(np.ascontiguousarray(label)),
             "meta": {"index": torch.tensor(index, dtype=torch.int64)},
         }
 

@@ -128,7 +128,7 @@ class SegmentationModule(pl.LightningModule):
         return logits
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        label = batch["label"]
+        label = batch["label"].long()
         loss = self.criterion(self.logits_at(batch["image"], label.shape[-2:]), label)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=label.shape[0])
         return loss
@@ -137,7 +137,7 @@ class SegmentationModule(pl.LightningModule):
         self.val_confusion.zero_()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        label = batch["label"]
+        label = batch["label"].long()
         logits = self.logits_at(batch["image"], label.shape[-2:])
         loss = F.cross_entropy(logits, label, ignore_index=self.hparams.ignore_index)
         confusion_matrix(logits.argmax(1), label, self.hparams.num_classes, self.hparams.ignore_index,

@@ -130,7 +130,7 @@ def evaluate(module: SegmentationModule, params: Params, prepared_dir: Path, out
         scores = predict_multiscale(
             module, batch["image"], seg.eval_scales, seg.eval_flip, crop_size=crop, num_classes=NUM_CLASSES
         )
-        labels = batch["label"]
+        labels = batch["label"].long()
         scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
         preds = scores.argmax(1)
         confusion_matrix(preds, labels, NUM_CLASSES, IGNORE_INDEX, out=confusion)
