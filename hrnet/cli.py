@@ -66,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=0.2, help="joint score to draw")
     predict.set_defaults(run=_predict)
 
-    from hrnet import bench, bench_data
+    from hrnet.benchmarks import data_loading, throughput
 
     for name, module, help_text in (
-        ("bench", bench, "train/inference throughput and memory of a model, next to timm's HRNet"),
-        ("bench-data", bench_data, "samples/s of one data-loading worker (pose and segmentation)"),
+        ("bench", throughput, "train/inference throughput and memory of a model, next to timm's HRNet"),
+        ("bench-data", data_loading, "samples/s of one data-loading worker (pose and segmentation)"),
     ):
         sub = commands.add_parser(name, help=help_text)
         module.add_arguments(sub)

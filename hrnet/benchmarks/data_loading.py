@@ -26,24 +26,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import shlex
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hrnet.benchmarks.report import (
+    RESULTS_DIR,
+    align_rows,
+    machine_info,
+    make_report,
+    progress_log,
+    utc_now,
+    write_and_print,
+)
 from hrnet.data.sampling import epoch_loader
 
-RESULTS_DIR = Path("benchmarks") / "results"
 TASKS = ("pose", "segmentation")
 
 
@@ -219,22 +224,10 @@ def canonical_command(args: argparse.Namespace) -> str:
 def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
     import cv2
 
-    from hrnet.bench import cpu_model
-
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    started = datetime.now(timezone.utc)
-    machine: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "opencv_threads": cv2.getNumThreads(),
-        "torch": torch.__version__,
-        "opencv": cv2.__version__,
-        "python": sys.version.split()[0],
-    }
-    with contextlib.suppress(OSError):
-        machine["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    started = utc_now()
+    machine = {**machine_info(), "opencv_threads": cv2.getNumThreads(), "opencv": cv2.__version__}
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         base = args.data_dir or Path(
@@ -243,24 +236,20 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
         for task in args.tasks:
             log(f"{task}: generating / loading synthetic data under {base / task}")
             results[task] = bench_task(task, Path(base) / task, args, log)
-    with contextlib.suppress(OSError):
-        machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    return {
-        "benchmark": "hrnet bench-data",
-        "command": canonical_command(args),
-        "argv": list(sys.argv),
-        "started_utc": started.isoformat(timespec="seconds"),
-        "duration_s": round((datetime.now(timezone.utc) - started).total_seconds(), 1),
-        "machine": machine,
-        "config": {
+    return make_report(
+        "hrnet bench-data",
+        canonical_command(args),
+        started,
+        machine,
+        config={
             "workers": "1 (epoch_loader / DataLoader num_workers=0, this process)",
             "batch_size": args.batch_size,
             "threads": args.threads,
             "warmup_samples": args.warmup,
             "repeats": args.repeats,
         },
-        "results": results,
-    }
+        results=results,
+    )
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -281,12 +270,7 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append((task, source, output, f"{r['samples_per_s']:.1f}", f"{r['ms_per_sample']:.2f}",
                      f"{r['decode_ms_per_sample']:.2f}", f">= {r['target_samples_per_s']:g}",
                      "yes" if r["meets_target"] else "NO"))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        lines.append(
-            "  ".join(c.ljust(widths[i]) if i < 3 else c.rjust(widths[i]) for i, c in enumerate(row))
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + align_rows(rows, left_columns=3))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -327,18 +311,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench-data``; returns the process exit code."""
-    from hrnet.io import atomic_write_json
-
     if min(args.batch_size, args.repeats, args.threads, args.pose_images, args.seg_images) < 1:
         raise ValueError("--batch-size, --repeats, --threads, --pose-images and --seg-images must be >= 1")
-    quiet = args.json
-    report = benchmark(args, log=(lambda _m: None) if quiet else (lambda m: print(m, flush=True)))
+    report = benchmark(args, log=progress_log(args.json))
     out = args.out or RESULTS_DIR / "bench_data_{}.json".format("_".join(args.tasks))
-    atomic_write_json(out, report)
-    if quiet:
-        print(json.dumps(report, indent=2))
-    else:
-        print()
-        print(format_table(report))
-        print(f"\nwrote {out}")
+    write_and_print(report, out, format_table, args.json)
     return 0

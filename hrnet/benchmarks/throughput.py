@@ -42,314 +42,43 @@ the allocator's caching and the oneDNN scratch buffers, i.e. what the OS has to 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import json
 import math
-import multiprocessing
-import os
-import platform
-import resource
 import shlex
 import statistics
-import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+
+from hrnet.benchmarks.memory import MEMORY_METHOD, run_memory_probe
+from hrnet.benchmarks.report import (
+    RESULTS_DIR,
+    align_rows,
+    machine_info,
+    make_report,
+    progress_log,
+    utc_now,
+    write_and_print,
+)
+from hrnet.benchmarks.workload import (
+    LOSSES,
+    Workload,
+    configure_device,
+    forward_macs,
+    matmul_gflops,
+    resolve_device,
+)
 
 DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
 PRECISIONS = ("fp32", "bf16-mixed")
-RESULTS_DIR = Path("benchmarks") / "results"
-IGNORE_INDEX = 255
 FLOP_CONVENTION = (
     "FLOPs/img = 2 x forward MACs (count_macs: every conv and matmul); train step = 3 x forward "
     "(forward + backward ~ 2 x forward), inference = 1 x forward; BN/ReLU/element-wise ops not counted"
 )
-LOSSES = {
-    "pose": "JointsMSELoss (all joint weights 1) on random heatmap targets",
-    "segmentation": "cross-entropy (ignore 255) on bilinearly upsampled logits, random labels",
-}
-MEMORY_METHOD = {
-    "cuda": "torch.cuda.max_memory_allocated in a fresh subprocess holding only this model "
-    "(parameters + gradients + Adam state + activations), warm-up + 1 train step",
-    "cpu": "peak RSS during warm-up + 1 train step minus RSS before the model was built, in a fresh "
-    "subprocess holding only this model (VmHWM reset via /proc/self/clear_refs, else ru_maxrss); "
-    "includes allocator caching",
-}
 
 
-# ----------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "device": str(device),
-    }
-    try:
-        import timm
-
-        info["timm"] = timm.__version__
-    except ImportError:
-        info["timm"] = None
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
-        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
-        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
-    with contextlib.suppress(OSError):
-        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    return info
-
-
-# ----------------------------------------------------------------------------- models
-class TimmBackbone(nn.Module):
-    """timm's ``features_only`` HRNet, keeping the stride 4, 8, 16, 32 maps (highest resolution first)."""
-
-    def __init__(self, name: str, feature_location: str = "incre") -> None:
-        super().__init__()
-        import timm
-
-        kwargs = {} if feature_location == "incre" else {"feature_location": ""}
-        self.body = timm.create_model(name, features_only=True, pretrained=False, **kwargs)
-        reductions = self.body.feature_info.reduction()
-        self.keep = [i for i, r in enumerate(reductions) if r >= 4]
-        self.out_channels = [self.body.feature_info.channels()[i] for i in self.keep]
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.body(x)
-        return [features[i] for i in self.keep]
-
-
-def build_ours(spec: dict[str, Any]) -> nn.Module:
-    from hrnet.models import create_model
-
-    return create_model(spec["model"], task=spec["task"], head=spec["head"], num_outputs=spec["num_outputs"])
-
-
-def build_timm(spec: dict[str, Any]) -> nn.Module:
-    """timm's backbone with *our* representation head and task head classes on top (same head, same init)."""
-    from hrnet.models.factory import PoseModel, SegmentationModel
-    from hrnet.models.necks import build_neck
-
-    backbone = TimmBackbone(spec["timm_model"], spec["timm_feature_location"])
-    neck = build_neck(spec["head"], backbone.out_channels)
-    cls = PoseModel if spec["task"] == "pose" else SegmentationModel
-    return cls(backbone, neck, spec["num_outputs"])  # type: ignore[arg-type]
-
-
-BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {"ours": build_ours, "timm": build_timm}
-
-
-def forward_macs(kind: str, spec: dict[str, Any]) -> int:
-    from hrnet.models.summary import count_macs
-
-    with torch.device("meta"):
-        model = BUILDERS[kind](spec)
-    return count_macs(model, tuple(spec["input_size"]))
-
-
-# ----------------------------------------------------------------------------- steps
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; a cuda device without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def configure_device(device: torch.device) -> None:
-    """cuDNN autotuning on (usual for training; same for both models); TF32 left at torch's defaults."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def autocast_context(spec: dict[str, Any], device: torch.device) -> contextlib.AbstractContextManager:
-    if spec["precision"] == "bf16-mixed":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_inputs(spec: dict[str, Any], device: torch.device, seed: int = 0) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(spec["batch_size"], 3, *spec["input_size"], generator=g)
-    if spec["channels_last"]:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x.to(device)
-
-
-class Workload:
-    """One model with its optimizer, its batch and the train / inference step closures."""
-
-    def __init__(self, kind: str, spec: dict[str, Any], device: torch.device) -> None:
-        self.kind, self.spec, self.device = kind, spec, device
-        torch.manual_seed(0)
-        model = BUILDERS[kind](spec).to(device)
-        if spec["channels_last"]:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        impl = spec.get("adam", "default")
-        options = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[impl]
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **options)
-        self.step_model: nn.Module = torch.compile(model) if spec["compile"] else model  # type: ignore[assignment]
-        self.x = make_inputs(spec, device)
-        self._targets: dict[str, Tensor] | None = None
-
-    def _loss(self, out: Tensor) -> Tensor:
-        out = out.float()
-        if self._targets is None:  # built from the first output's shape (heatmap / logit size)
-            g = torch.Generator().manual_seed(1)
-            n, k, h, w = out.shape
-            if self.spec["task"] == "pose":
-                self._targets = {
-                    "target": torch.rand(n, k, h, w, generator=g).to(self.device),
-                    "weight": torch.ones(n, k, 1).to(self.device),
-                }
-            else:
-                label = torch.randint(0, k, (n, *self.spec["input_size"]), generator=g)
-                label[:, :4] = IGNORE_INDEX
-                self._targets = {"label": label.to(self.device)}
-        t = self._targets
-        if self.spec["task"] == "pose":  # JointsMSELoss
-            weight = t["weight"].reshape(out.shape[0], out.shape[1], 1, 1)
-            return 0.5 * torch.mean((out * weight - t["target"] * weight) ** 2)
-        logits = F.interpolate(out, size=t["label"].shape[-2:], mode="bilinear", align_corners=False)
-        return F.cross_entropy(logits, t["label"], ignore_index=IGNORE_INDEX)
-
-    def train_step(self) -> None:
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast_context(self.spec, self.device):
-            out = self.step_model(self.x)
-        self._loss(out).backward()
-        self.optimizer.step()
-
-    def infer_step(self) -> None:
-        self.model.eval()
-        with torch.inference_mode(), autocast_context(self.spec, self.device):
-            self.step_model(self.x)
-
-    def run(self, mode: str, steps: int) -> float:
-        """Seconds for ``steps`` steps of ``mode`` ("train" / "infer"), device-synchronised."""
-        return self.run_with_cpu(mode, steps)[0]
-
-    def run_with_cpu(self, mode: str, steps: int) -> tuple[float, float]:
-        """(wall seconds, CPU seconds of this process, all threads) of ``steps`` steps of ``mode``."""
-        step = self.train_step if mode == "train" else self.infer_step
-        _sync(self.device)
-        c0, t0 = _cpu_seconds(), time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(self.device)
-        return time.perf_counter() - t0, _cpu_seconds() - c0
-
-
-def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, iters: int = 3) -> float:
-    """GFLOP/s of ``iters`` ``(n x n) @ (n x n)`` products (2 n^3 FLOPs each), after one warm-up product."""
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
-    b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
-    torch.mm(a, b)
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        torch.mm(a, b)
-    _sync(device)
-    return 2.0 * n**3 * iters / (time.perf_counter() - t0) / 1e9
-
-
-# ----------------------------------------------------------------------------- memory probe
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_bytes() -> int:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def memory_probe(
-    kind: str, spec: dict[str, Any], device_name: str, threads: int, warmup: int
-) -> dict[str, Any]:
-    """Peak memory of the training step of one model, alone in this (fresh) process."""
-    torch.set_num_threads(threads)
-    device = torch.device(device_name)
-    configure_device(device)
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        workload = Workload(kind, spec, device)
-        workload.run("train", max(1, warmup) + 1)
-        return {"peak_bytes": int(torch.cuda.max_memory_allocated(device)), "method": "cuda"}
-    base = _rss_bytes()
-    hwm_reset = _reset_peak_rss()
-    base_peak = _peak_rss_bytes()
-    workload = Workload(kind, spec, device)
-    workload.run("train", max(1, warmup) + 1)
-    peak = _peak_rss_bytes()
-    if not hwm_reset:  # lifetime peak: only meaningful when the steps exceed the import-time peak
-        peak = max(peak, base_peak)
-    return {"peak_bytes": int(peak - base), "rss_before": base, "hwm_reset": hwm_reset, "method": "cpu-rss"}
-
-
-def run_memory_probe(
-    kind: str, spec: dict[str, Any], device: torch.device, threads: int, warmup: int
-) -> dict:
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(memory_probe, (kind, spec, str(device), threads, warmup))
-
-
-# ----------------------------------------------------------------------------- benchmark
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     task = args.task
     return {
@@ -436,8 +165,9 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     configure_device(device)
     spec = spec_from_args(args)
     kinds = ["ours"] if args.no_timm else ["ours", "timm"]
-    started = datetime.now(timezone.utc)
+    started = utc_now()
     machine = machine_info(device)
+    machine["timm"] = _timm_version()
 
     macs = {kind: forward_macs(kind, spec) for kind in kinds}
     log(f"building {', '.join(kinds)} ({spec['model']} {spec['task']}/{spec['head']}) on {device}")
@@ -519,16 +249,12 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             )
         ratios["gmacs"] = round(ours["gmacs_per_img"] / ref["gmacs_per_img"], 4)
 
-    with contextlib.suppress(OSError):
-        machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    return {
-        "benchmark": "hrnet bench",
-        "command": canonical_command(args),
-        "argv": list(sys.argv),
-        "started_utc": started.isoformat(timespec="seconds"),
-        "duration_s": round((datetime.now(timezone.utc) - started).total_seconds(), 1),
-        "machine": machine,
-        "config": {
+    return make_report(
+        "hrnet bench",
+        canonical_command(args),
+        started,
+        machine,
+        config={
             **spec,
             "device": str(device),
             "threads": threads,
@@ -539,20 +265,27 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
             "optimizer": f"Adam(lr=1e-3, implementation={spec['adam']})",
             "loss": LOSSES[spec["task"]],
         },
-        "flop_convention": FLOP_CONVENTION,
-        "memory_method": MEMORY_METHOD[device.type],
-        "matmul": {
+        flop_convention=FLOP_CONVENTION,
+        memory_method=MEMORY_METHOD[device.type],
+        matmul={
             "dtype": str(mm_dtype).replace("torch.", ""),
             "size": args.matmul_size,
             "gflops_per_s": round(mm_rate, 2),
             "samples": [round(v, 2) for v in matmul],
         },
-        "results": results,
-        "ratios_ours_over_timm": ratios,
-    }
+        results=results,
+        ratios_ours_over_timm=ratios,
+    )
 
 
-# ----------------------------------------------------------------------------- output
+def _timm_version() -> str | None:
+    try:
+        import timm
+    except ImportError:
+        return None
+    return timm.__version__
+
+
 def _fmt(value: Any, spec: str = ".2f") -> str:
     if value is None:
         return "-"
@@ -606,15 +339,9 @@ def format_table(report: dict[str, Any]) -> str:
         label = "train peak MiB" + (" (alloc)" if cfg["device"].startswith("cuda") else " (RSS delta)")
         rows.append((label, *(_fmt(res[k].get("train_peak_memory_mib"), ".0f") for k in kinds),
                      *([_fmt(ratios.get("train_peak_memory"), ".3f") + "x"] if ratios else [])))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        lines.append(
-            "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + align_rows(rows, left_columns=1))
 
 
-# ----------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hrnet bench``."""
     from hrnet.models import list_models
@@ -666,8 +393,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench``; returns the process exit code."""
-    from hrnet.io import atomic_write_json
-
     if min(args.batch_size, args.repeats, args.steps, args.infer_steps) < 1 or args.warmup < 0:
         raise ValueError("--batch-size, --repeats, --steps and --infer-steps must be >= 1, --warmup >= 0")
     if args.compile and not hasattr(torch, "compile"):
@@ -683,15 +408,8 @@ def run(args: argparse.Namespace) -> int:
         if any(v % 32 for v in args.input_size):
             raise ValueError("timm's HRNet upsamples by fixed factors: --input-size must be multiples of 32 "
                              "(or pass --no-timm)")  # fmt: skip
-    quiet = args.json
-    report = benchmark(args, log=(lambda _msg: None) if quiet else (lambda msg: print(msg, flush=True)))
+    report = benchmark(args, log=progress_log(args.json))
     device = torch.device(report["config"]["device"])
     out = args.out or default_out_path(spec_from_args(args), device, report["config"]["threads"])
-    atomic_write_json(out, report)
-    if quiet:
-        print(json.dumps(report, indent=2))
-    else:
-        print()
-        print(format_table(report))
-        print(f"\nwrote {out}")
+    write_and_print(report, out, format_table, args.json)
     return 0
