@@ -218,7 +218,8 @@ class PackageConfig(_Section):
     format: Literal["torch_export"] = "torch_export"
 
 
-TUNABLE_SECTIONS = ("model", "train", "pose", "segmentation", "detection")
+TASK_SECTIONS = ("pose", "segmentation", "detection")
+TUNABLE_SECTIONS = ("model", "train", *TASK_SECTIONS)
 
 
 class SearchDimension(_Section):
@@ -251,22 +252,79 @@ class SearchDimension(_Section):
         return self
 
 
-class TuneConfig(_Section):
-    """The tune stage: a Ray Tune search over any params keys, on the prepared data."""
+class TaskSearch(_Section):
+    """What a sweep varies for one task, and the metric (logged by its module) that ranks the trials."""
 
-    space: tuple[SearchDimension, ...] = (
-        SearchDimension(param="pose.lr", distribution="loguniform", low=3e-4, high=3e-3),
-        SearchDimension(param="pose.weight_decay", distribution="loguniform", low=1e-6, high=1e-3),
-        SearchDimension(param="pose.sigma", distribution="uniform", low=1.5, high=3.0),
-        SearchDimension(param="pose.batch_size", distribution="choice", values=(16, 32)),
+    metric: str
+    mode: Literal["min", "max"]
+    space: tuple[SearchDimension, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_params(self) -> TaskSearch:
+        keys = [dim.param for dim in self.space]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"space: {', '.join(repeated)} searched twice")
+        return self
+
+
+def _dim(param: str, distribution: str, low: float | None = None, high: float | None = None,
+         values: tuple[Any, ...] | None = None) -> SearchDimension:  # fmt: skip
+    return SearchDimension(param=param, distribution=distribution, low=low, high=high, values=values)
+
+
+class SearchConfig(_Section):
+    """One search per task; the tune stage runs the one of ``params.task``."""
+
+    pose: TaskSearch = TaskSearch(
+        metric="val/loss",
+        mode="min",
+        space=(
+            _dim("pose.lr", "loguniform", 3e-4, 3e-3),
+            _dim("pose.weight_decay", "loguniform", 1e-6, 1e-3),
+            _dim("pose.sigma", "uniform", 1.5, 3.0),
+            _dim("pose.batch_size", "choice", values=(16, 32)),
+        ),
     )
+    segmentation: TaskSearch = TaskSearch(
+        metric="val/mIoU",
+        mode="max",
+        space=(
+            _dim("segmentation.lr", "loguniform", 0.01, 0.1),
+            _dim("segmentation.weight_decay", "loguniform", 1e-5, 1e-3),
+        ),
+    )
+    detection: TaskSearch = TaskSearch(
+        metric="val/AP",
+        mode="max",
+        space=(
+            _dim("detection.lr", "loguniform", 3e-4, 3e-3),
+            _dim("detection.anchor_scale", "choice", values=(3.0, 4.0, 6.0)),
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _own_sections(self) -> SearchConfig:
+        for task in TASK_SECTIONS:
+            for dim in getattr(self, task).space:
+                section = dim.param.split(".", 1)[0]
+                if section in TASK_SECTIONS and section != task:
+                    raise ValueError(
+                        f"{task}.space: {dim.param}: a {task} sweep searches model, train and {task} keys"
+                    )
+        return self
+
+
+
+class TuneConfig(_Section):
+    """The tune stage: a Ray Tune search over params keys, on the prepared data."""
+
+    search: SearchConfig = SearchConfig()
     num_samples: int = Field(4, ge=1)
     epochs: int = Field(2, ge=1, description="per trial; ASHA's max_t")
     limit_train_batches: float | int | None = Field(
         4, description="per trial; null: train.limit_train_batches"
     )
-    metric: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
@@ -280,12 +338,11 @@ class TuneConfig(_Section):
     storage_path: str | None = None
     max_failures: int = Field(1, ge=-1)
 
+    def for_task(self, task: str) -> TaskSearch:
+        return getattr(self.search, task)
+
     @model_validator(mode="after")
-    def _distinct_params(self) -> TuneConfig:
-        keys = [dim.param for dim in self.space]
-        repeated = sorted({key for key in keys if keys.count(key) > 1})
-        if repeated:
-            raise ValueError(f"space: {', '.join(repeated)} searched twice")
+    def _budget(self) -> TuneConfig:
         if self.grace_period > self.epochs:
             raise ValueError(f"grace_period {self.grace_period} exceeds epochs {self.epochs}")
         return self
@@ -332,7 +389,7 @@ class Params(_Section):
 def _schema_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     schema: type[BaseModel] = Params
     for key in path:
-        if isinstance(key, int):  # an item of a list of sections (tune.space)
+        if isinstance(key, int):  # an item of a list of sections (tune.search.<task>.space)
             continue
         field = schema.model_fields.get(str(key))
         if field is None:

@@ -138,21 +138,30 @@ def build_trainer(
     return pl.Trainer(**options)
 
 
-def train(params: Params) -> None:
+def setup_fit(params: Params, prepared_dir: Path) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+    """Seeded DataModule and (optionally compiled) LightningModule: what ``train`` and every tune trial fit.
+
+    The order (matmul precision, seed, DataModule, module) fixes the initial weights, so a train
+    run with a trial's params reproduces that trial.
+    """
     torch.set_float32_matmul_precision(params.train.matmul_precision)
     pl.seed_everything(params.seed, workers=True, verbose=False)  # verbose prints once per rank
-    rank_zero_info(f"seed {params.seed}")
     task = get_task(params.task)
-    datamodule = task.build_datamodule(params, PREPARED_DIR)
-    module = task.build_module(params, PREPARED_DIR)
+    datamodule = task.build_datamodule(params, prepared_dir)
+    module = task.build_module(params, prepared_dir)
+    return datamodule, (torch.compile(module) if params.train.compile else module)
+
+
+def train(params: Params) -> None:
+    rank_zero_info(f"seed {params.seed}")
+    datamodule, module = setup_fit(params, PREPARED_DIR)
     identity = run_identity(params)
     resume = resumable_checkpoint(LAST_CHECKPOINT, identity)
     logger = DVCLiveLogger(
         dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None, resume=resume is not None
     )
     trainer = build_trainer(params, logger=logger, callbacks=[EpochCheckpoint(LAST_CHECKPOINT, identity)])
-    fit_module = torch.compile(module) if params.train.compile else module
-    trainer.fit(fit_module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     save_atomically(trainer, CHECKPOINT, weights_only=True)
 
 

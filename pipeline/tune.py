@@ -1,9 +1,10 @@
 """tune stage: a Ray Tune hyperparameter search on the prepared data; writes reports/tune.
 
 Every trial fits the train stage's own LightningModule and DataModule (``get_task(...)`` and
-``build_trainer``) with ``params.yaml`` plus its sampled values (``tune.space``: dotted params keys)
-and the trial budget (``tune.epochs``, ``tune.limit_train_batches``). It reports ``tune.metric``
-after each validation through Ray's Lightning integration; ASHA stops the weak trials early.
+``build_trainer``) with ``params.yaml`` plus its sampled values and the trial budget
+(``tune.epochs``, ``tune.limit_train_batches``). ``tune.search.<task>`` (for ``params.task``) holds
+the searched dotted params keys and the metric, which each trial reports after each validation
+through Ray's Lightning integration; ASHA stops the weak trials early.
 
 Ray: ``tune.address`` null starts a local Ray limited to ``tune.num_cpus`` (or joins
 ``RAY_ADDRESS``); ``auto``, ``host:port`` or ``ray://host:port`` joins a running cluster. Trial
@@ -29,13 +30,11 @@ from typing import Any
 import pyarrow.fs
 import pytorch_lightning as pl
 import ray
-import torch
 from ray import tune as ray_tune
 
-from hrnet.config import ConfigError, Params, TuneConfig, parse_params
+from hrnet.config import ConfigError, Params, TaskSearch, TuneConfig, parse_params
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
-from pipeline.tasks import get_task
-from pipeline.train import build_trainer
+from pipeline.train import build_trainer, setup_fit
 from pipeline.tune_report import TrialRow, rank, status_of, write_reports
 
 log = logging.getLogger("pipeline.tune")
@@ -59,7 +58,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     for part in parents:
         child = node.get(part)
         if not isinstance(child, dict):
-            raise ConfigError(f"tune.space: {key}: {part!r} is not a params section")
+            raise ConfigError(f"tune search space: {key}: {part!r} is not a params section")
         node = child
     node[leaf] = value
 
@@ -129,7 +128,7 @@ def make_spec(params: Params, prepared_dir: Path, storage_path: str | None) -> T
     return TrialSpec(
         base=raw,
         prepared_dir=str(Path(prepared_dir).resolve()),
-        metric=tune.metric,
+        metric=tune.for_task(params.task).metric,
         workers=tune.workers_per_trial,
         cpus=tune.cpus_per_trial,
         gpus=tune.gpus_per_trial,
@@ -137,9 +136,9 @@ def make_spec(params: Params, prepared_dir: Path, storage_path: str | None) -> T
     )
 
 
-def search_space(tune: TuneConfig) -> dict[str, Any]:
+def search_space(search: TaskSearch) -> dict[str, Any]:
     space: dict[str, Any] = {}
-    for dim in tune.space:
+    for dim in search.space:
         if dim.distribution == "choice":
             space[dim.param] = ray_tune.choice(list(dim.values or ()))
         elif dim.distribution == "loguniform":
@@ -154,7 +153,8 @@ def search_space(tune: TuneConfig) -> dict[str, Any]:
 def check_space(params: Params) -> None:
     """Every searched key exists and accepts its bounds or values: one clear line otherwise."""
     spec = make_spec(params, Path("."), None)
-    for dim in params.tune.space:
+    where = f"tune.search.{params.task}.space"
+    for dim in params.tune.for_task(params.task).space:
         if dim.distribution == "choice":
             candidates = list(dim.values or ())
         elif dim.distribution == "randint":
@@ -166,7 +166,7 @@ def check_space(params: Params) -> None:
                 spec.params({dim.param: value})
             except ConfigError as exc:
                 detail = str(exc).removeprefix("tune trial: ")
-                raise ConfigError(f"params.yaml: tune.space: {dim.param}={value!r}: {detail}") from None
+                raise ConfigError(f"params.yaml: {where}: {dim.param}={value!r}: {detail}") from None
 
 
 # ----------------------------------------------------------------------------- trials
@@ -179,7 +179,7 @@ class _RequireMetric(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and self.metric not in trainer.callback_metrics:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
-            raise ValueError(f"tune.metric: {self.metric!r} is not logged by the module (logged: {logged})")
+            raise ValueError(f"tune metric {self.metric!r} is not logged by the module (logged: {logged})")
 
 
 @contextlib.contextmanager
@@ -197,13 +197,7 @@ def _build(
 ) -> tuple[Params, pl.LightningDataModule, pl.LightningModule]:
     """A trial's params, DataModule and LightningModule, set up in the order ``train`` uses."""
     params = spec.params(sampled)
-    prepared = spec.prepared()
-    torch.set_float32_matmul_precision(params.train.matmul_precision)
-    pl.seed_everything(params.seed, workers=True, verbose=False)
-    task = get_task(params.task)
-    datamodule = task.build_datamodule(params, prepared)
-    module = task.build_module(params, prepared)
-    return params, datamodule, (torch.compile(module) if params.train.compile else module)
+    return params, *setup_fit(params, spec.prepared())
 
 
 def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
@@ -372,6 +366,7 @@ def sweep_name(params: Params) -> str:
         raw.pop(key, None)
     for key in _PLACEMENT_KEYS:
         raw["tune"].pop(key, None)
+    raw["tune"]["search"] = raw["tune"]["search"][params.task]  # other tasks' searches do not matter
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
     return f"hrnet_tune_{params.task}_{digest[:12]}"
 
@@ -463,6 +458,7 @@ def run_sweep(
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, Tuner
 
     tune = params.tune
+    search = tune.for_task(params.task)
     check_space(params)
     # a checkpoint per epoch is what makes trials resumable; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -486,10 +482,10 @@ def run_sweep(
             log.info("sweep %s: %d trials of up to %d epochs", experiment, tune.num_samples, tune.epochs)
             tuner = Tuner(
                 trainable,
-                param_space=search_space(tune),
+                param_space=search_space(search),
                 tune_config=ray_tune.TuneConfig(
-                    metric=tune.metric,
-                    mode=tune.mode,
+                    metric=search.metric,
+                    mode=search.mode,
                     num_samples=tune.num_samples,
                     scheduler=_scheduler(tune),
                     search_alg=_searcher(params),
@@ -504,19 +500,19 @@ def run_sweep(
                 ),
             )
         grid = tuner.fit()
-        rows = _rows(grid, tune.metric, tune.epochs)
-    ranked = rank(rows, tune.mode)
+        rows = _rows(grid, search.metric, tune.epochs)
+    ranked = rank(rows, search.mode)
     budget = trial_budget(params)
     if ranked and ranked[0].curve and ranked[0].iterations < tune.epochs:
         budget["train.epochs"] = ranked[0].iterations  # no trial ran every epoch: reproduce the best as is
-    winner, command = write_reports(out_dir, rows, tune.metric, tune.mode, changed(params, budget))
+    winner, command = write_reports(out_dir, rows, search.metric, search.mode, changed(params, budget))
     if all(row.status != "error" for row in rows):
         with fs.open_output_stream(marker) as stream:
             stream.write(json.dumps({"winner": winner.trial_id, "command": command}).encode())
     else:
         failed = sum(row.status == "error" for row in rows)
         log.warning("%d trial(s) failed: `dvc repro -f tune` resumes this sweep and retries them", failed)
-    log.info("best of %d trials: %s %s = %r", len(rows), winner.trial_id, tune.metric, winner.final)
+    log.info("best of %d trials: %s %s = %r", len(rows), winner.trial_id, search.metric, winner.final)
     print(command)
     return winner, command
 

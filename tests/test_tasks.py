@@ -31,6 +31,10 @@ def test_task_head_runs_to_metrics(task, head, tmp_path, monkeypatch):
 
     prepare(params)
     train(params)
+    # the metric the tune stage ranks this task's trials by is one the module logs
+    logged = json.loads((tmp_path / "dvclive/metrics.json").read_text())
+    section, name = params.tune.for_task(task).metric.split("/")
+    assert name in logged[section]
     evaluate(params)
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert metrics["task"] == task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT, project_env, tiny_params
 
@@ -41,11 +43,12 @@ FLAKY_TRIAL = "_00001"  # this trial's first attempt raises
 
 
 def sweep_params(tmp: Path, **tune: Any) -> dict[str, Any]:
+    space = [
+        {"param": "pose.lr", "distribution": "loguniform", "low": 1e-4, "high": 3e-3},
+        {"param": "pose.sigma", "distribution": "uniform", "low": 1.5, "high": 3.5},
+    ]
     settings = {
-        "space": [
-            {"param": "pose.lr", "distribution": "loguniform", "low": 1e-4, "high": 1e-1},
-            {"param": "pose.sigma", "distribution": "uniform", "low": 1.5, "high": 3.5},
-        ],
+        "search": {"pose": {"metric": METRIC, "mode": "min", "space": space}},
         "num_samples": 4,
         "epochs": EPOCHS,
         "limit_train_batches": 1,
@@ -63,6 +66,17 @@ def sweep_params(tmp: Path, **tune: Any) -> dict[str, Any]:
 def read_trials(out_dir: Path, name: str = TRIALS_CSV) -> list[dict[str, str]]:
     with open(out_dir / name, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+@contextlib.contextmanager
+def trial_threads() -> Iterator[None]:
+    """The thread count of a 1-CPU trial (OMP_NUM_THREADS=1): float sums then add up in the same order."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def row_config(row: dict[str, str]) -> dict[str, Any]:
@@ -173,7 +187,8 @@ def test_the_printed_command_reproduces_the_best_trial(sweep, monkeypatch):
     for key, value in command_overrides(sweep["command"]).items():
         set_dotted(raw, key, value)
     monkeypatch.chdir(sweep["work"])  # the train stage reads data/prepared from here
-    train(parse_params(raw))
+    with trial_threads():
+        train(parse_params(raw))
     metrics = json.loads((sweep["work"] / "dvclive" / "metrics.json").read_text())
     best = read_trials(sweep["out"])[0]
     assert metrics["val"]["loss"] == pytest.approx(float(best[f"{METRIC} final"]), rel=1e-6, abs=1e-9)
@@ -182,7 +197,7 @@ def test_the_printed_command_reproduces_the_best_trial(sweep, monkeypatch):
 # ----------------------------------------------------------------------------- without Ray
 def test_bad_search_spaces_are_refused_in_one_line():
     def refused(dim: dict[str, Any], fragment: str, checked: bool = False) -> None:
-        raw = json.loads(json.dumps(tiny_params(tune={"space": [dim]})))
+        raw = json.loads(json.dumps(tiny_params(tune={"search": {"pose": {"space": [dim]}}})))
         with pytest.raises(ConfigError) as info:
             params = parse_params(raw)
             if checked:  # keys and values are checked against the schema at the start of the stage
@@ -190,16 +205,19 @@ def test_bad_search_spaces_are_refused_in_one_line():
         assert fragment in str(info.value) and "\n" not in str(info.value)
 
     lrr = {"param": "pose.lrr", "distribution": "uniform", "low": 1e-4, "high": 1}
-    refused(lrr, "tune.space: pose.lrr=0.0001: unknown key 'pose.lrr'; did you mean 'pose.lr'?", True)
+    refused(lrr, "tune.search.pose.space: pose.lrr=0.0001: unknown key 'pose.lrr'; did you mean 'pose.lr'?",
+            checked=True)  # fmt: skip
+    other_task = {"param": "detection.lr", "distribution": "uniform", "low": 1e-4, "high": 1}
+    refused(other_task, "pose.space: detection.lr: a pose sweep searches model, train and pose keys")
     zero = {"param": "pose.batch_size", "distribution": "randint", "low": 0, "high": 4}
     refused(zero, "pose.batch_size=0: pose.batch_size: Input should be greater than or equal to 1", True)
     root = {"param": "data.root", "distribution": "choice", "values": ["/x"]}
-    refused(root, "tune.space.0: data.root: only keys under model, train, pose, segmentation, detection")
+    refused(root, "pose.space.0: data.root: only keys under model, train, pose, segmentation, detection")
     mixed = {"param": "pose.lr", "distribution": "choice", "values": [1], "low": 1}
     refused(mixed, "pose.lr: choice takes a non-empty values list and no low/high")
     refused({"param": "pose.lr", "distribution": "loguniform", "low": 0, "high": 1}, "takes low > 0")
     typo = {"param": "pose.lr", "distribution": "uniform", "low": 0, "hi": 1}
-    refused(typo, "unknown key 'tune.space.0.hi'; did you mean 'tune.space.0.high'?")
+    refused(typo, "unknown key 'tune.search.pose.space.0.hi'; did you mean 'tune.search.pose.space.0.high'?")
 
 
 def test_command_values_read_back_exactly():
@@ -432,7 +450,8 @@ def test_sweep_on_a_running_cluster_and_an_interrupted_sweep_resumes(cluster, mo
         set_dotted(raw, key, value)
     raw["train"].update(epochs=EPOCHS, limit_train_batches=1)
     monkeypatch.chdir(tmp)
-    train(parse_params(raw))
+    with trial_threads():
+        train(parse_params(raw))
     metrics = json.loads((tmp / "dvclive" / "metrics.json").read_text())
     resumed = float(second[broken["trial_id"]][f"{METRIC} final"])
     assert metrics["val"]["loss"] == pytest.approx(resumed, rel=1e-6, abs=1e-9)
