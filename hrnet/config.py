@@ -200,6 +200,7 @@ class DetectionConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
+    pyramid_channels: int = Field(256, ge=1, description="width of every V2p level (v2p head only)")
     warmup_steps: int = Field(30, ge=0)
     schedule: Literal["step", "cosine"] = "cosine"
     lr_steps: tuple[float, ...] = (0.67, 0.89)

@@ -158,6 +158,14 @@ def test_v2p_is_default_detection_backbone() -> None:
     assert model.out_channels == 256 and len(model.strides) == 5
 
 
+def test_v2p_pyramid_width_is_configurable() -> None:
+    model = create_backbone(SMALL, head="v2p", pyramid_channels=64).eval()
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 64, 64))
+    assert model.out_channels == 64 and all(f.shape[1] == 64 for f in feats.values())
+    assert create_backbone(SMALL, head="v2", pyramid_channels=64).out_channels == 240  # v2p only
+
+
 def _naive_fusion(module: HighResolutionModule, xs: list[torch.Tensor]) -> list[torch.Tensor]:
     xs = [branch(x) for branch, x in zip(module.branches, xs, strict=True)]
     outs = []

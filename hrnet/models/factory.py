@@ -126,12 +126,13 @@ def create_backbone(
     name: str,
     head: str | None = "v2p",
     pretrained: str | Path | None = None,
+    pyramid_channels: int = 256,
     **overrides: Any,
 ) -> nn.Module:
     """Backbone for dense prediction / detection.
 
     With a ``head`` ("v1", "v2", "v2p") returns :class:`HRNetFeatures` (``OrderedDict`` output,
-    ``.out_channels`` 256 for v2p, ``.strides``); with ``head=None`` the bare
+    ``.out_channels`` (``pyramid_channels`` for v2p), ``.strides``); with ``head=None`` the bare
     :class:`HighResolutionNet` returning the list of the four branch maps.
     """
     config = resolve_config(name, **overrides)
@@ -140,7 +141,7 @@ def create_backbone(
     else:
         _check_head(head)
         backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
-        model = HRNetFeatures(backbone, build_neck(head, backbone.out_channels))
+        model = HRNetFeatures(backbone, build_neck(head, backbone.out_channels, pyramid_channels))
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

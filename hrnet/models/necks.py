@@ -89,12 +89,18 @@ class V2pNeck(nn.Module):
         return out
 
 
-def build_neck(head: str, in_channels: Sequence[int]) -> V1Neck | V2Neck | V2pNeck:
-    """Create the representation head named ``head`` ("v1", "v2" or "v2p")."""
+def build_neck(
+    head: str, in_channels: Sequence[int], pyramid_channels: int = 256
+) -> V1Neck | V2Neck | V2pNeck:
+    """Create the representation head named ``head`` ("v1", "v2" or "v2p").
+
+    ``pyramid_channels`` is the width of every V2p level (256 in the paper; v1 and v2 keep the
+    backbone's channels).
+    """
     if head == "v1":
         return V1Neck(in_channels)
     if head == "v2":
         return V2Neck(in_channels)
     if head == "v2p":
-        return V2pNeck(in_channels)
+        return V2pNeck(in_channels, out_channels=pyramid_channels)
     raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")

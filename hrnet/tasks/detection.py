@@ -69,6 +69,7 @@ def build_detector(
     max_size: int = 1333,
     pretrained: str | Path | None = None,
     anchor_scale: float = 8.0,
+    pyramid_channels: int = 256,
     proj_channels: int | None = None,
     representation_size: int = 1024,
     score_threshold: float = 0.05,
@@ -80,16 +81,20 @@ def build_detector(
     ``MultiScaleRoIAlign`` over the finest four levels (FPN practice; the single level for v1/v2).
     FCOS: one point per location, anchor size = stride (FCOS's scale ranges derive from it).
     ``representation_size`` is the width of the two-FC box head (1024 in torchvision; smaller is
-    much cheaper on a CPU). ``proj_channels`` adds a 1x1 conv to that width; FCOS needs a multiple
-    of 32 (GroupNorm) and gets 256 when the backbone width is not one. ``score_threshold`` drops
-    weaker detections (``box_score_thresh`` / FCOS ``score_thresh``). ``detector_kwargs`` go to the
-    torchvision constructor (see ``SMALL_IMAGE_SETTINGS`` for small images).
+    much cheaper on a CPU). ``pyramid_channels`` is the width of the V2p levels (256 in the paper;
+    the RPN and box heads scale with it). ``proj_channels`` adds a 1x1 conv to that width; FCOS
+    needs a multiple of 32 (GroupNorm) and gets 256 when the backbone width is not one.
+    ``score_threshold`` drops weaker detections (``box_score_thresh`` / FCOS ``score_thresh``).
+    ``detector_kwargs`` go to the torchvision constructor (see ``SMALL_IMAGE_SETTINGS`` for small
+    images).
     """
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(DETECTORS)}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (object categories), got {num_classes}")
-    features: nn.Module = create_backbone(name, head=head, pretrained=pretrained)
+    features: nn.Module = create_backbone(
+        name, head=head, pretrained=pretrained, pyramid_channels=pyramid_channels
+    )
     if proj_channels is None and detector == "fcos" and features.out_channels % 32:
         proj_channels = 256
     if proj_channels is not None and proj_channels != features.out_channels:
@@ -181,6 +186,7 @@ class DetectionModule(pl.LightningModule):
         max_size: int = 1333,
         pretrained: str | None = None,
         anchor_scale: float = 8.0,
+        pyramid_channels: int = 256,
         score_threshold: float = 0.05,
         detector_kwargs: dict[str, Any] | None = None,
         val_ann_file: str | None = None,
@@ -199,7 +205,7 @@ class DetectionModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model = build_detector(
             model_name, head, num_classes, detector, min_size, max_size, pretrained, anchor_scale,
-            score_threshold=score_threshold, **(detector_kwargs or {}),
+            pyramid_channels=pyramid_channels, score_threshold=score_threshold, **(detector_kwargs or {}),
         )  # fmt: skip
         self._predictions: list[Prediction] = []
 

@@ -94,6 +94,7 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Detection
         max_size=det.max_size,
         pretrained=params.model.pretrained,
         anchor_scale=det.anchor_scale,
+        pyramid_channels=det.pyramid_channels,
         score_threshold=det.score_threshold,
         detector_kwargs=dict(SMALL_IMAGE_SETTINGS) if det.preset == "small" else None,
         label_to_category={int(k): int(v) for k, v in categories.label_to_category.items()},
