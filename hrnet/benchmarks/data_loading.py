@@ -113,10 +113,22 @@ def segmentation_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset,
         "base_size": max(width, height),
         "scale_range": list(args.seg_scale_range),
         "png_level": 1 if args.seg_png_level is None else args.seg_png_level,
+        "png_decoder": png_decoder(),
         "mean_image_kib": round(sum(os.path.getsize(p[0]) for p in pairs) / len(pairs) / 1024, 1),
         "mean_label_kib": round(sum(os.path.getsize(p[1]) for p in pairs) / len(pairs) / 1024, 1),
     }
     return dataset, files, info
+
+
+def png_decoder() -> str:
+    """Which library decodes the RGB frames (see ``hrnet.data.cityscapes.read_image_rgb``)."""
+    from hrnet.data import cityscapes
+
+    if cityscapes.pyspng is not None:
+        return f"pyspng {getattr(cityscapes.pyspng, '__version__', '')}".strip()
+    import cv2
+
+    return f"opencv {cv2.__version__}"
 
 
 BUILDERS: dict[str, Callable[[Path, argparse.Namespace], tuple[Dataset, list[str], dict[str, Any]]]] = {
@@ -154,7 +166,7 @@ def decode_ms(task: str, files: list[str], rounds: int = 3) -> float:
         readers: list[Callable[[str], Any]] = [pose_dataset.read_image_bgr]
     else:
         per_sample = [files[i : i + 2] for i in range(0, len(files), 2)]
-        readers = [cityscapes.read_image_bgr, cityscapes.read_label_ids]
+        readers = [cityscapes.read_image_rgb, cityscapes.read_label_ids]
     times = []
     for _ in range(rounds):
         for group in per_sample:
@@ -212,6 +224,8 @@ def canonical_command(args: argparse.Namespace) -> str:
     ]  # fmt: skip
     if args.seg_png_level is not None:
         parts += ["--seg-png-level", str(args.seg_png_level)]
+    if args.seg_png_decoder != "auto":
+        parts += ["--seg-png-decoder", args.seg_png_decoder]
     if args.samples:
         parts += ["--samples", str(args.samples)]
     if args.data_dir:
@@ -219,6 +233,16 @@ def canonical_command(args: argparse.Namespace) -> str:
     if args.out:
         parts += ["--out", str(args.out)]
     return shlex.join(parts)
+
+
+@contextlib.contextmanager
+def _attribute(owner: Any, name: str, value: Any) -> Iterator[None]:
+    previous = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, previous)
 
 
 def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -230,6 +254,10 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     machine = {**machine_info(), "opencv_threads": cv2.getNumThreads(), "opencv": cv2.__version__}
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
+        if args.seg_png_decoder == "opencv":
+            from hrnet.data import cityscapes
+
+            stack.enter_context(_attribute(cityscapes, "pyspng", None))
         base = args.data_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="hrnet-bench-data-"))
         )
@@ -265,7 +293,8 @@ def format_table(report: dict[str, Any]) -> str:
             source = "JPEG {}x{}".format(*r["image_size_wh"])
             output = "{}x{} + heatmaps {}x{}".format(*r["input_size_hw"], *r["heatmap_size_hw"])
         else:
-            source = "PNG {}x{} (zlib {}) + label".format(*r["image_size_wh"], r["png_level"])
+            source = "PNG {}x{} (zlib {}, {}) + label".format(*r["image_size_wh"], r["png_level"],
+                                                                r.get("png_decoder", "opencv"))  # fmt: skip
             output = "crop {}x{}".format(*r["crop_size_hw"])
         rows.append((task, source, output, f"{r['samples_per_s']:.1f}", f"{r['ms_per_sample']:.2f}",
                      f"{r['decode_ms_per_sample']:.2f}", f">= {r['target_samples_per_s']:g}",
@@ -302,6 +331,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=range(10),
         metavar="0-9",
         help="re-encode the generated RGB PNGs at this zlib level first (default: as generated, level 1)",
+    )
+    parser.add_argument(
+        "--seg-png-decoder",
+        default="auto",
+        choices=["auto", "opencv"],
+        help="auto: pyspng when installed (as training does), else OpenCV; opencv: OpenCV only",
     )
     parser.add_argument("--seg-target", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep / reuse the generated data here")

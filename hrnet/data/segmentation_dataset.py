@@ -24,7 +24,7 @@ from hrnet.data.cityscapes import (
     IGNORE_INDEX,
     label_id_lut,
     list_cityscapes_pairs,
-    read_image_bgr,
+    read_image_rgb,
     read_label_ids,
 )
 from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 _MEAN_RGB = np.array(IMAGENET_MEAN, np.float32) * 255.0
 _INV_STD_RGB = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
-_MEAN_BGR = tuple(float(m) for m in _MEAN_RGB[::-1])
+_MEAN_RGB_TUPLE = tuple(float(m) for m in _MEAN_RGB)
 
 
 class CityscapesSegDataset(Dataset):
@@ -102,9 +102,9 @@ class CityscapesSegDataset(Dataset):
 
     @staticmethod
     def _to_tensor(image: np.ndarray) -> torch.Tensor:
-        """BGR (H, W, 3) uint8 -> normalised RGB (3, H, W) float32, one plane at a time (fast)."""
+        """RGB (H, W, 3) uint8 -> normalised (3, H, W) float32, one plane at a time (fast)."""
         out = np.empty((3, *image.shape[:2]), np.float32)
-        for c, plane in enumerate(reversed(cv2.split(image))):
+        for c, plane in enumerate(cv2.split(image)):
             out[c] = plane
             out[c] -= _MEAN_RGB[c]
             out[c] *= _INV_STD_RGB[c]
@@ -113,14 +113,14 @@ class CityscapesSegDataset(Dataset):
     def __getitem__(self, tagged_index: int) -> dict:
         epoch, index = untag(tagged_index, len(self.pairs))
         image_path, label_path = self.pairs[index]
-        image, label = read_image_bgr(image_path), read_label_ids(label_path)
+        image, label = read_image_rgb(image_path), read_label_ids(label_path)
         self._check_pair(index, image, label)
         height, width = label.shape
         label = cv2.LUT(label, self.lut)
         if self.train:
             mat, size = self._train_warp(sample_rng(self.seed, epoch, index), height, width), self.crop_size
             image = cv2.warpAffine(image, mat, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                   borderValue=_MEAN_BGR)  # fmt: skip
+                                   borderValue=_MEAN_RGB_TUPLE)  # fmt: skip
             label = cv2.warpAffine(label, mat, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                                    borderValue=int(self.ignore_index))  # fmt: skip
         elif self.base_size is not None and max(height, width) != self.base_size:
