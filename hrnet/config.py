@@ -84,9 +84,12 @@ def _multiple_of_32(value: tuple[int, int]) -> tuple[int, int]:
     return value
 
 
+PAPER_HEADS = {"pose": "v1", "segmentation": "v2", "detection": "v2p"}
+
+
 class ModelConfig(_Section):
     name: str = "hrnet_w18_small"
-    head: Literal["v1", "v2", "v2p"] = "v1"
+    head: Literal["v1", "v2", "v2p"] | None = Field(None, description="null: the paper's head for the task")
     pretrained: str | None = None
 
     @field_validator("name")
@@ -200,7 +203,7 @@ class DetectionConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
-    pyramid_channels: int = Field(256, ge=1, description="width of every V2p level (v2p head only)")
+    pyramid_channels: int = Field(64, ge=1, description="width of every V2p level (v2p only); paper: 256")
     warmup_steps: int = Field(30, ge=0)
     schedule: Literal["step", "cosine"] = "cosine"
     lr_steps: tuple[float, ...] = (0.67, 0.89)
@@ -361,6 +364,23 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     package: PackageConfig = PackageConfig()
     tune: TuneConfig = TuneConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_head(cls, data: Any) -> Any:
+        """``model.head`` null (or absent) becomes the paper's head for the task: V1 for pose, V2
+        for segmentation, V2p for detection."""
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model", {})
+        head = PAPER_HEADS.get(data.get("task", "pose"))
+        if head is None:  # an unknown task: reported by the field check
+            return data
+        if isinstance(model, dict) and model.get("head") is None:
+            return {**data, "model": {**model, "head": head}}
+        if isinstance(model, ModelConfig) and model.head is None:
+            return {**data, "model": model.model_copy(update={"head": head})}
+        return data
 
     @model_validator(mode="after")
     def _source_fits_task(self) -> Params:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrnet.config import ConfigError, Params, load_params, parse_params
+from hrnet.config import PAPER_HEADS, ConfigError, Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +62,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("seed: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_a_null_head_is_the_papers_head_for_the_task():
+    heads = {task: parse_params({"task": task, "model": {"head": None}}).model.head for task in PAPER_HEADS}
+    assert heads == {"pose": "v1", "segmentation": "v2", "detection": "v2p"}
+    assert parse_params({"task": "detection"}).model.head == "v2p"  # absent: the same
+    assert parse_params({"task": "detection", "model": {"head": "v1"}}).model.head == "v1"  # chosen: kept
