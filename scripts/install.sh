@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the project with its dev extras.
+# Creates .venv (if missing) and installs the project with its dev (tests, ruff, timm) and fast (pyspng) extras.
 # torch/torchvision resolve to the local wheels pinned in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
