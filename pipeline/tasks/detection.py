@@ -22,6 +22,7 @@ from hrnet.evaluation.coco_boxes import (
 from hrnet.io import atomic_write_json
 from hrnet.tasks.detection import SMALL_IMAGE_SETTINGS, DetectionModule
 from pipeline.common import PREPARED_DIR
+from pipeline.tasks import base
 from pipeline.tasks.base import INDEX_DIR, relative_to_index
 
 log = logging.getLogger("pipeline.detection")
@@ -32,7 +33,7 @@ REPORTED_STATS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
 
 
 def data_root(params: Params, prepared_dir: Path) -> Path:
-    return prepared_dir / SYNTHETIC_DIR if params.data.source == "synthetic" else Path(params.data.root)
+    return base.data_root(params, prepared_dir, SYNTHETIC_DIR)
 
 
 def prepare(params: Params, out_dir: Path) -> None:

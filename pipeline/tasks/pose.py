@@ -27,9 +27,11 @@ from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
 from pipeline.common import PREPARED_DIR
-from pipeline.tasks.base import INDEX_DIR, relative_to_index
+from pipeline.tasks.base import INDEX_DIR, data_root, relative_to_index
 
 log = logging.getLogger("pipeline.pose")
+
+SYNTHETIC_DIR = "synthetic"
 
 MODULE = PoseEstimationModule
 
@@ -37,8 +39,8 @@ MODULE = PoseEstimationModule
 def prepare(params: Params, out_dir: Path) -> None:
     """Generates (synthetic) or locates (coco) the data; writes ``index/{train,val}.json``."""
     data = params.data
+    root = data_root(params, out_dir, SYNTHETIC_DIR)
     if data.source == "synthetic":
-        root = out_dir / "synthetic"
         synthetic = data.synthetic.pose
         counts = generate_coco_keypoints(
             root,
@@ -49,8 +51,6 @@ def prepare(params: Params, out_dir: Path) -> None:
             seed=params.seed,
         )
         log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
-    else:
-        root = Path(data.root)
     index_dir = out_dir / INDEX_DIR
     splits = {"train": data.train_split, "val": data.val_split}
     located = {role: locate_split(data.source, root, split) for role, split in splits.items()}

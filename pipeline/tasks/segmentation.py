@@ -31,6 +31,7 @@ from hrnet.evaluation.segmentation import (
 from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
 from pipeline.common import PREPARED_DIR
+from pipeline.tasks import base
 from pipeline.tasks.base import INDEX_DIR, relative_to_index
 
 log = logging.getLogger("pipeline.segmentation")
@@ -40,7 +41,7 @@ SYNTHETIC_DIR = "synthetic_cityscapes"
 
 
 def data_root(params: Params, prepared_dir: Path) -> Path:
-    return prepared_dir / SYNTHETIC_DIR if params.data.source == "synthetic" else Path(params.data.root)
+    return base.data_root(params, prepared_dir, SYNTHETIC_DIR)
 
 
 def prepare(params: Params, out_dir: Path) -> None:
