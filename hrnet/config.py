@@ -319,7 +319,6 @@ class SearchConfig(_Section):
         return self
 
 
-
 class TuneConfig(_Section):
     """The tune stage: a Ray Tune search over params keys, on the prepared data."""
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrnet.config import PAPER_HEADS, ConfigError, Params, load_params, parse_params
+from hrnet.config import PAPER_HEADS, ConfigError, ModelConfig, Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,3 +69,4 @@ def test_a_null_head_is_the_papers_head_for_the_task():
     assert heads == {"pose": "v1", "segmentation": "v2", "detection": "v2p"}
     assert parse_params({"task": "detection"}).model.head == "v2p"  # absent: the same
     assert parse_params({"task": "detection", "model": {"head": "v1"}}).model.head == "v1"  # chosen: kept
+    assert Params(task="segmentation", model=ModelConfig()).model.head == "v2"  # built in code: the same
