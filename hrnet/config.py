@@ -63,9 +63,12 @@ class SyntheticConfig(_Section):
 REAL_SOURCES = {"pose": "coco", "segmentation": "cityscapes", "detection": "coco"}
 
 
+SYNTHETIC_ROOT = "data/synthetic"  # where the synthesize stage writes the embedded dataset
+
+
 class DataConfig(_Section):
     source: Literal["synthetic", "coco", "cityscapes"] = "synthetic"
-    root: str | None = None
+    root: str = Field(SYNTHETIC_ROOT, min_length=1, description="the dataset folder; a DVC dependency")
     train_split: str = "train"
     val_split: str = "val"
     on_bad_sample: Literal["fail", "skip"] = "fail"
@@ -73,8 +76,11 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _root_for_real_data(self) -> DataConfig:
-        if self.source != "synthetic" and not self.root:
-            raise ValueError(f"data.root: required when data.source is {self.source!r}")
+        if self.source != "synthetic" and Path(self.root) == Path(SYNTHETIC_ROOT):
+            raise ValueError(
+                f"data.root: required when data.source is {self.source!r} (the folder holding the "
+                f"{self.source} dataset; got {self.root!r}, where the embedded synthetic data lives)"
+            )
         return self
 
 
@@ -105,8 +111,8 @@ class TrainConfig(_Section):
 
     epochs: int = Field(16, ge=1)
     num_workers: int = Field(1, ge=0)
-    accelerator: str = "cpu"
-    devices: int | str = 1
+    accelerator: Literal["cpu", "gpu", "cuda", "mps", "auto"] = "cpu"
+    devices: int | Literal["auto"] = Field(1, description=">= 1 per node, -1 for all, or auto")
     num_nodes: int = Field(1, ge=1)
     strategy: str = Field("auto", description="auto: ddp when more than one device or node")
     precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = "32-true"
@@ -116,10 +122,29 @@ class TrainConfig(_Section):
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
     compile: bool = False
     limit_train_batches: float | int | None = None
+    deterministic: bool | Literal["warn"] | None = Field(
+        None,
+        description="null: true on CPU, warn on accelerators (some CUDA backward ops have no "
+        "deterministic kernel)",
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _device_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not (value >= 1 or value == -1):
+            raise ValueError(f"expected a device count >= 1, -1 for all, or auto; got {value}")
+        return value
 
     @property
     def distributed(self) -> bool:
-        return self.num_nodes > 1 or self.devices not in (1, "1", "auto")
+        return self.num_nodes > 1 or self.devices not in (1, "auto")
+
+    @property
+    def deterministic_mode(self) -> bool | str:
+        """What Lightning's ``Trainer(deterministic=...)`` gets."""
+        if self.deterministic is not None:
+            return self.deterministic
+        return True if self.accelerator == "cpu" else "warn"
 
 
 class AugmentConfig(_Section):
@@ -145,9 +170,6 @@ class PoseConfig(_Section):
     lr_factor: float = Field(0.1, gt=0, le=1)
     augment: AugmentConfig = AugmentConfig()
     eval_batch_size: int = Field(64, ge=1)
-    flip_test: bool = True
-    shift_heatmap: bool = True
-    keypoint_score_threshold: float = Field(0.2, ge=0, le=1)
 
     _input_size = field_validator("input_size")(_multiple_of_32)
 
@@ -181,9 +203,6 @@ class SegmentationConfig(_Section):
     ohem_min_kept: int = Field(100_000, ge=1)
     class_weights: Literal["cityscapes"] | None = None
     eval_batch_size: int = Field(4, ge=1)
-    eval_mode: Literal["whole", "sliding"] = "whole"
-    eval_scales: tuple[float, ...] = (1.0,)
-    eval_flip: bool = False
 
     _crop_size = field_validator("crop_size")(_multiple_of_32)
 
@@ -210,11 +229,38 @@ class DetectionConfig(_Section):
     lr_factor: float = Field(0.1, gt=0, le=1)
     flip_prob: float = Field(0.5, ge=0, le=1)
     eval_batch_size: int = Field(8, ge=1)
+
+
+class PoseTestConfig(_Section):
+    flip_test: bool = True
+    shift_heatmap: bool = True
+    keypoint_score_threshold: float = Field(0.2, ge=0, le=1)
+
+
+class SegmentationTestConfig(_Section):
+    mode: Literal["whole", "sliding"] = "whole"
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+
+    @field_validator("scales")
+    @classmethod
+    def _positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError(f"expected a non-empty list of positive scales, got {list(value)}")
+        return value
+
+
+class DetectionTestConfig(_Section):
     score_threshold: float = Field(0.05, ge=0, le=1)
 
 
 class EvaluateConfig(_Section):
+    """Test-time settings: changing them reruns evaluate and package only, never train or tune."""
+
     num_figures: int = Field(4, ge=0)
+    pose: PoseTestConfig = PoseTestConfig()
+    segmentation: SegmentationTestConfig = SegmentationTestConfig()
+    detection: DetectionTestConfig = DetectionTestConfig()
 
 
 class PackageConfig(_Section):

@@ -70,6 +70,20 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def path_reference(target: str | Path, index_file: str | Path, anchor: str | Path | None = None) -> str:
+    """How an index file refers to ``target``.
+
+    Relative to the index's folder when ``target`` lies under ``anchor`` (the project: the reference
+    then survives moving or copying the whole tree, as ``dvc exp run --temp`` does), else absolute
+    (data outside the project, e.g. a dataset at an absolute ``data.root``, stays where it is).
+    ``anchor`` None: always relative.
+    """
+    target = Path(target).resolve()
+    if anchor is None or target.is_relative_to(Path(anchor).resolve()):
+        return os.path.relpath(target, Path(index_file).parent.resolve())
+    return str(target)
+
+
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

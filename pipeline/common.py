@@ -17,17 +17,61 @@ REPORTS_DIR = Path("reports")
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 DIST_DIR = Path("dist")
 
+# The code the train stage runs: its DVC deps (dvc.yaml) and what the resume fingerprint hashes.
+# tests/test_stage_deps.py checks both against what a train run really imports.
+TRAIN_CODE = (
+    "hrnet/__init__.py",
+    "hrnet/config.py",
+    "hrnet/io.py",
+    "hrnet/codecs",
+    "hrnet/data",
+    "hrnet/evaluation",
+    "hrnet/models",
+    "hrnet/tasks",
+    "hrnet/inference.py",
+    "hrnet/viz.py",
+    "pipeline/__init__.py",
+    "pipeline/common.py",
+    "pipeline/train.py",
+    "pipeline/tasks",
+)
+
 log = logging.getLogger("pipeline")
 
 # Errors a user can fix (bad params, bad data, a missing file): shown as one line, exit code 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
 
 
-def run_stage(main: Callable[[Params], None], params_file: str | Path = "params.yaml") -> None:
-    """Loads params and runs ``main``; a user error ends the process with one clear line."""
+def check_pretrained(params: Params) -> None:
+    """``model.pretrained`` exists, holds only tensors and fits ``model.name``: else one line."""
+    from hrnet.models import create_backbone
+    from hrnet.models.weights import CheckpointError
+
+    path = params.model.pretrained
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise ConfigError(f"model.pretrained: {path}: file not found (expected an HRNet checkpoint)")
+    try:
+        create_backbone(params.model.name, head=params.model.head, pretrained=path)
+    except CheckpointError as exc:
+        lines = str(exc).splitlines()
+        more = f" (+{len(lines) - 1} lines of detail: hrnet.load_pretrained)" if len(lines) > 1 else ""
+        raise ConfigError(f"model.pretrained: {lines[0]}{more}") from None
+
+
+def run_stage(
+    main: Callable[[Params], None], params_file: str | Path = "params.yaml", *, uses_pretrained: bool = False
+) -> None:
+    """Loads params and runs ``main``; a user error ends the process with one clear line.
+
+    ``uses_pretrained``: the stage builds models from ``model.pretrained``, checked before any work.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         params = load_params(params_file)
+        if uses_pretrained:
+            check_pretrained(params)
         main(params)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

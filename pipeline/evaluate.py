@@ -37,7 +37,10 @@ def load_module(params: Params, checkpoint: Path = CHECKPOINT) -> pl.LightningMo
         )
     module_class = get_task(params.task).MODULE
     try:
-        module = module_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+        # the trained weights are all in the checkpoint: never read model.pretrained again
+        module = module_class.load_from_checkpoint(
+            checkpoint, map_location="cpu", weights_only=True, pretrained=None
+        )
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{checkpoint}: refusing to load a checkpoint that is not weights-only "

@@ -1,4 +1,7 @@
-"""prepare stage: generates (synthetic) or locates (real) the task's data and writes its index.
+"""prepare stage: locates and checks the task's data at ``data.root``; writes its index.
+
+``data.root`` is a DVC dependency of this stage (``${data.root}`` in dvc.yaml): the embedded
+synthetic data that the synthesize stage writes, or a real COCO / Cityscapes folder.
 
 Everything lands in ``data/prepared/`` at once, through a temporary folder renamed into place,
 so a failed or killed run leaves the previous prepared data untouched.
@@ -37,6 +40,12 @@ def _shown_as(tmp: Path, final: Path) -> Callable[[Path], str]:
 
 
 def prepare(params: Params) -> None:
+    root = Path(params.data.root)
+    if params.data.source == "synthetic" and not root.is_dir():
+        raise FileNotFoundError(
+            f"{root}: data.root: the synthetic dataset is not there; run the synthesize stage first "
+            "(dvc repro synthesize)"
+        )
     parent = PREPARED_DIR.parent
     parent_existed = parent.exists()
     try:

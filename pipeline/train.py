@@ -2,8 +2,10 @@
 
 The same command runs on one CPU, under ``torchrun`` or SLURM: Lightning's DDP strategy picks
 up the cluster environment (ranks, world size, master address) from the launcher's variables.
-At the end of every epoch ``models/last.ckpt`` is written (atomically); a rerun with the same
-params and code resumes from it, anything else starts from scratch and says why.
+At the end of every epoch ``models/last.ckpt`` is written (atomically). A rerun with the same
+params and code resumes it when it is unfinished (killed, or ``train.epochs`` raised since);
+a finished run, another architecture or changed params or code start from scratch, saying why.
+So a forced rerun (``dvc repro -f``, ``dvc exp run -f``) trains again and writes every output.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-import hrnet
-import pipeline
-from hrnet.config import Params
-from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, run_stage
+from hrnet.config import TASK_SECTIONS, Params
+from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.train")
@@ -33,11 +33,13 @@ RUN_KEY = "hrnet_run"  # where a checkpoint records which params and code produc
 
 
 def _code_digest() -> str:
+    """Hash of the code that training runs: the same paths the train stage's DVC deps list."""
+    project = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for package in (hrnet, pipeline):
-        root = Path(package.__file__).parent
-        for file in sorted(root.rglob("*.py")):
-            digest.update(file.relative_to(root).as_posix().encode())
+    for entry in TRAIN_CODE:
+        path = project / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(project).as_posix().encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
 
@@ -48,7 +50,7 @@ def run_identity(params: Params) -> dict[str, str]:
     ``train.epochs`` is left out so a finished run can be extended; evaluation, packaging and
     tuning settings do not change the weights.
     """
-    training = params.model_dump(mode="json", exclude={"evaluate", "package", "tune"})
+    training = params.model_dump(mode="json", include={"seed", "task", "model", "train", *TASK_SECTIONS})
     training["train"].pop("epochs")
     fingerprint = hashlib.sha256(json.dumps(training, sort_keys=True).encode() + _code_digest().encode())
     return {
@@ -57,8 +59,9 @@ def run_identity(params: Params) -> dict[str, str]:
     }
 
 
-def resumable_checkpoint(path: Path, identity: dict[str, str]) -> Path | None:
-    """``path`` when it can be resumed for ``identity``; otherwise None, with the reason logged."""
+def resumable_checkpoint(path: Path, identity: dict[str, str], epochs: int) -> Path | None:
+    """``path`` when it is an unfinished run of ``identity`` (fewer than ``epochs`` epochs done);
+    otherwise None, with the reason logged."""
     if not path.is_file():
         return None
     try:
@@ -78,7 +81,13 @@ def resumable_checkpoint(path: Path, identity: dict[str, str]) -> Path | None:
     if recorded.get("fingerprint") != identity["fingerprint"]:
         rank_zero_info(f"not resuming from {path}: params or code changed since it was written")
         return None
-    rank_zero_info(f"resuming from {path} (epoch {checkpoint.get('epoch')})")
+    done = recorded.get("epochs_done")
+    if not isinstance(done, int) or done >= epochs:
+        rank_zero_info(
+            f"not resuming from {path}: that run finished ({done} of {epochs} epochs done); training again"
+        )
+        return None
+    rank_zero_info(f"resuming from {path} ({done} of {epochs} epochs done)")
     return path
 
 
@@ -89,7 +98,8 @@ class EpochCheckpoint(Callback):
         self.path, self.identity = path, identity
 
     def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
-        checkpoint[RUN_KEY] = dict(self.identity)
+        # written at the end of an epoch: current_epoch is the (0-based) epoch just finished
+        checkpoint[RUN_KEY] = {**self.identity, "epochs_done": trainer.current_epoch + 1}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         save_atomically(trainer, self.path)
@@ -128,7 +138,7 @@ def build_trainer(
         logger=logger,
         callbacks=[*(callbacks or []), *([LearningRateMonitor(logging_interval="epoch")] if logger else [])],
         enable_checkpointing=False,
-        deterministic=True,
+        deterministic=train.deterministic_mode,
         use_distributed_sampler=False,  # the DataModules shard with hrnet.data.sampling.EpochSampler
         log_every_n_steps=10,
         limit_train_batches=train.limit_train_batches,
@@ -156,7 +166,7 @@ def train(params: Params) -> None:
     rank_zero_info(f"seed {params.seed}")
     datamodule, module = setup_fit(params, PREPARED_DIR)
     identity = run_identity(params)
-    resume = resumable_checkpoint(LAST_CHECKPOINT, identity)
+    resume = resumable_checkpoint(LAST_CHECKPOINT, identity, params.train.epochs)
     logger = DVCLiveLogger(
         dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None, resume=resume is not None
     )
@@ -166,7 +176,7 @@ def train(params: Params) -> None:
 
 
 def main() -> None:
-    run_stage(train)
+    run_stage(train, uses_pretrained=True)
 
 
 if __name__ == "__main__":

@@ -522,7 +522,7 @@ def tune_stage(params: Params) -> None:
 
 
 def main() -> None:
-    run_stage(tune_stage)
+    run_stage(tune_stage, uses_pretrained=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,7 @@ class DetectionDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None,
         source: str = "synthetic",
         train_split: str = "train",
         val_split: str = "val",
@@ -255,13 +255,17 @@ class DetectionDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         flip_prob: float = 0.5,
         seed: int = 0,
+        splits: Mapping[str, tuple[str | Path, str | Path]] | None = None,
     ) -> None:
+        """``splits`` ({"train": (ann_file, image_dir), "val": ...}), e.g. from a prepared index,
+        replaces locating the splits under ``root``."""
         super().__init__()
-        self.root, self.source = Path(root), source
+        self.root, self.source = (Path(root) if root is not None else None), source
         self.train_split, self.val_split = train_split, val_split
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.flip_prob, self.seed = num_workers, flip_prob, seed
-        self.val_ann_file = str(detection_layout(source, self.root, val_split, must_exist=False)[0])
+        self.splits = {k: (Path(a), Path(d)) for k, (a, d) in splits.items()} if splits else None
+        self.val_ann_file = str(self._layout("val", must_exist=False)[0])
         self.categories: CategoryMap | None = None
         self.train_records: list[dict] = []
         self.val_records: list[dict] = []
@@ -279,11 +283,19 @@ class DetectionDataModule(pl.LightningDataModule):
             self.categories = read_categories(self.val_ann_file)
         return self.categories
 
+    def _layout(self, role: str, must_exist: bool = True) -> tuple[Path, Path]:
+        if self.splits is not None:
+            return self.splits[role]
+        if self.root is None:
+            raise ValueError("DetectionDataModule: give a dataset root or the splits")
+        split = self.train_split if role == "train" else self.val_split
+        return detection_layout(self.source, self.root, split, must_exist=must_exist)
+
     def setup(self, stage: str | None = None) -> None:
-        val_ann, val_dir = detection_layout(self.source, self.root, self.val_split)
+        val_ann, val_dir = self._layout("val")
         self.val_records, val_categories = load_detection_split(val_ann, val_dir)
         if stage in (None, "fit") and not self.train_records:
-            train_ann, train_dir = detection_layout(self.source, self.root, self.train_split)
+            train_ann, train_dir = self._layout("train")
             self.train_records, train_categories = load_detection_split(train_ann, train_dir, drop_empty=True)
             if train_categories != val_categories:
                 raise ValueError(f"{train_ann}: categories differ from those of {val_ann}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from hrnet.data.transforms import (
     half_body_transform,
     hflip_matrix,
 )
-from hrnet.io import atomic_write_text
+from hrnet.io import atomic_write_text, path_reference
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,17 @@ def index_path(index_dir: str | Path, split: str) -> Path:
 
 
 def write_index(
-    records: list[dict], image_dir: str | Path, path: str | Path, *, meta: dict | None = None
+    records: list[dict],
+    image_dir: str | Path,
+    path: str | Path,
+    *,
+    meta: dict | None = None,
+    anchor: str | Path | None = None,
 ) -> None:
-    """Atomically write an index; ``image_dir`` is stored relative to the index file's folder."""
+    """Atomically write an index; ``image_dir`` is stored as :func:`hrnet.io.path_reference` says."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image_dir = Path(image_dir)
-    stored = os.path.relpath(image_dir.resolve(), path.parent.resolve())
+    stored = path_reference(image_dir, path, anchor)
     payload = {
         "format": INDEX_FORMAT,
         "version": INDEX_VERSION,

@@ -11,7 +11,7 @@ normalisation) in the image and ``ignore_index`` in the label.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -139,7 +139,7 @@ class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None,
         crop_size: Sequence[int] = (1024, 512),
         base_size: int | None = None,
         scale_range: Sequence[float] = (0.5, 2.0),
@@ -153,13 +153,18 @@ class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
         train_split: str = "train",
         val_split: str = "val",
         val_base_size: int | None = None,
+        pairs: Mapping[str, Sequence[tuple[str | Path, str | Path]]] | None = None,
     ) -> None:
+        """``pairs`` ({"train": [(image, label), ...], "val": ...}), e.g. from a prepared index,
+        replaces listing ``root``."""
         super().__init__()
         if batch_size < 1 or num_workers < 0:
             raise ValueError(
                 f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})"
             )
-        self.root = Path(root)
+        if root is None and pairs is None:
+            raise ValueError("SegmentationDataModule: give a dataset root or the pairs")
+        self.root = Path(root) if root is not None else None
         self.dataset_args = {
             "crop_size": tuple(crop_size),
             "base_size": base_size,
@@ -175,11 +180,15 @@ class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.splits = {"train": train_split, "val": val_split}
+        self.pairs = pairs
         self.train_dataset: CityscapesSegDataset | None = None
         self.val_dataset: CityscapesSegDataset | None = None
 
     def _dataset(self, split: str, train: bool) -> CityscapesSegDataset:
-        pairs = list_cityscapes_pairs(self.root, self.splits[split])
+        if self.pairs is not None:
+            pairs = [(Path(image), Path(label)) for image, label in self.pairs[split]]
+        else:
+            pairs = list_cityscapes_pairs(self.root, self.splits[split])  # type: ignore[arg-type]
         args = dict(self.dataset_args)
         if not train:
             args["base_size"] = self.val_base_size

@@ -212,6 +212,13 @@ class DetectionModule(pl.LightningModule):
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.model(images)
 
+    def set_score_threshold(self, threshold: float) -> None:
+        """The test-time score threshold (FCOS ``score_thresh``, Faster R-CNN ``box_score_thresh``)."""
+        if isinstance(self.model, FCOS):
+            self.model.score_thresh = threshold
+        else:
+            self.model.roi_heads.score_thresh = threshold
+
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch
         targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]

@@ -1,6 +1,6 @@
 """One adapter per task, each with the same functions the stages call.
 
-``prepare(params, out_dir)``, ``build_datamodule(params, prepared_dir)``,
+``synthesize(params, out_dir)``, ``prepare(params, out_dir)``, ``build_datamodule(params, prepared_dir)``,
 ``build_module(params, prepared_dir)``, ``MODULE`` (the LightningModule class),
 ``evaluate(module, params, prepared_dir, out_dir) -> metrics`` and ``package_meta(params)``.
 """

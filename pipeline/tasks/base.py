@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 from hrnet.config import Params
+from hrnet.io import path_reference
 
 INDEX_DIR = Path("index")  # inside the prepared-data folder
 
 
-def relative_to_index(path: Path, index_file: Path) -> str:
-    """How an index refers to a file: relative to the index's folder (survives the final rename)."""
-    return os.path.relpath(Path(path).resolve(), Path(index_file).parent.resolve())
+def index_reference(path: Path, index_file: Path) -> str:
+    """How an index refers to a data file: relative inside the project, absolute outside it.
+
+    Relative references survive the prepared folder's final rename and a copy of the whole
+    project (``dvc exp run --temp``); data at an absolute ``data.root`` is referred to absolutely,
+    so an index restored from DVC's cache into another checkout still finds it.
+    """
+    return path_reference(path, index_file, anchor=Path.cwd())
 
 
-def data_root(params: Params, prepared_dir: Path, synthetic_dir: str) -> Path:
-    """The dataset's root: the generated copy inside the prepared folder, or ``data.root`` for real data."""
-    return prepared_dir / synthetic_dir if params.data.source == "synthetic" else Path(params.data.root)
+def read_index(prepared_dir: Path, role: str) -> dict:
+    """The prepared index of ``role`` ("train" or "val") with its file references resolved."""
+    path = Path(prepared_dir) / INDEX_DIR / f"{role}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: prepared index not found (run the prepare stage)")
+    index = json.loads(path.read_text())
+    resolve = path.parent.__truediv__  # an absolute reference stays absolute
+    if "pairs" in index:
+        index["pairs"] = [(resolve(image), resolve(label)) for image, label in index["pairs"]]
+    for key in ("ann_file", "image_dir"):
+        if key in index:
+            index[key] = resolve(index[key])
+    return index
+
+
+def data_root(params: Params) -> Path:
+    """The dataset's root folder (``data.root``; relative paths are the project's)."""
+    return Path(params.data.root)

@@ -22,34 +22,31 @@ from hrnet.evaluation.coco_boxes import (
 from hrnet.io import atomic_write_json
 from hrnet.tasks.detection import SMALL_IMAGE_SETTINGS, DetectionModule
 from pipeline.common import PREPARED_DIR
-from pipeline.tasks import base
-from pipeline.tasks.base import INDEX_DIR, relative_to_index
+from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
 
 log = logging.getLogger("pipeline.detection")
 
 MODULE = DetectionModule
-SYNTHETIC_DIR = "synthetic_detection"
 REPORTED_STATS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
 
 
-def data_root(params: Params, prepared_dir: Path) -> Path:
-    return base.data_root(params, prepared_dir, SYNTHETIC_DIR)
+def synthesize(params: Params, out_dir: Path) -> None:
+    """Writes the embedded synthetic COCO instances dataset to ``out_dir``."""
+    synthetic = params.data.synthetic.detection
+    counts = generate_coco_detection(
+        out_dir,
+        num_train_images=synthetic.num_train_images,
+        num_val_images=synthetic.num_val_images,
+        image_size=tuple(synthetic.image_size),
+        objects_per_image=tuple(synthetic.objects_per_image),
+        seed=params.seed,
+    )
+    log.info("generated synthetic COCO instances: %s", counts)
 
 
 def prepare(params: Params, out_dir: Path) -> None:
-    """Generates (synthetic) or locates (coco) the data; writes a manifest of each split."""
-    if params.data.source == "synthetic":
-        synthetic = params.data.synthetic.detection
-        counts = generate_coco_detection(
-            out_dir / SYNTHETIC_DIR,
-            num_train_images=synthetic.num_train_images,
-            num_val_images=synthetic.num_val_images,
-            image_size=tuple(synthetic.image_size),
-            objects_per_image=tuple(synthetic.objects_per_image),
-            seed=params.seed,
-        )
-        log.info("generated synthetic COCO instances: %s", counts)
-    root = data_root(params, out_dir)
+    """Locates and checks the COCO-layout data at ``data.root``; writes a manifest of each split."""
+    root = data_root(params)
     for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
         ann_file, image_dir = detection_layout(params.data.source, root, split)
         categories = read_categories(ann_file)
@@ -57,18 +54,24 @@ def prepare(params: Params, out_dir: Path) -> None:
         manifest = {
             "task": "detection",
             "split": split,
-            "ann_file": relative_to_index(ann_file, path),
-            "image_dir": relative_to_index(image_dir, path),
+            "ann_file": index_reference(ann_file, path),
+            "image_dir": index_reference(image_dir, path),
             "categories": categories.label_names,
         }
         atomic_write_json(path, manifest)
         log.info("%s: %s, %d categories", role, ann_file, categories.num_classes)
 
 
+def _split(prepared_dir: Path, role: str) -> tuple[Path, Path]:
+    index = read_index(prepared_dir, role)
+    return index["ann_file"], index["image_dir"]
+
+
 def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
     det = params.detection
     datamodule = DetectionDataModule(
-        data_root(params, prepared_dir),
+        None,
+        splits={role: _split(prepared_dir, role) for role in ("train", "val")},
         source=params.data.source,
         train_split=params.data.train_split,
         val_split=params.data.val_split,
@@ -83,9 +86,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
 
 def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> DetectionModule:
     det = params.detection
-    categories = read_categories(
-        detection_layout(params.data.source, data_root(params, prepared_dir), params.data.val_split)[0]
-    )
+    categories = read_categories(_split(prepared_dir, "val")[0])
     return DetectionModule(
         model_name=params.model.name,
         head=params.model.head,
@@ -96,7 +97,6 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Detection
         pretrained=params.model.pretrained,
         anchor_scale=det.anchor_scale,
         pyramid_channels=det.pyramid_channels,
-        score_threshold=det.score_threshold,
         detector_kwargs=dict(SMALL_IMAGE_SETTINGS) if det.preset == "small" else None,
         label_to_category={int(k): int(v) for k, v in categories.label_to_category.items()},
         optimizer=det.optimizer,
@@ -113,6 +113,7 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Detection
 @torch.no_grad()
 def evaluate(module: DetectionModule, params: Params, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
     """COCO bbox AP of ``module`` and of the centre-box baseline; writes results and overlays."""
+    module.set_score_threshold(params.evaluate.detection.score_threshold)
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
     mapping = {int(k): int(v) for k, v in datamodule.label_to_category.items()}

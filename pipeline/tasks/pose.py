@@ -27,30 +27,31 @@ from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
 from pipeline.common import PREPARED_DIR
-from pipeline.tasks.base import INDEX_DIR, data_root, relative_to_index
+from pipeline.tasks.base import INDEX_DIR, data_root, index_reference
 
 log = logging.getLogger("pipeline.pose")
-
-SYNTHETIC_DIR = "synthetic"
 
 MODULE = PoseEstimationModule
 
 
+def synthesize(params: Params, out_dir: Path) -> None:
+    """Writes the embedded synthetic COCO keypoints dataset to ``out_dir``."""
+    synthetic = params.data.synthetic.pose
+    counts = generate_coco_keypoints(
+        out_dir,
+        num_train_images=synthetic.num_train_images,
+        num_val_images=synthetic.num_val_images,
+        image_size=tuple(synthetic.image_size),
+        persons_per_image=tuple(synthetic.persons_per_image),
+        seed=params.seed,
+    )
+    log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
+
+
 def prepare(params: Params, out_dir: Path) -> None:
-    """Generates (synthetic) or locates (coco) the data; writes ``index/{train,val}.json``."""
+    """Locates and checks the data at ``data.root``; writes ``index/{train,val}.json``."""
     data = params.data
-    root = data_root(params, out_dir, SYNTHETIC_DIR)
-    if data.source == "synthetic":
-        synthetic = data.synthetic.pose
-        counts = generate_coco_keypoints(
-            root,
-            num_train_images=synthetic.num_train_images,
-            num_val_images=synthetic.num_val_images,
-            image_size=tuple(synthetic.image_size),
-            persons_per_image=tuple(synthetic.persons_per_image),
-            seed=params.seed,
-        )
-        log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
+    root = data_root(params)
     index_dir = out_dir / INDEX_DIR
     splits = {"train": data.train_split, "val": data.val_split}
     located = {role: locate_split(data.source, root, split) for role, split in splits.items()}
@@ -58,10 +59,10 @@ def prepare(params: Params, out_dir: Path) -> None:
         checked = check_keypoint_split(ann_file, image_dir, split=role, out_dir=out_dir)
         path = index_path(index_dir, role)
         meta = {"source": data.source, "split": splits[role]}
-        meta["ann_file"] = relative_to_index(checked.ann_file, path)
+        meta["ann_file"] = index_reference(checked.ann_file, path)
         if checked.skipped:
             meta["skipped_records"] = checked.skipped
-        write_index(checked.records, image_dir, path, meta=meta)
+        write_index(checked.records, image_dir, path, meta=meta, anchor=Path.cwd())
         log.info("%s: %d person instances from %s", role, len(checked.records), ann_file)
 
 
@@ -107,12 +108,12 @@ def predict_val(
     module: PoseEstimationModule, params: Params, prepared_dir: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
-    pose = params.pose
+    test = params.evaluate.pose
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
     keypoints, scores, indices = [], [], []
     for batch in datamodule.val_dataloader():
-        heatmaps = predict_heatmaps(module, batch["image"], pose.flip_test, pose.shift_heatmap)
+        heatmaps = predict_heatmaps(module, batch["image"], test.flip_test, test.shift_heatmap)
         meta = batch["meta"]
         kps, kp_scores = heatmaps_to_keypoints(
             heatmaps, meta["center"].numpy(), meta["scale"].numpy(), datamodule.codec
@@ -152,7 +153,7 @@ def evaluate(
     split = read_split(prepared_dir, "val")
     keypoints, scores, indices = predict_val(module, params, prepared_dir)
     records = [split.records[i] for i in indices]
-    threshold = params.pose.keypoint_score_threshold
+    threshold = params.evaluate.pose.keypoint_score_threshold
     results = to_coco_results([r["image_id"] for r in records], keypoints, scores, threshold=threshold)
     stats = evaluate_keypoints(split.meta["ann_file"], results)
 
@@ -178,5 +179,5 @@ def package_meta(params: Params) -> dict[str, Any]:
         "input_size": list(params.pose.input_size),
         "num_joints": 17,
         "outputs": "17 COCO keypoint heatmaps at 1/4 input resolution",
-        "flip_test": params.pose.flip_test,
+        "flip_test": params.evaluate.pose.flip_test,
     }

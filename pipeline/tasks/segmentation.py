@@ -31,41 +31,36 @@ from hrnet.evaluation.segmentation import (
 from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
 from pipeline.common import PREPARED_DIR
-from pipeline.tasks import base
-from pipeline.tasks.base import INDEX_DIR, relative_to_index
+from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
 
 log = logging.getLogger("pipeline.segmentation")
 
 MODULE = SegmentationModule
-SYNTHETIC_DIR = "synthetic_cityscapes"
 
 
-def data_root(params: Params, prepared_dir: Path) -> Path:
-    return base.data_root(params, prepared_dir, SYNTHETIC_DIR)
+def synthesize(params: Params, out_dir: Path) -> None:
+    """Writes the embedded synthetic Cityscapes dataset to ``out_dir``."""
+    synthetic = params.data.synthetic.segmentation
+    summary = generate_cityscapes(
+        out_dir,
+        num_train=synthetic.num_train_images,
+        num_val=synthetic.num_val_images,
+        image_size=tuple(synthetic.image_size),
+        seed=params.seed,
+    )
+    log.info("generated synthetic Cityscapes: %s", {k: summary[k] for k in ("train", "val") if k in summary})
 
 
 def prepare(params: Params, out_dir: Path) -> None:
-    """Generates (synthetic) or checks (cityscapes) the data; writes the pair list of each split."""
-    if params.data.source == "synthetic":
-        synthetic = params.data.synthetic.segmentation
-        summary = generate_cityscapes(
-            out_dir / SYNTHETIC_DIR,
-            num_train=synthetic.num_train_images,
-            num_val=synthetic.num_val_images,
-            image_size=tuple(synthetic.image_size),
-            seed=params.seed,
-        )
-        log.info(
-            "generated synthetic Cityscapes: %s", {k: summary[k] for k in ("train", "val") if k in summary}
-        )
-    root = data_root(params, out_dir)
+    """Checks the Cityscapes-layout data at ``data.root``; writes the pair list of each split."""
+    root = data_root(params)
     for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
         pairs = list_cityscapes_pairs(root, split, check_label_values=True)
         path = out_dir / INDEX_DIR / f"{role}.json"
         index = {
             "task": "segmentation",
             "split": split,
-            "pairs": [[relative_to_index(i, path), relative_to_index(lbl, path)] for i, lbl in pairs],
+            "pairs": [[index_reference(i, path), index_reference(lbl, path)] for i, lbl in pairs],
         }
         atomic_write_json(path, index)
         log.info("%s: %d image/label pairs under %s", role, len(pairs), root)
@@ -74,7 +69,8 @@ def prepare(params: Params, out_dir: Path) -> None:
 def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModule:
     seg = params.segmentation
     return SegmentationDataModule(
-        data_root(params, prepared_dir),
+        None,
+        pairs={role: read_index(prepared_dir, role)["pairs"] for role in ("train", "val")},
         crop_size=seg.crop_size,
         base_size=seg.base_size,
         scale_range=seg.scale_range,
@@ -110,7 +106,7 @@ def _majority_class(params: Params, prepared_dir: Path) -> int:
     """The train id covering most labelled training pixels (the trivial baseline's answer)."""
     lut = label_id_lut().astype(np.int64)
     counts = np.zeros(256, dtype=np.int64)
-    for _, label_path in list_cityscapes_pairs(data_root(params, prepared_dir), params.data.train_split):
+    for _, label_path in read_index(prepared_dir, "train")["pairs"]:
         counts += np.bincount(lut[read_label_ids(label_path)].ravel(), minlength=256)
     return int(counts[:NUM_CLASSES].argmax())
 
@@ -118,18 +114,18 @@ def _majority_class(params: Params, prepared_dir: Path) -> int:
 @torch.no_grad()
 def evaluate(module: SegmentationModule, params: Params, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
     """mIoU of ``module`` and of the majority-class baseline; writes label-id PNGs and overlays."""
-    seg = params.segmentation
+    test = params.evaluate.segmentation
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
     dataset = datamodule.val_dataset
-    crop = seg.crop_size if seg.eval_mode == "sliding" else None
+    crop = params.segmentation.crop_size if test.mode == "sliding" else None
     confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
     baseline = torch.zeros_like(confusion)
     majority = _majority_class(params, prepared_dir)
     figures = 0
     for batch in datamodule.val_dataloader():
         scores = predict_multiscale(
-            module, batch["image"], seg.eval_scales, seg.eval_flip, crop_size=crop, num_classes=NUM_CLASSES
+            module, batch["image"], test.scales, test.flip, crop_size=crop, num_classes=NUM_CLASSES
         )
         labels = batch["label"].long()
         scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,145 @@
+"""Training launched as users launch it (torchrun across two nodes), and params refused before any
+work is done."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import copy_project, project_env, tiny_params
+
+RUN = {"train": {"epochs": 1, "num_workers": 0}, "task": "segmentation"}
+
+
+def run(
+    project: Path, *command: str, env: dict | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(command), cwd=project, env=env or project_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def stage(project: Path, name: str) -> None:
+    result = run(project, sys.executable, "-m", f"pipeline.{name}")
+    assert result.returncode == 0, f"{name}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+def make_project(root: Path, **overrides) -> Path:
+    project = copy_project(root)
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
+    stage(project, "synthesize")
+    stage(project, "prepare")
+    return project
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_equal_one_node_with_two_devices(tmp_path):
+    one_node = make_project(tmp_path / "one", **RUN, train={**RUN["train"], "devices": 2})
+    stage(one_node, "train")
+    stage(one_node, "evaluate")
+
+    two_nodes = make_project(tmp_path / "two", **RUN, train={**RUN["train"], "devices": 1, "num_nodes": 2})
+    port = str(free_port())
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    nodes = [
+        subprocess.Popen(
+            [
+                torchrun,
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                f"--node-rank={rank}",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "pipeline.train",
+            ],
+            cwd=two_nodes,
+            env=project_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=900)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    # one set of artifacts, written by global rank 0
+    assert sorted(p.name for p in (two_nodes / "models").iterdir()) == ["last.ckpt", "model.ckpt"]
+    assert not list(two_nodes.glob("lightning_logs")) and not list(two_nodes.glob("dvclive*/**/*rank*"))
+    stage(two_nodes, "evaluate")
+    one = json.loads((one_node / "reports" / "metrics.json").read_text())
+    two = json.loads((two_nodes / "reports" / "metrics.json").read_text())
+    assert two == one
+
+
+def refused(project: Path, stage_name: str) -> str:
+    result = run(project, sys.executable, "-m", f"pipeline.{stage_name}", timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def bare_project(tmp_path) -> Path:
+    """A project with params but no data: a refused stage must fail before any work."""
+    return copy_project(tmp_path / "project")
+
+
+def set_params(project: Path, **overrides) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        ({"devices": 0}, "train.devices: expected a device count >= 1, -1 for all, or auto; got 0"),
+        ({"num_nodes": 0}, "train.num_nodes: Input should be greater than or equal to 1"),
+        ({"accelerator": "tpu7"}, "train.accelerator: Input should be 'cpu', 'gpu', 'cuda', 'mps' or 'auto'"),
+        ({"deterministic": "sometimes"}, "train.deterministic"),
+    ],
+)
+def test_bad_trainer_params_are_refused_by_every_stage(bare_project, train, expected):
+    set_params(bare_project, train=train)
+    for name in ("synthesize", "train", "tune"):
+        assert expected in refused(bare_project, name)
+
+
+def test_a_missing_pickled_or_mismatched_pretrained_file_is_refused_in_one_line(bare_project, tmp_path):
+    missing = tmp_path / "nowhere.pth"
+    set_params(bare_project, model={"pretrained": str(missing)})
+    for name in ("train", "tune"):
+        assert refused(bare_project, name) == (
+            f"error: model.pretrained: {missing}: file not found (expected an HRNet checkpoint)"
+        )
+
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "config": object()}, pickled)
+    set_params(bare_project, model={"pretrained": str(pickled)})
+    line = refused(bare_project, "train")
+    assert line.startswith(f"error: model.pretrained: refusing to load {pickled}: it carries pickled Python")
+
+    import hrnet
+
+    w32 = tmp_path / "w32.pth"
+    torch.save(hrnet.create_backbone("hrnet_w32", head="v1").state_dict(), w32)
+    set_params(bare_project, model={"pretrained": str(w32)})
+    line = refused(bare_project, "train")
+    assert line.startswith(f"error: model.pretrained: checkpoint {w32} is HRNet-W32")
+    assert "but the model is hrnet_w18_small" in line

@@ -1,0 +1,214 @@
+"""What users do after the first `dvc repro`, through `dvc` itself: forced and queued experiments,
+a workspace that always reproduces, real-format data at an absolute data.root outside the project
+(also from `dvc exp run --temp`), data edits DVC sees, and test-time settings that rerun only
+evaluate and package."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import copy_project, project_env, tiny_params
+
+from hrnet.data.synthetic_cityscapes import generate_cityscapes
+from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.synthetic_detection import generate_coco_detection
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["dvc", *args], cwd=project, env=project_env(), capture_output=True, text=True, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def git(project: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=project, check=True, env=project_env(), capture_output=True)
+
+
+def make_project(root: Path, **overrides) -> Path:
+    project = copy_project(root)
+    write_params(project, tiny_params(**overrides))
+    git(project, "commit", "-qam", "tiny params")
+    return project
+
+
+def write_params(project: Path, params: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def metrics(project: Path) -> dict:
+    return json.loads((project / "reports" / "metrics.json").read_text())
+
+
+def changed_stages(project: Path) -> set[str]:
+    """Stages of the main pipeline that `dvc status` reports changed (the sweep is run on demand)."""
+    reported = json.loads(dvc(project, "status", "--json").stdout or "{}")
+    return {stage for stage in reported if not stage.startswith("sweep/")}
+
+
+# ----------------------------------------------------------------------------- real-format fixtures
+def coco_keypoints_2017(root: Path) -> Path:
+    """A COCO 2017 keypoints folder: annotations/person_keypoints_{train,val}2017.json, {train,val}2017/."""
+    generate_coco_keypoints(root / "gen", 6, 3, image_size=(128, 128), seed=3, progress=False)
+    return _as_coco_2017(root, "person_keypoints")
+
+
+def coco_instances_2017(root: Path) -> Path:
+    generate_coco_detection(root / "gen", 6, 3, image_size=(96, 96), objects_per_image=(1, 3), seed=3)
+    return _as_coco_2017(root, "instances")
+
+
+def _as_coco_2017(root: Path, kind: str) -> Path:
+    (root / "annotations").mkdir()
+    for split in ("train", "val"):
+        shutil.move(root / "gen" / "images" / split, root / f"{split}2017")
+        shutil.move(
+            root / "gen" / "annotations" / f"{kind}_{split}.json",
+            root / "annotations" / f"{kind}_{split}2017.json",
+        )
+    shutil.rmtree(root / "gen")
+    return root
+
+
+def cityscapes(root: Path) -> Path:
+    generate_cityscapes(root, num_train=4, num_val=2, image_size=(128, 64), seed=3)
+    return root
+
+
+REAL_DATA = {
+    "pose": ("coco", coco_keypoints_2017, "pose_hrnet_w18_small_v1_64x64", "AP"),
+    "detection": ("coco", coco_instances_2017, "detection_hrnet_w18_small_v2p_96", "AP"),
+    "segmentation": ("cityscapes", cityscapes, "segmentation_hrnet_w18_small_v2_64x64", "mIoU"),
+}
+
+
+@pytest.mark.parametrize("task", list(REAL_DATA))
+def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
+    source, build, package, metric = REAL_DATA[task]
+    root = build(tmp_path / "datasets" / task)  # outside the project, as /datasets/coco would be
+    project = make_project(
+        tmp_path / "project", task=task, data={"source": source, "root": str(root)},
+        train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
+    )  # fmt: skip
+    dvc(project, "repro")
+    assert 0.0 <= metrics(project)[metric] <= 1.0
+    assert (project / "dist" / package / "SHA256SUMS").is_file()
+    assert not (project / "data" / "synthetic").exists() or not any(
+        p.suffix in (".jpg", ".png") for p in (project / "data" / "synthetic").rglob("*")
+    )  # nothing synthetic was generated or read
+    assert dvc(project, "status").stdout.strip().endswith("Data and pipelines are up to date.")
+
+    # DVC sees the data at data.root: an edited annotation or label, an added or removed image
+    if task == "segmentation":
+        label = next((root / "gtFine" / "val").rglob("*_labelIds.png"))
+        label.write_bytes(label.read_bytes() + b"\0")
+    else:
+        kind = "person_keypoints" if task == "pose" else "instances"
+        ann = root / "annotations" / f"{kind}_val2017.json"
+        ann.write_text(ann.read_text() + "\n")
+    assert "prepare" in changed_stages(project)
+    dvc(project, "repro")
+    assert "prepare" not in changed_stages(project)
+    image = next((root / ("leftImg8bit" if task == "segmentation" else "train2017")).rglob("*.*g"))
+    shutil.copy(image, image.with_name("extra_" + image.name))
+    assert "prepare" in changed_stages(project)
+    image.with_name("extra_" + image.name).unlink()
+    assert "prepare" not in changed_stages(project)
+
+
+def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(tmp_path):
+    root = coco_keypoints_2017(tmp_path / "datasets" / "coco")
+    project = make_project(
+        tmp_path / "project", data={"source": "coco", "root": str(root)},
+        train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
+    )  # fmt: skip
+    dvc(project, "exp", "run", "--temp", "-n", "in-temp")  # runs in another folder
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    assert "in-temp" in [e.get("name") for entry in shown for e in (entry.get("experiments") or [])]
+    # the same params in the workspace: DVC restores what the temporary run cached; it must serve here
+    dvc(project, "repro")
+    index = json.loads((project / "data" / "prepared" / "index" / "val.json").read_text())
+    assert Path(index["image_dir"]) == root / "val2017"  # outside the project: absolute
+    assert 0.0 <= metrics(project)["AP"] <= 1.0
+
+
+def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path):
+    project = make_project(
+        tmp_path / "project", train={"epochs": 2, "num_workers": 0, "limit_train_batches": 2}
+    )
+    dvc(project, "repro")
+    first = metrics(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "first run")
+
+    # a forced rerun trains again (the finished last.ckpt is not resumed) and writes every output
+    forced = dvc(project, "repro", "-f", "-s", "train")
+    assert "that run finished (2 of 2 epochs done); training again" in forced.stdout + forced.stderr
+    assert (project / "dvclive" / "plots" / "metrics").is_dir()
+    dvc(project, "repro")
+    assert metrics(project) == first
+    dvc(project, "exp", "run", "-f")
+    assert metrics(project) == first
+
+    # killed between the last epoch and the end of the stage: last.ckpt is finished, nothing else
+    for path in ("models/model.ckpt", "dvclive"):
+        shutil.rmtree(project / path) if (project / path).is_dir() else (project / path).unlink()
+    dvc(project, "repro")
+    assert metrics(project) == first
+
+    # params back and forth: fewer epochs, then the original ones again
+    dvc(project, "exp", "run", "-S", "train.epochs=1")
+    dvc(project, "exp", "run", "-S", "train.epochs=2")
+    assert metrics(project) == first
+    extended = dvc(project, "exp", "run", "-S", "train.epochs=3")  # extending a finished run resumes it
+    assert "resuming from models/last.ckpt (2 of 3 epochs done)" in extended.stdout + extended.stderr
+    dvc(project, "repro")
+
+    # queued experiments: two queued, one worker, both succeed
+    for seed in (1, 2):
+        dvc(project, "exp", "run", "--queue", "-S", f"seed={seed}", "-n", f"queued-{seed}")
+    dvc(project, "queue", "start")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = dvc(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    status = dvc(project, "queue", "status").stdout
+    assert "Failed" not in status, status + dvc(project, "queue", "logs", "queued-1", check=False).stdout
+    for name in ("queued-1", "queued-2"):
+        assert f"{name}" in status and "Success" in status.split(name, 1)[1].splitlines()[0], status
+
+
+def test_test_time_settings_and_unrelated_code_rerun_only_what_they_affect(tmp_path):
+    project = make_project(
+        tmp_path / "project", train={"epochs": 1, "num_workers": 0, "limit_train_batches": 1}
+    )
+    dvc(project, "repro")
+    assert changed_stages(project) == set()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["pose"]["flip_test"] = False
+    write_params(project, params)
+    assert changed_stages(project) == {"evaluate", "package"}
+    dvc(project, "repro")
+    # the sweep is its own pipeline: `dvc repro` never ran it, and training keys do not re-sweep
+    assert not (project / "reports" / "tune").exists()
+
+    bench = project / "hrnet" / "benchmarks" / "report.py"
+    bench.write_text(bench.read_text() + "\n# edited\n")
+    assert changed_stages(project) == set()
+    package = project / "hrnet" / "package.py"
+    package.write_text(package.read_text() + "\n# edited\n")
+    assert changed_stages(project) == {"package"}
