@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,13 +40,20 @@ def enable_token_auth_if_found() -> bool:
     return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def _reachable(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+def _refused_token(exc: BaseException) -> bool:
+    """Whether Ray's connection error comes from an AuthenticationError.
+
+    Ray raises it as the cause, or, where it retried, as text: the traceback of its last attempt.
+    """
+    from ray.exceptions import AuthenticationError
+
+    name = f"{AuthenticationError.__module__}.{AuthenticationError.__qualname__}"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, AuthenticationError) or name in str(cause):
             return True
-    except (OSError, ValueError):
-        return False
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def connect(address: str, runtime_env: dict, source: str = "tune.address") -> None:
@@ -59,14 +65,17 @@ def connect(address: str, runtime_env: dict, source: str = "tune.address") -> No
     try:
         ray.init(address=address, runtime_env=runtime_env)
     except ConnectionError as exc:
-        where = f"{source} {address}" if "://" in address or _reachable(address) else None
-        if where is None:
-            raise ValueError(f"{source} {address}: no Ray cluster answers there ({exc})") from None
-        if has_token:
-            raise ValueError(f"{where}: the Ray cluster refused the connection ({exc})") from None
+        where = f"{source} {address}"
+        if not _refused_token(exc):
+            raise ValueError(f"{where}: no Ray cluster could be joined there ({exc})") from None
         lookup = TOKEN_LOOKUP.format(default=default_token_path())
+        if has_token:
+            raise ValueError(
+                f"{where}: the Ray cluster refused the authentication token found here (Ray looks in "
+                f"{lookup}): use the head node's ~/.ray/auth_token"
+            ) from None
         raise ValueError(
-            f"{where}: the Ray cluster refused the connection and no Ray authentication token was found "
+            f"{where}: the Ray cluster requires an authentication token and none was found here "
             f"(Ray looks in {lookup}): copy the head node's ~/.ray/auth_token there"
         ) from None
 
