@@ -6,8 +6,9 @@ Every trial fits the train stage's own LightningModule and DataModule (``get_tas
 the searched dotted params keys and the metric, which each trial reports after each validation
 through Ray's Lightning integration; ASHA stops the weak trials early.
 
-Ray: ``tune.address`` null starts a local Ray limited to ``tune.num_cpus`` (or joins
-``RAY_ADDRESS``); ``auto``, ``host:port`` or ``ray://host:port`` joins a running cluster. Trial
+Ray (``pipeline.ray_cluster``): ``tune.address`` null starts a local Ray limited to
+``tune.num_cpus`` (or joins ``RAY_ADDRESS``); ``auto``, ``host:port`` or ``ray://host:port`` joins
+a running cluster, with Ray's authentication token where Ray finds one. Trial
 results and checkpoints live under ``tune.storage_path`` (a path every node mounts, or a URI, on a
 multi-node cluster), in a folder named after the sweep's params: rerunning an interrupted sweep
 resumes it there; rerunning a finished one starts afresh.
@@ -21,7 +22,6 @@ import importlib.util
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from ray import tune as ray_tune
 
 from hrnet.config import ConfigError, Params, TaskSearch, TuneConfig, parse_params
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
 from pipeline.train import build_trainer, setup_fit
 from pipeline.tune_report import TrialRow, rank, status_of, write_reports
 
@@ -42,8 +43,8 @@ log = logging.getLogger("pipeline.tune")
 TUNE_DIR = REPORTS_DIR / "tune"
 CHECKPOINT_NAME = "checkpoint.ckpt"
 COMPLETE_MARKER = "hrnet_sweep_complete.json"
-DEFAULT_STORAGE = "~/ray_results"
 DDP_RUNS = "ddp_runs"  # inside the sweep's folder: each DDP trial's Ray Train run
+NODE_ID = "node_id"  # reported by every single-process trial
 HEAD_RESOURCE = "node:__internal_head__"  # every Ray cluster's head node has one
 # tune.* keys that decide where and how fast a sweep runs, not what it finds
 _PLACEMENT_KEYS = ("address", "storage_path", "num_cpus", "max_concurrent_trials", "max_failures")
@@ -208,10 +209,15 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     """
     from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
+    class ReportWithNode(TuneReportCheckpointCallback):
+        """Adds the Ray node's ID: nodes of one machine share an IP, so node_ip cannot tell them apart."""
+
+        def _get_report_dict(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+            report = super()._get_report_dict(trainer, pl_module)
+            return report and {**report, NODE_ID: ray.get_runtime_context().get_node_id()}
+
     params, datamodule, module = _build(spec, config)
-    report = TuneReportCheckpointCallback(
-        metrics=[spec.metric], filename=CHECKPOINT_NAME, on="validation_end"
-    )
+    report = ReportWithNode(metrics=[spec.metric], filename=CHECKPOINT_NAME, on="validation_end")
     trainer = build_trainer(
         params, callbacks=[_RequireMetric(spec.metric), report], enable_progress_bar=False
     )
@@ -268,91 +274,7 @@ def run_ddp_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     trainer.fit()
 
 
-# ----------------------------------------------------------------------------- Ray and storage
-def is_uri(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def _client_mode() -> bool:
-    return ray.util.client.ray.is_connected()
-
-
-@contextlib.contextmanager
-def ray_session(tune: TuneConfig) -> Iterator[None]:
-    """Connects to ``tune.address`` (or ``RAY_ADDRESS``), else starts a local Ray; undone after."""
-    if ray.is_initialized():  # the caller's own Ray
-        yield
-        return
-    address = tune.address or os.environ.get("RAY_ADDRESS")
-    # ship this code to every worker, whatever its node and working directory
-    import hrnet
-    import pipeline
-
-    runtime_env = {"py_modules": [str(Path(m.__file__).parent) for m in (hrnet, pipeline)]}
-    if address:
-        ray.init(address=address, runtime_env=runtime_env)
-    else:
-        # "local": a new Ray of our own, never one that `ray start` left running on this machine
-        ray.init(address="local", num_cpus=tune.num_cpus, include_dashboard=False, runtime_env=runtime_env)
-    try:
-        nodes = [node for node in ray.nodes() if node["Alive"]]
-        log.info(
-            "Ray %s: %d node(s), %s CPUs",
-            f"at {address}" if address else "started locally",
-            len(nodes),
-            ray.cluster_resources().get("CPU", 0),
-        )
-        yield
-    finally:
-        ray.shutdown()
-
-
-@ray.remote(num_cpus=0)
-def _sees(path: str) -> bool:
-    return os.path.isfile(path)
-
-
-def resolve_storage(storage_path: str | None) -> str:
-    """Where trials keep results, refused where some node of a multi-node cluster cannot see it."""
-    nodes = [node for node in ray.nodes() if node["Alive"]]
-    remote = len(nodes) > 1 or _client_mode()
-    if storage_path is not None and is_uri(storage_path):
-        return storage_path
-    if storage_path is None:
-        if remote:
-            where = f"the Ray cluster has {len(nodes)} nodes" if len(nodes) > 1 else "Ray is a remote client"
-            raise ValueError(
-                f"tune.storage_path: null keeps trial results on each machine ({DEFAULT_STORAGE}) but "
-                f"{where}: set a path every node mounts, or a URI (s3://...)"
-            )
-        return str(Path(DEFAULT_STORAGE).expanduser())
-    path = Path(storage_path.removeprefix("file://")).expanduser().resolve()
-    if remote:  # a path every node must see: probe it
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{uuid.uuid4().hex}"
-        probe.write_text("")
-        try:
-            seen = ray.get(
-                [
-                    _sees.options(
-                        scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-                    ).remote(str(probe))
-                    for node in nodes
-                ]
-            )
-        finally:
-            probe.unlink(missing_ok=True)
-        blind = [node["NodeManagerAddress"] for node, ok in zip(nodes, seen) if not ok]
-        if blind:
-            raise ValueError(
-                f"tune.storage_path: {path} is local, not shared: node(s) {', '.join(blind)} of the "
-                f"{len(nodes)}-node cluster cannot see it; use a path every node mounts, or a URI (s3://...)"
-            )
-    return str(path)
-
-
+# ----------------------------------------------------------------------------- storage
 def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
     if is_uri(path):
         return pyarrow.fs.FileSystem.from_uri(path)
@@ -438,6 +360,7 @@ def _rows(grid: Any, metric: str, max_t: int) -> list[TrialRow]:
                 status=status_of(curve, result.error is not None, max_t),
                 retries=trial.num_failures if trial else None,
                 node_ip=metrics.get("node_ip"),
+                node_id=metrics.get(NODE_ID),
                 pid=metrics.get("pid"),
                 error=error,
             )

@@ -43,6 +43,7 @@ class TrialRow:
     status: str = COMPLETED
     retries: int | None = None  # failed attempts before the last one
     node_ip: str | None = None
+    node_id: str | None = None  # Ray's node ID: unique per node, unlike node_ip
     pid: int | None = None
     error: str | None = None
 
@@ -125,7 +126,7 @@ def write_trials_csv(path: Path, rows: Sequence[TrialRow], metric: str, mode: st
     """Every trial, best first; search values are JSON (``json.loads`` reads them back)."""
     keys = sorted({key for row in rows for key in row.config})
     header = ["rank", "trial_id", "status", "iterations", "retries", f"{metric} final", f"{metric} best"]
-    header += [*keys, "node_ip", "pid", "error"]
+    header += [*keys, "node_ip", "node_id", "pid", "error"]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -142,6 +143,7 @@ def write_trials_csv(path: Path, rows: Sequence[TrialRow], metric: str, mode: st
                     _cell(row.best(mode)),
                     *values,
                     _cell(row.node_ip),
+                    _cell(row.node_id),
                     _cell(row.pid),
                     _cell(row.error),
                 ]

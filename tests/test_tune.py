@@ -1,4 +1,4 @@
-"""The tune stage: an ASHA sweep on tiny data, on a local Ray and on a running cluster."""
+"""The tune stage: an ASHA sweep on tiny data on a local Ray (a running cluster: test_ray_cluster.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ import csv
 import json
 import os
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +15,11 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import ROOT, project_env, tiny_params
+from conftest import tiny_params
 
 from hrnet.config import ConfigError, parse_params
 from pipeline.prepare import prepare
+from pipeline.synthesize import synthesize
 from pipeline.tune import check_space, run_sweep, run_trial, set_dotted, sweep_name
 from pipeline.tune_report import (
     BEST_COMMAND,
@@ -80,7 +75,7 @@ def trial_threads() -> Iterator[None]:
 
 
 def row_config(row: dict[str, str]) -> dict[str, Any]:
-    fixed = {"rank", "trial_id", "status", "iterations", "retries", "node_ip", "pid", "error"}
+    fixed = {"rank", "trial_id", "status", "iterations", "retries", "node_ip", "node_id", "pid", "error"}
     return {
         key: json.loads(value)
         for key, value in row.items()
@@ -112,7 +107,26 @@ def make_flaky(marker_dir: str):
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> dict[str, Any]:
+def home(tmp_path_factory) -> Path:
+    """The user's home for this module's local Rays: one for all, as Ray caches the token it read."""
+    return tmp_path_factory.mktemp("home")
+
+
+@contextlib.contextmanager
+def users_home(home: Path) -> Iterator[None]:
+    """A local Ray keeps its token in ~/.ray/auth_token: here under ``home``, not the real home."""
+    environ = dict(os.environ)  # Ray also sets RAY_AUTH_MODE in this process: undone after
+    try:
+        os.environ["HOME"] = str(home)
+        os.environ.pop("RAY_ADDRESS", None)  # address null: a Ray of our own
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, home) -> dict[str, Any]:
     """One 4-trial ASHA sweep on a local Ray of 2 CPUs, with one trial failing once."""
     work = tmp_path_factory.mktemp("tune")
     raw = sweep_params(work)
@@ -121,17 +135,18 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
     cwd = os.getcwd()
     os.chdir(work)
     try:
+        synthesize(params)
         prepare(params)
     finally:
         os.chdir(cwd)
     (work / "markers").mkdir()
     out_dir = work / "reports" / "tune"
     started = time.monotonic()
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("RAY_ADDRESS", raising=False)  # address null: a Ray of our own
+    with users_home(home):
         winner, command = run_sweep(params, prepared, out_dir, trial_fn=make_flaky(str(work / "markers")))
     return {
         "work": work,
+        "home": home,
         "raw": raw,
         "out": out_dir,
         "winner": winner,
@@ -246,238 +261,48 @@ def test_the_sweep_folder_follows_what_the_sweep_finds():
     assert sweep_name(base) == sweep_name(moved) != sweep_name(other)
 
 
-# ----------------------------------------------------------------------------- a running cluster
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.mark.slow
+def test_a_local_ray_keeps_its_token_in_the_users_home(sweep):
+    # Ray's default for a local cluster: token authentication, with a token it creates if missing
+    token = sweep["home"] / ".ray" / "auth_token"
+    assert token.is_file() and token.read_text().strip()
 
 
-def ray_cli() -> str:
-    return str(Path(sys.executable).parent / "ray")
-
-
-def start_node(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``ray start ... --block``: ending this process (SIGTERM) stops exactly the node it started."""
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            [ray_cli(), "start", "--block", "--disable-usage-stats", *args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    deadline = time.monotonic() + 120
-    while "Ray runtime started" not in log.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_nodes([process])
-            raise AssertionError(f"ray start failed:\n{log.read_text()}")
-        time.sleep(0.5)
-    return process
-
-
-def stop_nodes(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
-            process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """A Ray head of 2 CPUs on 127.0.0.1 (later joined by a CPU-less node), and tiny prepared data.
-
-    With token authentication, as Ray clusters have by default: the nodes and the stage, each
-    started with ``RAY_AUTH_MODE=token``, share the user's token (~/.ray/auth_token, created if
-    missing, as a local Ray does).
-    """
-    tmp = tmp_path_factory.mktemp("cluster")
-    # Ray's socket paths must stay short: not under pytest's long tmp path
-    temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    port = free_port()
-    env = {**project_env(), "RAY_AUTH_MODE": "token", "OMP_NUM_THREADS": "1"}
-    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "2"  # a throwaway cluster: no draining
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    env.pop("RAY_ADDRESS", None)
-    subprocess.run([ray_cli(), "get-auth-token", "--generate"], check=True, capture_output=True, env=env)
-    nodes: list[subprocess.Popen] = []
-    head = [
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        "--include-dashboard=false",
-        f"--temp-dir={temp}",
-    ]
+def default_search_sweep(
+    task: str, tmp: Path, home: Path
+) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
+    """params.yaml's own search for ``task`` (2 trials of 1 epoch of 1 batch) on a local Ray."""
+    tune = {"num_samples": 2, "epochs": 1, "limit_train_batches": 1, "scheduler": "fifo", "num_cpus": 2}
+    raw = json.loads(json.dumps(tiny_params(task=task, tune={**tune, "storage_path": str(tmp / "rr")})))
+    params = parse_params(raw)
+    cwd = os.getcwd()
     try:
-        nodes.append(start_node(head, tmp / "head.log", env))
-        raw = sweep_params(tmp, address=f"127.0.0.1:{port}", num_cpus=None, max_concurrent_trials=None)
-        cwd = os.getcwd()
         os.chdir(tmp)
-        try:
-            prepare(parse_params(raw))
-        finally:
-            os.chdir(cwd)
-        yield {"raw": raw, "temp": temp, "nodes": nodes, "tmp": tmp, "env": env}
+        synthesize(params)
+        prepare(params)
+        with users_home(home):
+            run_sweep(params, Path("data/prepared"), tmp / "out")
     finally:
-        stop_nodes(nodes)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-# The stage runs in a process of its own, as `python -m pipeline.tune` does (and as Ray wants: its
-# authentication settings are read once, when a process first uses Ray).
-DRIVER = """
-import shutil
-import sys
-from pathlib import Path
-from pipeline.common import run_stage
-from pipeline.tune import ray_session, resolve_storage, run_sweep
-from test_tune import make_failing
-
-params_file, out_dir, markers, attempts, runs, probe = sys.argv[1:]
-trial_fn = make_failing(markers, int(attempts)) if int(attempts) else None
-
-def main(params):
-    if probe:  # refused where it is local to one machine, accepted where every node sees it
-        with ray_session(params.tune):
-            try:
-                resolve_storage(None)
-            except ValueError as exc:
-                print("refused:", exc)
-            print("storage:", resolve_storage(probe))
-        return
-    for run in range(int(runs)):  # a later run resumes what an earlier one left unfinished
-        run_sweep(params, Path("data/prepared"), Path(out_dir), trial_fn=trial_fn)
-        shutil.copy(Path(out_dir) / "trials.csv", Path(out_dir) / f"trials.run{run + 1}.csv")
-
-run_stage(main, params_file)
-"""
-
-
-def drive(
-    cluster: dict[str, Any], name: str, attempts: int = 0, runs: int = 1, probe: str = "", **tune: Any
-) -> subprocess.CompletedProcess:
-    """Runs the stage on the cluster with ``tune`` overrides; reports go to reports/<name>."""
-    raw = json.loads(json.dumps(cluster["raw"]))
-    raw["tune"].update(tune)
-    params_file = cluster["tmp"] / f"{name}.params.json"
-    params_file.write_text(json.dumps(raw))
-    markers = cluster["tmp"] / f"{name}.markers"
-    markers.mkdir(exist_ok=True)
-    args = [str(params_file), f"reports/{name}", str(markers), str(attempts), str(runs), probe]
-    result = subprocess.run(
-        [sys.executable, "-c", DRIVER, *args],
-        cwd=cluster["tmp"],
-        env=cluster["env"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    return result
-
-
-def make_failing(marker_dir: str, attempts: int):
-    """A trial function whose trial FLAKY_TRIAL dies right after reporting, on its first ``attempts``
-    attempts: each retry has to resume from the checkpoint of the epoch before."""
-
-    def failing_trial(config: dict[str, Any], spec: Any) -> None:
-        from ray import tune
-
-        trial_id = tune.get_context().get_trial_id()
-        failed = len(list(Path(marker_dir).glob(f"failed-{trial_id}-*")))
-        if not trial_id.endswith(FLAKY_TRIAL) or failed >= attempts:
-            run_trial(config, spec)
-            return
-        report = tune.report
-
-        def report_then_die(*args: Any, **kwargs: Any) -> None:
-            report(*args, **kwargs)
-            (Path(marker_dir) / f"failed-{trial_id}-{failed}").write_text("")
-            raise RuntimeError(f"injected fault: attempt {failed + 1}")
-
-        tune.report = report_then_die  # what Ray's Lightning callback calls
-        try:
-            run_trial(config, spec)
-        finally:
-            tune.report = report
-
-    return failing_trial
+        os.chdir(cwd)
+    return raw, read_trials(tmp / "out"), tmp / "out"
 
 
 @pytest.mark.slow
-def test_sweep_on_a_running_cluster_and_an_interrupted_sweep_resumes(cluster, monkeypatch):
-    tmp = cluster["tmp"]
-    out_dir = tmp / "reports" / "resume"
-
-    # first run: trial FLAKY_TRIAL dies after epoch 1, is retried from that epoch's checkpoint and
-    # dies again after epoch 2 (max_failures 1): the sweep ends with it errored. The second run
-    # (same code; the fault has passed) resumes that sweep: only the failed trial runs again, from
-    # its epoch-2 checkpoint.
-    result = drive(cluster, "resume", attempts=2, runs=2, num_samples=2, epochs=EPOCHS, scheduler="fifo")
-    first = {row["trial_id"]: row for row in read_trials(out_dir, "trials.run1.csv")}
-    assert len(first) == 2
-    [broken] = [row for row in first.values() if row["trial_id"].endswith(FLAKY_TRIAL)]
-    [healthy] = [row for row in first.values() if row is not broken]
-    assert broken["status"] == "error" and "injected fault: attempt 2" in broken["error"]
-    assert broken["retries"] == "2" and broken["iterations"] == "2"
-    assert healthy["status"] == "completed" and healthy["iterations"] == str(EPOCHS)
-
-    assert result.stderr.count("resuming the interrupted sweep") == 1
-    second = {row["trial_id"]: row for row in read_trials(out_dir)}
-    assert set(second) == set(first)
-    assert all(row["status"] == "completed" for row in second.values())
-    assert all(row["iterations"] == str(EPOCHS) for row in second.values())
-    assert second[healthy["trial_id"]]["pid"] == healthy["pid"]  # not rerun
-    assert second[broken["trial_id"]]["pid"] != broken["pid"]
-
-    # every trial ran in a worker process of that cluster
-    logs = cluster["temp"] / "session_latest" / "logs"
-    for row in second.values():
-        assert list(logs.glob(f"worker-*-{row['pid']}.out")), f"no worker log of pid {row['pid']}"
-
-    # resumed twice, the trial still ends where one uninterrupted train run does
-    from pipeline.train import train
-
-    raw = json.loads(json.dumps(cluster["raw"]))
-    for key, value in row_config(second[broken["trial_id"]]).items():
-        set_dotted(raw, key, value)
-    raw["train"].update(epochs=EPOCHS, limit_train_batches=1)
-    monkeypatch.chdir(tmp)
-    with trial_threads():
-        train(parse_params(raw))
-    metrics = json.loads((tmp / "dvclive" / "metrics.json").read_text())
-    resumed = float(second[broken["trial_id"]][f"{METRIC} final"])
-    assert metrics["val"]["loss"] == pytest.approx(resumed, rel=1e-6, abs=1e-9)
-
-
-@pytest.mark.slow
-def test_ddp_trials_run_through_ray_train(cluster):
-    result = drive(cluster, "ddp", num_samples=1, epochs=1, workers_per_trial=2, cpus_per_trial=1)
-    [row] = read_trials(cluster["tmp"] / "reports" / "ddp")
-    assert row["status"] == "completed" and row["iterations"] == "1"
-    assert float(row[f"{METRIC} final"]) > 0
-    command = (cluster["tmp"] / "reports" / "ddp" / BEST_COMMAND).read_text().strip()
-    assert command.startswith("dvc exp run train -S pose.lr=") and command in result.stdout
-
-
-@pytest.mark.slow
-def test_a_multi_node_cluster_refuses_a_storage_path_local_to_one_machine(cluster):
-    tmp = cluster["tmp"]
-    address = cluster["raw"]["tune"]["address"]
-    worker = [f"--address={address}", "--num-cpus=0", "--num-gpus=0"]
-    cluster["nodes"].append(start_node(worker, tmp / "worker.log", cluster["env"]))
-
-    shared = tmp / "shared"
-    result = drive(cluster, "probe", probe=str(shared))
-    [refused] = [line for line in result.stdout.splitlines() if line.startswith("refused:")]
-    assert refused.startswith("refused: tune.storage_path: null keeps trial results on each machine")
-    assert "the Ray cluster has 2 nodes" in refused
-    # a path every node sees (both nodes share this machine's disk) passes the probe
-    assert f"storage: {shared}" in result.stdout
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, home):
+    raw, rows, out = default_search_sweep(task, tmp_path, home)
+    search = raw["tune"]["search"][task]
+    assert search["mode"] == "max"
+    metric = search["metric"]
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    finals = [float(row[f"{metric} final"]) for row in rows]
+    assert all(0.0 <= value <= 1.0 for value in finals)
+    assert finals[0] == max(finals)  # best first, for a metric where higher is better
+    if task == "segmentation":  # its two trials end apart, so ranking them the wrong way fails
+        assert finals[0] != finals[1]
+    searched = {dim["param"] for dim in search["space"]}
+    assert {key for key in rows[0] if key in searched} == searched
+    best = yaml.safe_load((out / BEST_YAML).read_text())
+    assert best == nest({key: json.loads(rows[0][key]) for key in searched})
+    header = (out / BEST_YAML).read_text().splitlines()[0]
+    assert f"by {metric} (max)" in header
