@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# COCO keypoint sigmas (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
-COCO_SIGMAS = (
-    np.array(
-        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-    )
-    / 10.0
-)
+from hrnet.data.coco_constants import OKS_SIGMAS as COCO_SIGMAS
+
 SOFT_MAX_KEPT = 20  # the official soft_oks_nms returns at most this many
 
 
