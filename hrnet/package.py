@@ -267,6 +267,8 @@ def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
         raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
     program_file = path / meta["program"]
     model: Any
+    if meta["task"] == "detection":
+        import torchvision  # noqa: F401  (registers the torchvision::nms op the scripted detector calls)
     if meta["program"] == SCRIPT_FILE:
         model = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
     elif meta["program"] == PROGRAM_FILE:

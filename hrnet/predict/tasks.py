@@ -84,13 +84,23 @@ def predict_detection(
     images: Sequence[np.ndarray],
     batch_size: int = 8,
 ) -> list[dict[str, Any]]:
-    """Per image: ``boxes`` (M, 4) xyxy pixels, ``scores`` (M,), ``labels`` (M,) 1..C."""
-    out = []
-    for part in _chunks(len(images), batch_size):
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() / 255.0 for im in images[part]
-        ]
-        with torch.inference_mode():
-            detections = detector(tensors)
-        out += [{k: d[k].numpy() for k in ("boxes", "scores", "labels")} for d in detections]
+    """Per image: ``boxes`` (M, 4) xyxy pixels, ``scores`` (M,), ``labels`` (M,) 1..C.
+
+    Only images of one size share a batch: torchvision pads a batch to its largest image, which
+    would make an image's detections depend on its neighbours.
+    """
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_size.setdefault(image.shape, []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in images]
+    for indices in by_size.values():
+        for part in _chunks(len(indices), batch_size):
+            chosen = indices[part]
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(images[i])).permute(2, 0, 1) / 255.0 for i in chosen
+            ]
+            with torch.inference_mode():
+                detections = detector(tensors)
+            for i, d in zip(chosen, detections):
+                out[i] = {k: d[k].numpy() for k in ("boxes", "scores", "labels")}
     return out
