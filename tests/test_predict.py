@@ -190,3 +190,37 @@ def test_onnx_package_predicts_as_the_torch_package(packages, folder, tmp_path):
     actual = hrnet.load_package(onnx_pkg).predict(image, boxes=boxes)
     np.testing.assert_allclose(actual[0], expected[0], atol=1e-3)
     np.testing.assert_allclose(actual[1], expected[1], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
+    """For the same (ground-truth) boxes, package.predict decodes what the evaluate stage decodes."""
+    from conftest import tiny_params
+
+    from hrnet.config import parse_params
+    from pipeline.common import PREPARED_DIR
+    from pipeline.prepare import prepare
+    from pipeline.tasks import pose as pose_task
+
+    monkeypatch.chdir(tmp_path)
+    params = parse_params(tiny_params(task="pose"))
+    prepare(params)
+    torch.manual_seed(0)
+    module = pose_task.build_module(params).eval()
+    keypoints, scores, indices = pose_task.predict_val(module, params, PREPARED_DIR)
+
+    meta = {**_meta("pose", "v1"), **pose_task.package_meta(params)}
+    write_package(tmp_path / "pkg", module.model, meta, "", {})
+    package = hrnet.load_package(tmp_path / "pkg")
+    split = pose_task.read_split(PREPARED_DIR, "val")
+    records = [split.records[i] for i in indices]
+    files = sorted({r["image_file"] for r in records})
+    images = [cv2.cvtColor(cv2.imread(str(split.image_dir / f)), cv2.COLOR_BGR2RGB) for f in files]
+    rows = [[i for i, r in enumerate(records) if r["image_file"] == f] for f in files]
+    found = package.predict_pose(
+        images, boxes=[[records[i]["bbox"] for i in image_rows] for image_rows in rows]
+    )
+    assert sum(len(r) for r in rows) == len(records) > 1
+    for image_rows, people in zip(rows, found):
+        np.testing.assert_allclose(people.keypoints, keypoints[image_rows], atol=1e-3)
+        np.testing.assert_allclose(people.scores, scores[image_rows], atol=1e-4)
