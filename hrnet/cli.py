@@ -1,87 +1,106 @@
-"""The ``hrnet`` console command: ``summary``, ``predict``, ``bench`` and ``bench-data``."""
+"""The ``hrnet`` console command: ``summary``, ``predict``, ``bench`` and ``bench-data``.
+
+Each command's module is imported only when that command runs (``hrnet predict`` must not pay for
+the benchmark or training code).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-
-def _read_boxes(path: Path) -> list[list[float]]:
-    """Boxes as ``[[x, y, w, h], ...]`` or COCO-style ``[{"bbox": [...]}, ...]``."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read boxes ({exc})") from None
-    boxes = [item["bbox"] if isinstance(item, dict) else item for item in data]
-    for i, box in enumerate(boxes):
-        if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"{path}: box {i} is {box}; expected [x, y, w, h] with w, h > 0")
-    return [[float(v) for v in box] for box in boxes]
+COMMANDS = ("summary", "predict", "bench", "bench-data")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import cv2
+    import json
 
-    from hrnet.io import atomic_path
     from hrnet.package import load_package
-    from hrnet.viz import draw_skeletons
+    from hrnet.predict.api import NO_BOXES
 
-    package = load_package(args.package)
-    image_bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
-    if image_bgr is None:
-        raise ValueError(f"{args.image}: not a readable image")
-    image = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-    boxes = _read_boxes(args.boxes) if args.boxes else None
-    keypoints, scores = package.predict(image, boxes)
-    drawn = draw_skeletons(image, keypoints, scores, args.threshold)
-    with atomic_path(args.out) as tmp:
-        ok, encoded = cv2.imencode(Path(args.out).suffix or ".png", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError(f"{args.out}: unsupported image extension")
-        tmp.write_bytes(encoded.tobytes())
-    print(f"{len(keypoints)} person(s) drawn to {args.out}")
+    meta_file = args.package / "package.json"
+    no_boxes = args.boxes is None and args.detector is None
+    if no_boxes and meta_file.is_file() and json.loads(meta_file.read_text()).get("task") == "pose":
+        raise ValueError(NO_BOXES)  # before the slow load
+    package = load_package(args.package, batch_size=args.batch_size)
+    detector = load_package(args.detector, batch_size=args.batch_size) if args.detector else None
+    if detector is not None and detector.task != "detection":
+        raise ValueError(
+            f"{args.detector}: --detector needs a detection package, this one is {detector.task}"
+        )
+    summary = package.predict_files(
+        args.input,
+        args.out,
+        boxes=args.boxes,
+        detector=detector,
+        threshold=args.threshold,
+        box_threshold=args.box_threshold,
+    )
+    print(f"{summary['images']} image(s), {summary['instances']} result(s) -> {args.out}/results.json")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from hrnet.models import summary
-
-    parser = argparse.ArgumentParser(prog="hrnet", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    summary_parser = commands.add_parser(
-        "summary", help="parameters and multiply-accumulates of a model", description=summary.__doc__
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="run a packaged model on an image, a folder of images or a video",
+        description="Writes drawn pictures (or a drawn video) and results.json (COCO results) to --out.",
     )
-    summary.add_arguments(summary_parser)
-    summary_parser.set_defaults(run=summary.run)
-
-    predict = commands.add_parser("predict", help="draw predicted skeletons with a packaged model")
     predict.add_argument("--package", required=True, type=Path, help="a dist/<model-name> folder")
-    predict.add_argument("image", type=Path)
-    predict.add_argument("--boxes", type=Path, help="JSON list of [x, y, w, h] person boxes")
-    predict.add_argument("--out", required=True, type=Path, help="output image (.png or .jpg)")
-    predict.add_argument("--threshold", type=float, default=0.2, help="joint score to draw")
+    predict.add_argument("input", type=Path, help="an image, a folder of images or a video file")
+    predict.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
+    predict.add_argument(
+        "--boxes",
+        type=Path,
+        help='pose: person boxes, JSON [[x, y, w, h], ...] (one image) or {"<file name>": [...]} (folder)',
+    )
+    predict.add_argument("--detector", type=Path, help="pose: a detection package that finds the people")
+    predict.add_argument("--batch-size", type=int, default=8, help="crops or images per forward pass")
+    predict.add_argument("--threshold", type=float, default=0.2, help="joint (pose) or box score to draw")
+    predict.add_argument(
+        "--box-threshold", type=float, default=0.5, help="with --detector: person boxes scoring at least this"
+    )
     predict.set_defaults(run=_predict)
 
-    from hrnet.benchmarks import data_loading, throughput
 
-    for name, module, help_text in (
-        ("bench", throughput, "train/inference throughput and memory of a model, next to timm's HRNet"),
-        ("bench-data", data_loading, "samples/s of one data-loading worker (pose and segmentation)"),
-    ):
-        sub = commands.add_parser(name, help=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+def _add_module_command(commands: argparse._SubParsersAction, name: str) -> None:
+    if name == "summary":
+        from hrnet.models import summary as module
+
+        help_text = "parameters and multiply-accumulates of a model"
+    elif name == "bench":
+        from hrnet.benchmarks import throughput as module
+
+        help_text = "train/inference throughput and memory of a model, next to timm's HRNet"
+    else:
+        from hrnet.benchmarks import data_loading as module
+
+        help_text = "samples/s of one data-loading worker (pose and segmentation)"
+    sub = commands.add_parser(name, help=help_text, description=module.__doc__)
+    module.add_arguments(sub)
+    sub.set_defaults(run=module.run)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` just that command's sub-parser is built (and its module imported)."""
+    parser = argparse.ArgumentParser(prog="hrnet", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS if only is None else (only,):
+        if name == "predict":
+            _add_predict(commands)
+        else:
+            _add_module_command(commands, name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     from hrnet.package import PackageError
 
-    args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except (PackageError, ValueError, FileNotFoundError) as exc:

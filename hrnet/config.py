@@ -265,7 +265,14 @@ class EvaluateConfig(_Section):
 
 class PackageConfig(_Section):
     name: str | None = None
-    format: Literal["torch_export"] = "torch_export"
+    format: Literal["torch_export", "onnx"] = Field(
+        "torch_export",
+        description="torch_export: model.pt2 | onnx: model.onnx (onnxruntime; pose, segmentation)",
+    )
+    tolerance: float = Field(
+        1e-3, gt=0, description="largest |export - PyTorch| allowed on val images at packaging time"
+    )
+    check_images: int = Field(4, ge=1, description="val images the export is checked on")
 
 
 TASK_SECTIONS = ("pose", "segmentation", "detection")

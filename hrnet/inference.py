@@ -75,19 +75,3 @@ def crop_people(
         scales.append(scale)
     batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
     return batch, np.asarray(centers), np.asarray(scales)
-
-
-def predict_image(
-    model: HeatmapModel,
-    image_rgb: np.ndarray,
-    boxes: Sequence[Sequence[float]] | None,
-    input_size: tuple[int, int],
-    flip_test: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints (N, K, 2) and scores (N, K) for people in ``boxes`` (whole image when None)."""
-    if not boxes:
-        boxes = [[0.0, 0.0, float(image_rgb.shape[1]), float(image_rgb.shape[0])]]
-    crops, centers, scales = crop_people(image_rgb, boxes, input_size)
-    heatmaps = predict_heatmaps(model, crops, flip_test=flip_test)
-    codec = MSRAHeatmapCodec(input_size=input_size, heatmap_size=tuple(heatmaps.shape[-1:-3:-1]))
-    return heatmaps_to_keypoints(heatmaps, centers, scales, codec)

@@ -4,6 +4,7 @@ Layout of ``dist/<model-name>/``::
 
     model.pt2      torch.export program (dynamic batch); loads without this library's model code
                    (detection: model.pt, TorchScript, see below)
+    model.onnx     instead of model.pt2 with ``package.format: onnx``; run with onnxruntime
     package.json   task, variant, head, input size, joints, preprocessing
     params.yaml    the params the model was trained with
     metrics.json   the evaluate stage's metrics
@@ -16,26 +17,42 @@ and it is loaded without unpickling arbitrary objects. Detectors are the excepti
 post-processing (NMS over a data-dependent number of boxes) does not export, while torchvision
 keeps its detectors scriptable, so a detection package holds TorchScript: the HRNet feature
 extractor traced, the torchvision detector around it scripted.
+
+BatchNorm is folded into the convolutions before export. The exported model is run on real
+validation images at packaging time and compared with the trained PyTorch model; the largest
+absolute difference is stored in ``package.json`` (``check``) and must stay under the tolerance.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from hrnet.io import atomic_directory, sha256_file
+from hrnet.predict.api import ModelPackage
+from hrnet.predict.export import (
+    FeatureLevels,
+    batch_dim,
+    check_record,
+    export_onnx,
+    fold_batchnorm,
+    max_abs_diff,
+    run_onnx,
+)
+from hrnet.predict.runtime import OnnxFeaturesDetector, OnnxRunner, TorchRunner
 
 PACKAGE_FORMAT = 1
 PROGRAM_FILE = "model.pt2"
 SCRIPT_FILE = "model.pt"
+ONNX_FILE = "model.onnx"
+PROGRAM_FILES = (PROGRAM_FILE, SCRIPT_FILE, ONNX_FILE)
+FORMATS = ("torch_export", "onnx")
+DEFAULT_TOLERANCE = 1e-3
 SUMS_FILE = "SHA256SUMS"
 
 
@@ -47,8 +64,7 @@ def export_program(model: nn.Module, input_size: tuple[int, int]) -> torch.expor
     """Exports ``model`` (eval mode) for inputs ``(N, 3, H, W)`` with a dynamic batch size."""
     width, height = input_size
     example = torch.randn(2, 3, height, width)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
+    return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch_dim()},))
 
 
 def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.jit.ScriptModule:
@@ -74,9 +90,11 @@ def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
     )
     usage = ""
     if meta["task"] == "pose":
-        usage = (
-            "keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])  # image pixels\n"
-        )
+        usage = "keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])  # image pixels\n"
+    elif meta["task"] == "segmentation":
+        usage = "train_ids = package.predict(image_rgb)  # (H, W) Cityscapes train ids\n"
+    else:
+        usage = "detections = package.predict(image_rgb)  # boxes (xyxy), scores, labels\n"
     return f"""# {meta["name"]}
 
 {_TASK_TITLES.get(meta["task"], meta["task"])}.
@@ -102,10 +120,84 @@ def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
 import hrnet
 package = hrnet.load_package("{meta["name"]}")      # verifies SHA256SUMS first
 outputs = package.model(batch)                      # batch: (N, 3, {height}, {width}), any N
+                                                    # (detection: a list of [0, 1] RGB tensors)
 {usage}```
 
 Inputs are RGB, scaled to [0, 1] and normalised with the ImageNet mean and std.
+On the command line: `hrnet predict --package DIR INPUT --out OUTDIR` (see the project README).
 """
+
+
+def _export(
+    tmp: Path, model: nn.Module, meta: dict[str, Any], fmt: str, images: torch.Tensor | None, tolerance: float
+) -> dict[str, Any]:
+    """Writes the model file into ``tmp``; returns the package.json fields describing it."""
+    width, height = meta["input_size"]
+    if meta["task"] == "detection":
+        return _export_detector(tmp, model, (width, height), fmt, images, tolerance)
+    folded = fold_batchnorm(model)
+    if fmt == "onnx":
+        export_onnx(folded, torch.randn(2, 3, height, width), tmp / ONNX_FILE)
+        fields: dict[str, Any] = {"program": ONNX_FILE, "runtime": "onnxruntime"}
+        if images is not None:
+            diff = max_abs_diff(model, run_onnx(tmp / ONNX_FILE, images.numpy()), images)
+            fields["check"] = check_record(diff, tolerance, images, "onnxruntime vs the PyTorch model")
+    elif fmt == "torch_export":
+        program = export_program(folded, (width, height))
+        torch.export.save(program, tmp / PROGRAM_FILE)
+        fields = {"program": PROGRAM_FILE, "runtime": "torch_export"}
+        if images is not None:
+            diff = max_abs_diff(model, [program.module()(images).detach()], images)
+            fields["check"] = check_record(diff, tolerance, images, "exported program vs the PyTorch model")
+    else:
+        raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    _enforce(fields, tolerance)
+    return {**fields, "batchnorm_folded": True}
+
+
+def _enforce(fields: dict[str, Any], tolerance: float) -> None:
+    check = fields.get("check")
+    if check:
+        print(f"package check: max abs diff {check['max_abs_diff']:.3g} ({check['against']})")
+        if not check["max_abs_diff"] <= tolerance:
+            raise PackageError(
+                f"{fields['program']}: max abs diff {check['max_abs_diff']:.3g} against the PyTorch model "
+                f"on {check['inputs']} exceeds the tolerance {tolerance:g} (package.tolerance)"
+            )
+
+
+def _export_detector(
+    tmp: Path,
+    model: nn.Module,
+    size: tuple[int, int],
+    fmt: str,
+    images: torch.Tensor | None,
+    tolerance: float,
+) -> dict[str, Any]:
+    """TorchScript of the whole detector; with onnx also ``model.onnx``: backbone + neck, whose
+    pyramid levels feed the scripted RPN, RoI heads, box decoding and NMS (see runtime.py)."""
+    if fmt not in FORMATS:
+        raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    detector = copy.deepcopy(model).eval()
+    detector.backbone = fold_batchnorm(detector.backbone)
+    script_detector(detector, size).save(str(tmp / SCRIPT_FILE))
+    fields: dict[str, Any] = {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True}
+    if fmt == "onnx":
+        if not hasattr(detector, "rpn"):
+            raise PackageError(
+                "package.format=onnx: detection exports Faster R-CNN only (detection.detector)"
+            )
+        width, height = size
+        levels = FeatureLevels(detector.backbone)
+        export_onnx(levels, torch.randn(2, 3, height, width), tmp / ONNX_FILE, dynamic_size=True)
+        fields.update(program=ONNX_FILE, runtime="onnxruntime (features) + torchscript (heads, NMS)")
+        fields["onnx_outputs"] = "feature pyramid levels '0'..'n' of backbone + neck"
+        fields["detector_program"] = SCRIPT_FILE
+        if images is not None:
+            diff = max_abs_diff(model.backbone, run_onnx(tmp / ONNX_FILE, images.numpy()), images)
+            fields["check"] = check_record(diff, tolerance, images, "onnxruntime vs PyTorch features")
+        _enforce(fields, tolerance)
+    return fields
 
 
 def write_package(
@@ -114,17 +206,20 @@ def write_package(
     meta: dict[str, Any],
     params_text: str,
     metrics: dict[str, Any],
+    *,
+    fmt: str = "torch_export",
+    check_images: torch.Tensor | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Path:
-    """Writes a verified package to ``out_dir`` atomically (all files appear at once)."""
+    """Writes a verified package to ``out_dir`` atomically (all files appear at once).
+
+    ``check_images`` (N, 3, H, W), normalised validation inputs, are run through the export and
+    the model; a difference above ``tolerance`` raises :class:`PackageError` and writes nothing.
+    """
     out_dir = Path(out_dir)
-    input_size = tuple(meta["input_size"])
-    scripted = meta["task"] == "detection"
-    meta = {**meta, "format": PACKAGE_FORMAT, "program": SCRIPT_FILE if scripted else PROGRAM_FILE}
+    model = model.eval()
     with atomic_directory(out_dir) as tmp:
-        if scripted:
-            script_detector(model, input_size).save(str(tmp / SCRIPT_FILE))
-        else:
-            torch.export.save(export_program(model, input_size), tmp / PROGRAM_FILE)
+        meta = {**meta, "format": PACKAGE_FORMAT, **_export(tmp, model, meta, fmt, check_images, tolerance)}
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -147,7 +242,7 @@ def verify_package(path: str | Path) -> dict[str, str]:
         if len(digest) != 64 or not name or "/" in name or name.startswith("."):
             raise PackageError(f"{sums_file}:{line_no}: malformed line {line!r}")
         expected[name] = digest
-    if "package.json" not in expected or not {PROGRAM_FILE, SCRIPT_FILE} & set(expected):
+    if "package.json" not in expected or not set(PROGRAM_FILES) & set(expected):
         raise PackageError(f"{sums_file}: does not list package.json and a model program")
     for name, digest in expected.items():
         file = path / name
@@ -158,37 +253,11 @@ def verify_package(path: str | Path) -> dict[str, str]:
     return expected
 
 
-@dataclass
-class ModelPackage:
-    """A loaded, verified package; ``predict`` serves pose packages."""
+def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
+    """Loads a package written by :func:`write_package` after verifying its SHA256SUMS.
 
-    path: Path
-    meta: dict[str, Any]
-    model: nn.Module
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        width, height = self.meta["input_size"]
-        return int(width), int(height)
-
-    def predict(
-        self,
-        image_rgb: np.ndarray,
-        boxes: Sequence[Sequence[float]] | None = None,
-        flip_test: bool | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (N, 17, 2) in image pixels and their scores (N, 17) for each ``[x, y, w, h]`` box."""
-        from hrnet.inference import predict_image
-
-        if self.meta["task"] != "pose":
-            task = self.meta["task"]
-            raise PackageError(f"{self.path}: predict() serves pose packages, this one is {task}")
-        flip = self.meta.get("flip_test", True) if flip_test is None else flip_test
-        return predict_image(self.model, image_rgb, boxes, self.input_size, flip_test=flip)
-
-
-def load_package(path: str | Path) -> ModelPackage:
-    """Loads a package written by :func:`write_package` after verifying its SHA256SUMS."""
+    ``batch_size`` is how many crops / images ``predict`` sends through the network at once.
+    """
     path = Path(path)
     if not path.is_dir():
         raise PackageError(f"{path}: not a package directory")
@@ -197,13 +266,21 @@ def load_package(path: str | Path) -> ModelPackage:
     if meta.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
     program_file = path / meta["program"]
+    model: Any
+    if meta["task"] == "detection":
+        import torchvision  # noqa: F401  (registers the torchvision::nms op the scripted detector calls)
     if meta["program"] == SCRIPT_FILE:
-        model: nn.Module = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
+        model = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
     elif meta["program"] == PROGRAM_FILE:
-        model = torch.export.load(program_file).module()
+        model = TorchRunner(torch.export.load(program_file).module())
+    elif meta["program"] == ONNX_FILE and meta["task"] == "detection":
+        scripted = torch.jit.load(str(path / meta["detector_program"]), map_location="cpu")
+        model = OnnxFeaturesDetector(scripted, OnnxRunner(program_file))
+    elif meta["program"] == ONNX_FILE:
+        model = OnnxRunner(program_file)
     else:
         raise PackageError(f"{path / 'package.json'}: unknown program {meta['program']!r}")
-    return ModelPackage(path=path, meta=meta, model=model)
+    return ModelPackage(path=path, meta=meta, model=model, batch_size=batch_size)
 
 
 class _DetectionsOnly(nn.Module):

@@ -1,18 +1,52 @@
-"""package stage: exports the trained model with its params, metrics and model card to dist/."""
+"""package stage: exports the trained model with its params, metrics and model card to dist/.
+
+The export (``package.format``: torch_export or onnx) is checked against the trained model on the
+first ``package.check_images`` validation images; a difference above ``package.tolerance`` fails
+the stage with one line and leaves dist/ as it was.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from hrnet.config import Params
-from hrnet.package import write_package
-from pipeline.common import DIST_DIR, METRICS_FILE, run_stage
+from hrnet.package import PackageError, write_package
+from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.evaluate import load_module
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.package")
+
+
+@torch.no_grad()
+def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Tensor:
+    """The first ``count`` val inputs as the network sees them (detection: resized, normalised and
+    padded by the detector's own transform)."""
+    datamodule = get_task(params.task).build_datamodule(params, PREPARED_DIR)
+    datamodule.setup("validate")
+    images: list[torch.Tensor] = []
+    for batch in datamodule.val_dataloader():
+        if params.task == "detection":
+            images += list(model.transform(batch[0][:count])[0].tensors)
+            break  # later batches may be padded to another size
+        else:
+            images += list(batch["image"])
+        if len(images) >= count:
+            break
+    return torch.stack(images[:count])
+
+
+def detection_meta(params: Params) -> dict[str, Any]:
+    """Class names and COCO category ids by label (label i at index i - 1), for predict's captions."""
+    from hrnet.data.detection_dataset import read_categories
+
+    categories = read_categories(get_task("detection").build_datamodule(params, PREPARED_DIR).val_ann_file)
+    return {"categories": list(categories.names), "category_ids": list(categories.category_ids)}
 
 
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
@@ -28,8 +62,22 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         "head": params.model.head,
         "data": f"{params.data.source} ({params.data.root or 'embedded synthetic data'})",
         **get_task(params.task).package_meta(params),
+        **(detection_meta(params) if params.task == "detection" else {}),
     }
-    out = write_package(DIST_DIR / name, module.model, meta, params_file.read_text(), metrics)
+    settings = params.package
+    try:
+        out = write_package(
+            DIST_DIR / name,
+            module.model,
+            meta,
+            params_file.read_text(),
+            metrics,
+            fmt=settings.format,
+            check_images=check_images(params, settings.check_images, module.model),
+            tolerance=settings.tolerance,
+        )
+    except PackageError as exc:
+        raise ValueError(str(exc)) from None
     log.info("packaged %s", out)
     return out
 

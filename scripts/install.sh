@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the project with its dev (tests, ruff, timm) and fast (pyspng) extras.
+# Creates .venv (if missing) and installs the project with its dev (tests, ruff, timm), fast (pyspng)
+# and onnx (ONNX export and onnxruntime) extras.
 # torch/torchvision resolve to the local wheels pinned in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,fast]"
+.venv/bin/python -m pip install --quiet -e ".[dev,fast,onnx]"

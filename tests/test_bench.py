@@ -97,3 +97,19 @@ def test_bench_data_writes_table_and_json(tmp_path, capsys) -> None:
     assert report["results"]["pose"]["input_size_hw"] == [64, 48]
     assert report["results"]["segmentation"]["crop_size_hw"] == [32, 64]
     assert report["results"]["segmentation"]["png_level"] == 0
+
+
+@pytest.mark.slow
+def test_bench_inference_compares_packaged_variants_with_timm(tmp_path):
+    out = tmp_path / "inference.json"
+    argv = [
+        "bench", "--inference", "--model", "hrnet_w18_small", "--input-size", "64", "64",
+        "--batch-size", "2", "--threads", "1", "--warmup", "1", "--repeats", "2", "--infer-steps", "1",
+        "--no-compile", "--out", str(out), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert list(report["results"]) == ["timm_eager", "ours_eager", "packaged", "onnxruntime"]
+    assert report["results"]["timm_eager"]["vs_timm_eager"] == 1.0
+    assert all(entry["images_per_s"] > 0 for entry in report["results"].values())
+    assert report["command"].startswith("hrnet bench --inference --model hrnet_w18_small")

@@ -25,7 +25,8 @@ def packaged(tmp_path_factory):
         "data": "test",
     }
     out = tmp_path_factory.mktemp("dist") / "tiny"
-    write_package(out, model, meta, "seed: 1\n", {"AP": 0.5})
+    images = torch.randn(2, 3, INPUT_SIZE[1], INPUT_SIZE[0])
+    write_package(out, model, meta, "seed: 1\n", {"AP": 0.5}, check_images=images)
     return model, out
 
 
@@ -33,6 +34,8 @@ def test_package_layout_and_outputs_equal_the_model(packaged):
     model, out = packaged
     names = {p.name for p in out.iterdir()}
     assert names == {"model.pt2", "package.json", "params.yaml", "metrics.json", "README.md", "SHA256SUMS"}
+    meta = json.loads((out / "package.json").read_text())
+    assert meta["batchnorm_folded"] and meta["check"]["max_abs_diff"] < 1e-4
     assert "AP | 0.5000" in (out / "README.md").read_text()
     assert json.loads((out / "package.json").read_text())["input_size"] == list(INPUT_SIZE)
 
@@ -77,31 +80,19 @@ def test_predict_command_draws_skeletons(packaged, tmp_path, capsys):
     cv2.imwrite(str(image_file), np.full((90, 70, 3), 127, np.uint8))
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"bbox": [5, 5, 40, 60]}, [10, 20, 30, 50]]))
-    drawn = tmp_path / "out.png"
-    assert (
-        main(
-            [
-                "predict",
-                "--package",
-                str(out),
-                str(image_file),
-                "--boxes",
-                str(boxes),
-                "--out",
-                str(drawn),
-                "--threshold",
-                "0",
-            ]
-        )
-        == 0
-    )
-    image = cv2.imread(str(drawn))
+    drawn = tmp_path / "drawn"
+    args = ["predict", "--package", str(out), str(image_file), "--out", str(drawn)]
+    assert main([*args, "--boxes", str(boxes), "--threshold", "0"]) == 0
+    image = cv2.imread(str(drawn / "people.jpg"))
     assert image.shape == (90, 70, 3)
-    assert (image != 127).any(), "no skeleton was drawn"
-    assert "2 person(s)" in capsys.readouterr().out
+    assert (np.abs(image.astype(int) - 127) > 10).any(), "no skeleton was drawn"
+    results = json.loads((drawn / "results.json").read_text())
+    assert [r["bbox"] for r in results] == [[5, 5, 40, 60], [10, 20, 30, 50]]
+    assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in results)
+    assert "1 image(s), 2 result(s)" in capsys.readouterr().out
 
     boxes.write_text(json.dumps([[1, 2, 0, 5]]))
-    missing = tmp_path / "never.png"
+    missing = tmp_path / "never"
     assert (
         main(
             ["predict", "--package", str(out), str(image_file), "--boxes", str(boxes), "--out", str(missing)]
@@ -109,6 +100,11 @@ def test_predict_command_draws_skeletons(packaged, tmp_path, capsys):
         == 2
     )
     assert "box 0 is [1, 2, 0, 5]" in capsys.readouterr().err
+    assert not missing.exists()
+
+    assert main(["predict", "--package", str(out), str(image_file), "--out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "give --boxes FILE" in err and "--detector DIR" in err and len(err.strip().splitlines()) == 1
     assert not missing.exists()
 
 

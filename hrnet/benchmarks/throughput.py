@@ -389,10 +389,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="JSON path (default: benchmarks/results/bench_*.json)"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    parser.add_argument(
+        "--inference",
+        action="store_true",
+        help="instead: packaged inference (BN folded, exported, AOTInductor, onnxruntime) vs timm eager",
+    )
+    parser.add_argument("--no-compile", action="store_true", help="--inference: skip the AOTInductor variant")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench``; returns the process exit code."""
+    if args.inference:
+        from hrnet.benchmarks import inference
+
+        return inference.run(args)
     if min(args.batch_size, args.repeats, args.steps, args.infer_steps) < 1 or args.warmup < 0:
         raise ValueError("--batch-size, --repeats, --steps and --infer-steps must be >= 1, --warmup >= 0")
     if args.compile and not hasattr(torch, "compile"):

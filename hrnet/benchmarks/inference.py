@@ -1,0 +1,152 @@
+"""``hrnet bench --inference``: how fast the packaged model runs, next to timm's HRNet, eager.
+
+Compared in one process at the same batch, input size and thread count, interleaved (the order
+rotates every repeat so load from other processes hits every variant about equally):
+
+* ``timm_eager``: timm's HRNet (``features_only``) with our head, ``torch.inference_mode``;
+* ``ours_eager``: our model as trained, eval mode;
+* ``packaged``: what a torch package holds and ``hrnet predict`` runs: BatchNorm folded,
+  ``torch.export``-ed, called eagerly;
+* ``packaged_aoti``: that exported program compiled ahead of time by AOTInductor (when it compiles);
+* ``onnxruntime``: the ONNX package's model.onnx (BatchNorm folded) in onnxruntime, CPU provider.
+
+Reported: the median images/s of each over the repeats, and each one's ratio to ``timm_eager``
+(ratio of the medians and median of the per-repeat ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hrnet.benchmarks.report import RESULTS_DIR, machine_info, make_report, utc_now, write_and_print
+from hrnet.benchmarks.workload import build_ours, build_timm
+
+Runner = Callable[[torch.Tensor], Any]
+
+
+def _variants(spec: dict[str, Any], example: torch.Tensor, log: Callable[[str], None], compile_aoti: bool):
+    from hrnet.predict.export import export_onnx, fold_batchnorm
+    from hrnet.predict.runtime import OnnxRunner
+
+    ours = build_ours(spec).eval()
+    variants: dict[str, Runner] = {}
+    notes: dict[str, str] = {}
+    if spec["timm"]:
+        variants["timm_eager"] = build_timm(spec).eval()
+    variants["ours_eager"] = ours
+    folded = fold_batchnorm(ours)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(folded, (example,), dynamic_shapes=({0: batch},))
+    variants["packaged"] = program.module()
+    tmp = Path(tempfile.mkdtemp(prefix="hrnet-bench-"))
+    if compile_aoti:
+        started = time.perf_counter()
+        try:
+            path = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp / "model.pt2"))
+            variants["packaged_aoti"] = torch._inductor.aoti_load_package(path)
+            notes["packaged_aoti"] = f"compiled in {time.perf_counter() - started:.0f} s"
+        except Exception as exc:  # a missing compiler or an unsupported op: report, keep going
+            notes["packaged_aoti"] = f"not compiled: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        log(f"  AOTInductor: {notes['packaged_aoti']}")
+    try:
+        export_onnx(folded, example, tmp / "model.onnx")
+        variants["onnxruntime"] = OnnxRunner(tmp / "model.onnx", threads=torch.get_num_threads())
+    except ImportError as exc:
+        notes["onnxruntime"] = f"not run: {exc}"
+    return variants, notes
+
+
+def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    height, width = args.input_size
+    spec = {
+        "model": args.model, "task": args.task, "head": args.head, "input_size": [height, width],
+        "num_outputs": args.num_outputs or {"pose": 17, "segmentation": 19}[args.task],
+        "timm_model": args.timm_model or args.model, "timm_feature_location": args.timm_feature_location,
+        "timm": not args.no_timm, "batch_size": args.batch_size,
+    }  # fmt: skip
+    started = utc_now()
+    example = torch.randn(args.batch_size, 3, height, width, generator=torch.Generator().manual_seed(0))
+    log(f"building {args.model} {args.task}/{args.head} {height}x{width} variants, batch {args.batch_size}")
+    variants, notes = _variants(spec, example, log, not args.no_compile)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    with torch.inference_mode():
+        for name in names:
+            for _ in range(args.warmup):
+                variants[name](example)
+        for r in range(args.repeats):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                start = time.perf_counter()
+                for _ in range(args.infer_steps):
+                    variants[name](example)
+                times[name].append(time.perf_counter() - start)
+            rates = (f"{n} {args.batch_size * args.infer_steps / times[n][-1]:.2f}" for n in names)
+            log(f"  repeat {r + 1}/{args.repeats}: " + ", ".join(rates) + " img/s")
+    images = args.batch_size * args.infer_steps
+    base = times.get("timm_eager")
+    results = {}
+    for name in names:
+        entry: dict[str, Any] = {"images_per_s": round(images / statistics.median(times[name]), 3)}
+        if base:
+            entry["vs_timm_eager"] = round(statistics.median(base) / statistics.median(times[name]), 3)
+            entry["vs_timm_eager_paired"] = round(
+                statistics.median(b / t for b, t in zip(base, times[name])), 3
+            )
+        results[name] = entry
+    return make_report(
+        "inference", _command(args), started, machine_info(torch.device("cpu")),
+        config={**spec, "threads": threads, "repeats": args.repeats, "infer_steps": args.infer_steps,
+                "warmup": args.warmup},
+        results=results, notes=notes,
+    )  # fmt: skip
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = [
+        "hrnet bench --inference", f"--model {args.model} --task {args.task} --head {args.head}",
+        f"--input-size {args.input_size[0]} {args.input_size[1]} --batch-size {args.batch_size}",
+        f"--warmup {args.warmup} --repeats {args.repeats} --infer-steps {args.infer_steps}",
+    ]  # fmt: skip
+    if args.threads:
+        parts.append(f"--threads {args.threads}")
+    if args.no_compile:
+        parts.append("--no-compile")
+    return " ".join(parts)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    config = report["config"]
+    lines = [
+        f"{config['model']} {config['task']}/{config['head']} {'x'.join(map(str, config['input_size']))}, "
+        f"batch {config['batch_size']}, {config['threads']} thread(s)",
+        "| variant | images/s | vs timm eager | paired |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in report["results"].items():
+        lines.append(
+            f"| {name} | {entry['images_per_s']:.2f} | {entry.get('vs_timm_eager', '-')} "
+            f"| {entry.get('vs_timm_eager_paired', '-')} |"
+        )
+    lines += [f"{name}: {note}" for name, note in report.get("notes", {}).items()]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if min(args.batch_size, args.repeats, args.infer_steps) < 1 or args.warmup < 0:
+        raise ValueError("--batch-size, --repeats and --infer-steps must be >= 1, --warmup >= 0")
+    report = benchmark(args, log=(lambda _m: None) if args.json else print)
+    name = f"inference_{args.model}_{args.task}_{args.head}_{args.input_size[0]}x{args.input_size[1]}"
+    out = args.out or RESULTS_DIR / f"{name}_b{args.batch_size}_t{report['config']['threads']}.json"
+    write_and_print(report, Path(out), format_table, args.json)
+    return 0

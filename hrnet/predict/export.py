@@ -1,0 +1,89 @@
+"""Model preparation for packages: BatchNorm folding, ONNX export and the export check.
+
+Packaged models are inference-only, so every BatchNorm that follows a convolution is folded into
+that convolution's weights and bias (``torch.fx``'s conv-BN fusion): one op less per layer and
+the same outputs up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ONNX_OPSET = 18
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) with each Conv2d -> BatchNorm2d pair folded into the conv."""
+    from torch.fx.experimental.optimization import fuse
+
+    return fuse(model.eval(), inplace=False)
+
+
+def count_batchnorms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def batch_dim() -> torch.export.Dim:
+    return torch.export.Dim("batch", min=1, max=4096)
+
+
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path: str | Path, dynamic_size: bool = False
+) -> None:
+    """Writes ``model`` as ONNX (torch's exporter, dynamic batch) to ``path``.
+
+    ``dynamic_size`` also leaves height and width free (multiples of 32), as detection needs.
+    """
+    dims: dict[int, Any] = {0: batch_dim()}
+    if dynamic_size:
+        dims[2] = 32 * torch.export.Dim("h32", min=1, max=1024)
+        dims[3] = 32 * torch.export.Dim("w32", min=1, max=1024)
+    program = torch.onnx.export(
+        model.eval(), (example,), dynamo=True, dynamic_shapes=(dims,), opset_version=ONNX_OPSET, verbose=False
+    )
+    program.save(str(path))
+
+
+class FeatureLevels(nn.Module):
+    """A detector's feature extractor (backbone + neck) with its levels as a tuple (ONNX outputs)."""
+
+    def __init__(self, features: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.features(images).values())
+
+
+def run_onnx(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
+    from hrnet.predict.runtime import OnnxRunner
+
+    return OnnxRunner(path).run_all(images)
+
+
+@torch.no_grad()
+def max_abs_diff(reference: nn.Module, outputs: Sequence[Any], images: torch.Tensor) -> float:
+    """Largest absolute difference between the outputs of ``reference(images)`` and ``outputs``."""
+    expected = reference.eval()(images)
+    if isinstance(expected, dict):
+        expected = tuple(expected.values())
+    if isinstance(expected, torch.Tensor):
+        expected = (expected,)
+    if len(expected) != len(outputs):
+        raise ValueError(f"{len(outputs)} exported outputs, {len(expected)} from the PyTorch model")
+    return max(float((e - torch.as_tensor(np.asarray(a))).abs().max()) for e, a in zip(expected, outputs))
+
+
+def check_record(diff: float, tolerance: float, images: torch.Tensor, against: str) -> dict[str, Any]:
+    return {
+        "against": against,
+        "inputs": f"{len(images)} validation images {tuple(images.shape[1:])}",
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+    }

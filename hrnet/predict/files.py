@@ -1,0 +1,173 @@
+"""``hrnet predict``: an image, a folder of images or a video in; drawings and results.json out.
+
+OUTDIR receives one drawn picture per image (``<name>``; segmentation: ``<stem>_overlay.png`` and
+``<stem>_labelIds.png``, Cityscapes label ids as the evaluate stage writes them) or one drawn video
+(``<stem>.mp4``), plus ``results.json`` in the COCO results format: keypoints (pose), segments as
+RLE with ``category_id`` the Cityscapes label id (segmentation) or boxes (detection). ``image_id``
+counts the images in sorted name order (videos: the frame index) and ``file_name`` names them.
+OUTDIR is written in a temporary folder and moved into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from hrnet.io import atomic_directory
+
+if TYPE_CHECKING:
+    from hrnet.predict.api import ModelPackage
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def list_images(source: Path) -> list[Path]:
+    if source.is_dir():
+        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ValueError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        return images
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such image, folder or video")
+    if source.suffix.lower() not in IMAGE_SUFFIXES:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        raise ValueError(f"{source}: expected an image, a folder of images or a video ({kinds})")
+    return [source]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _box_list(path: Path, where: str, items: Any) -> list[list[float]]:
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: {where} is {items!r}; expected a list of [x, y, w, h] boxes")
+    boxes = [item.get("bbox") if isinstance(item, dict) else item for item in items]
+    for i, box in enumerate(boxes):
+        if not isinstance(box, list) or len(box) != 4 or box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"{path}: {where} box {i} is {box}; expected [x, y, w, h] with w, h > 0")
+    return [[float(v) for v in box] for box in boxes]
+
+
+def read_boxes(path: Path, names: Sequence[str]) -> list[list[list[float]]]:
+    """Boxes per image: a list ``[[x, y, w, h] or {"bbox": [...]}, ...]`` for a single image, or
+    ``{"<image file name>": [...], ...}`` for a folder (images not named get no people)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read boxes ({exc})") from None
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"{path}: boxes for {unknown[0]!r}, which is not among the input images")
+        return [_box_list(path, name, data.get(name, [])) for name in names]
+    if len(names) != 1:
+        raise ValueError(
+            f'{path}: a plain box list serves one image; for a folder give {{"<file name>": [boxes]}}'
+        )
+    return [_box_list(path, "", data)]
+
+
+class Frames:
+    """Reads a video in batches of RGB frames; writes the drawn frames to an mp4 of the same rate."""
+
+    def __init__(self, path: Path) -> None:
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise ValueError(f"{path}: not a readable video")
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def batches(self, size: int) -> Iterator[list[np.ndarray]]:
+        while True:
+            batch = []
+            while len(batch) < size:
+                ok, frame = self.capture.read()
+                if not ok:
+                    break
+                batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if not batch:
+                self.capture.release()
+                return
+            yield batch
+
+
+def _progress(total: int | None, enabled: bool, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit=unit, desc="predict", leave=False)
+
+
+def predict_files(
+    package: ModelPackage,
+    source: str | Path,
+    out_dir: str | Path,
+    boxes: str | Path | None = None,
+    detector: ModelPackage | None = None,
+    threshold: float = 0.2,
+    box_threshold: float = 0.5,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Runs ``package`` on ``source`` and writes OUTDIR; returns ``{"images": n, "instances": m}``.
+
+    ``threshold``: joint score to draw (pose) or box score to draw (detection); ``box_threshold``:
+    the detector's person boxes kept for pose.
+    """
+    from hrnet.predict.draw import Drawer
+
+    source, out_dir = Path(source), Path(out_dir)
+    if package.task == "pose" and boxes is None and detector is None:
+        from hrnet.predict.api import NO_BOXES
+
+        raise ValueError(NO_BOXES)
+    video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
+    if video and boxes is not None:
+        raise ValueError(f"{boxes}: --boxes serves images; for a video give --detector DIR")
+    with atomic_directory(out_dir) as tmp:
+        drawer = Drawer(package, tmp, threshold)
+        if video:
+            frames = Frames(source)
+            writer = None
+            with _progress(frames.count, progress is not False, "frame") as bar:
+                for batch in frames.batches(package.batch_size):
+                    names = [f"{source.name}#{drawer.next_id + i}" for i in range(len(batch))]
+                    drawn = drawer.run(batch, names, None, detector, box_threshold, write=False)
+                    if writer is None:
+                        writer = _video_writer(tmp / f"{source.stem}.mp4", frames.fps, batch[0].shape)
+                    for image in drawn:
+                        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                    bar.update(len(batch))
+            if writer is not None:
+                writer.release()
+        else:
+            paths = list_images(source)
+            per_image = read_boxes(Path(boxes), [p.name for p in paths]) if boxes is not None else None
+            show = progress if progress is not None else len(paths) > 1
+            with _progress(len(paths), show, "image") as bar:
+                for start in range(0, len(paths), package.batch_size):
+                    part = paths[start : start + package.batch_size]
+                    part_boxes = None if per_image is None else per_image[start : start + len(part)]
+                    images = [read_rgb(p) for p in part]
+                    drawer.run(
+                        images, [p.name for p in part], part_boxes, detector, box_threshold, write=True
+                    )
+                    bar.update(len(part))
+        (tmp / "results.json").write_text(json.dumps(drawer.results) + "\n")
+    return {"images": drawer.next_id, "instances": len(drawer.results)}
+
+
+def _video_writer(path: Path, fps: float, shape: tuple[int, ...]) -> cv2.VideoWriter:
+    height, width = shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot write mp4 video here")
+    return writer

@@ -1,0 +1,106 @@
+"""Batched inference per task on RGB uint8 images of any size.
+
+pose: person crops (from boxes) -> keypoints; segmentation: the image resized to the package's
+input size -> train ids at the image's size; detection: the scripted torchvision detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.inference import IMAGENET_MEAN, IMAGENET_STD, crop_people, heatmaps_to_keypoints, predict_heatmaps
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
+
+
+def predict_pose(
+    runner: Runner,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[Sequence[Sequence[float]]],
+    input_size: tuple[int, int],
+    flip_test: bool = True,
+    batch_size: int = 8,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per image: keypoints (N, 17, 2) and scores (N, 17) for its ``[x, y, w, h]`` boxes."""
+    crops, centers, scales, owners = [], [], [], []
+    for i, (image, image_boxes) in enumerate(zip(images, boxes)):
+        if len(image_boxes):
+            batch, c, s = crop_people(image, image_boxes, input_size)
+            crops.append(batch)
+            centers.append(c)
+            scales.append(s)
+            owners += [i] * len(image_boxes)
+    results = [(np.zeros((0, 17, 2)), np.zeros((0, 17))) for _ in images]
+    if not crops:
+        return results
+    crop_batch, center, scale = torch.cat(crops), np.concatenate(centers), np.concatenate(scales)
+    heatmaps = torch.cat(
+        [predict_heatmaps(runner, crop_batch[s], flip_test) for s in _chunks(len(owners), batch_size)]
+    )
+    codec = MSRAHeatmapCodec(input_size=input_size, heatmap_size=tuple(heatmaps.shape[-1:-3:-1]))
+    keypoints, scores = heatmaps_to_keypoints(heatmaps, center, scale, codec)
+    owners_arr = np.asarray(owners)
+    for i in set(owners):
+        rows = owners_arr == i
+        results[i] = (keypoints[rows], scores[rows])
+    return results
+
+
+def normalise(images: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """RGB uint8 images resized to ``size`` (w, h), ImageNet-normalised, as (N, 3, h, w)."""
+    resized = [cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images]
+    batch = (np.stack(resized).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def predict_segmentation(
+    runner: Runner, images: Sequence[np.ndarray], input_size: tuple[int, int], batch_size: int = 8
+) -> list[np.ndarray]:
+    """Per image: a (H, W) uint8 map of Cityscapes train ids at the image's own size."""
+    maps = []
+    for part in _chunks(len(images), batch_size):
+        logits = runner(normalise(images[part], input_size))
+        for image, image_logits in zip(images[part], logits):
+            up = F.interpolate(
+                image_logits[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False
+            )
+            maps.append(up[0].argmax(0).to(torch.uint8).numpy())
+    return maps
+
+
+def predict_detection(
+    detector: Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]],
+    images: Sequence[np.ndarray],
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
+    """Per image: ``boxes`` (M, 4) xyxy pixels, ``scores`` (M,), ``labels`` (M,) 1..C.
+
+    Only images of one size share a batch: torchvision pads a batch to its largest image, which
+    would make an image's detections depend on its neighbours.
+    """
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_size.setdefault(image.shape, []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in images]
+    for indices in by_size.values():
+        for part in _chunks(len(indices), batch_size):
+            chosen = indices[part]
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(images[i])).permute(2, 0, 1) / 255.0 for i in chosen
+            ]
+            with torch.inference_mode():
+                detections = detector(tensors)
+            for i, d in zip(chosen, detections):
+                out[i] = {k: d[k].numpy() for k in ("boxes", "scores", "labels")}
+    return out
