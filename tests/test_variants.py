@@ -3,8 +3,6 @@ the pose resolution study (read_branch), V2p for dense tasks and align_corners."
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import yaml
@@ -143,22 +141,23 @@ def test_official_checkpoints_load_only_into_the_official_architecture(tmp_path)
         assert "load only into the official architecture" in message
 
 
-def test_align_corners_governs_v2_concat_and_the_segmentation_logits() -> None:
-    outs: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
-    reference: dict[str, torch.Tensor] = {}
+def test_align_corners_governs_v2_concat_and_the_segmentation_logits(monkeypatch) -> None:
+    modules = {}
     for align in (False, True):
         module = SegmentationModule(SMALL, head="v2", num_classes=3, model_options={"align_corners": align})
-        if reference:
-            module.load_state_dict(reference)
-        else:
-            reference = copy.deepcopy(module.state_dict())
-        module.eval()
-        assert module.align_corners is align
-        assert module.model.neck.align_corners is align
-        with torch.no_grad():
-            outs[align] = (module(X), module.logits_at(X, (64, 64)))
-    assert not torch.allclose(outs[False][0], outs[True][0])  # fusion and V2 concatenation
-    assert not torch.allclose(outs[False][1], outs[True][1])
+        modules[align] = module.eval()
+        assert module.align_corners is align and module.model.backbone.config.align_corners is align
+    modules[True].load_state_dict(modules[False].state_dict())
+    with torch.no_grad():
+        features = modules[False].model.backbone(X)  # the same features into both necks: the V2 concat
+        concat = {align: m.model.neck(features)["0"] for align, m in modules.items()}
+        assert not torch.allclose(concat[False], concat[True])
+        logits = torch.randn(1, 3, 16, 16)
+        upsampled = {}
+        for align, module in modules.items():  # the same logits: the upsampling for loss and metrics
+            monkeypatch.setattr(module, "forward", lambda images: logits)
+            upsampled[align] = module.logits_at(X, (64, 64))
+        assert not torch.allclose(upsampled[False], upsampled[True])
 
 
 def _params(**model) -> dict:
