@@ -114,7 +114,7 @@ def format_table(info: dict[str, Any]) -> str:
     rows = [
         ("model", info["model"]),
         ("task / head", f"{info['task']} / {info['head']}"),
-        ("architecture", info["variant"]),
+        ("architecture", info.get("variant", "official")),
         ("input (H x W)", "{} x {}".format(*info["input_size"])),
         ("outputs", str(info["num_outputs"])),
         ("parameters", f"{info['params']:,} ({info['params'] / 1e6:.1f}M)"),
