@@ -3,10 +3,13 @@ the pose resolution study (read_branch), V2p for dense tasks and align_corners."
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 import torch
 import yaml
-from conftest import ROOT
+from conftest import ROOT, project_env, tiny_params
 
 from hrnet.config import ConfigError, parse_params
 from hrnet.models import CheckpointError, create_backbone, create_model, load_pretrained
@@ -189,3 +192,28 @@ def test_params_schema_takes_the_variants() -> None:
     branch["pose"]["read_branch"] = 2
     with pytest.raises(ConfigError, match="pose.read_branch: 2 reads one branch, which needs model.head v1"):
         parse_params(branch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task", "overrides"),
+    [
+        (
+            "pose",
+            ["model.fusion=final", "model.fusion_downsample=bilinear", "model.fusion_op=multiply"]
+            + ["model.streams=parallel", "pose.read_branch=1"],
+        ),
+        ("segmentation", ["model.head=v2p", "model.align_corners=true", "model.fusion=across_stage"]),
+    ],
+)
+def test_variants_train_and_evaluate_through_dvc(project, task: str, overrides: list[str]) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(task=task), sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "tiny"], cwd=project, check=True, env=project_env())
+    command = ["dvc", "exp", "run", *(arg for o in overrides for arg in ("-S", o))]
+    result = subprocess.run(
+        command, cwd=project, env=project_env(), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["task"] == task
+    assert 0.0 <= metrics["AP" if task == "pose" else "mIoU"] <= 1.0
