@@ -94,9 +94,21 @@ PAPER_HEADS = {"pose": "v1", "segmentation": "v2", "detection": "v2p"}
 
 
 class ModelConfig(_Section):
+    """The network: variant, representation head, ablation options (hrnet.models.configs.HRNetConfig)."""
+
     name: str = "hrnet_w18_small"
     head: Literal["v1", "v2", "v2p"] | None = Field(None, description="null: the paper's head for the task")
     pretrained: str | None = None
+    pyramid_channels: int = Field(64, ge=1, description="width of the V2p levels (every task); paper: 256")
+    align_corners: bool = Field(False, description="of every bilinear resize the model makes")
+    fusion: Literal["full", "across_stage", "final"] = "full"
+    fusion_downsample: Literal["strided_conv", "bilinear"] = "strided_conv"
+    fusion_op: Literal["sum", "multiply"] = "sum"
+    streams: Literal["progressive", "parallel"] = "progressive"
+
+    def architecture(self) -> dict[str, Any]:
+        """Keyword arguments of ``create_model`` / ``create_backbone`` beyond name, head and weights."""
+        return self.model_dump(exclude={"name", "head", "pretrained"})
 
     @field_validator("name")
     @classmethod
@@ -170,6 +182,7 @@ class PoseConfig(_Section):
     lr_factor: float = Field(0.1, gt=0, le=1)
     augment: AugmentConfig = AugmentConfig()
     eval_batch_size: int = Field(64, ge=1)
+    read_branch: int = Field(0, ge=0, le=3, description="branch the heatmaps are read from (head v1)")
 
     _input_size = field_validator("input_size")(_multiple_of_32)
 
@@ -222,7 +235,6 @@ class DetectionConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
-    pyramid_channels: int = Field(64, ge=1, description="width of every V2p level (v2p only); paper: 256")
     warmup_steps: int = Field(30, ge=0)
     schedule: Literal["step", "cosine"] = "cosine"
     lr_steps: tuple[float, ...] = (0.67, 0.89)
@@ -435,6 +447,15 @@ class Params(_Section):
         return data
 
     @model_validator(mode="after")
+    def _read_branch_fits_head(self) -> Params:
+        if self.task == "pose" and self.pose.read_branch and self.model.head != "v1":
+            raise ValueError(
+                f"pose.read_branch: {self.pose.read_branch} reads one branch, which needs model.head v1; "
+                f"got {self.model.head!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _source_fits_task(self) -> Params:
         allowed = ("synthetic", REAL_SOURCES[self.task])
         if self.data.source not in allowed:
@@ -485,9 +506,25 @@ def _suggest(name: str, valid: list[str]) -> str | None:
     return initials if initials in valid else None
 
 
+# keys that moved: (old location) -> (new dotted key, why)
+MOVED_KEYS = {
+    ("detection", "pyramid_channels"): ("model.pyramid_channels", "it serves every task"),
+    ("pose", "flip_test"): ("evaluate.pose.flip_test", "a test-time setting"),
+    ("pose", "shift_heatmap"): ("evaluate.pose.shift_heatmap", "a test-time setting"),
+    ("pose", "keypoint_score_threshold"): ("evaluate.pose.keypoint_score_threshold", "a test-time setting"),
+    ("segmentation", "eval_mode"): ("evaluate.segmentation.mode", "a test-time setting"),
+    ("segmentation", "eval_scales"): ("evaluate.segmentation.scales", "a test-time setting"),
+    ("segmentation", "eval_flip"): ("evaluate.segmentation.flip", "a test-time setting"),
+    ("detection", "score_threshold"): ("evaluate.detection.score_threshold", "a test-time setting"),
+}
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc)
+    if error["type"] == "extra_forbidden" and loc in MOVED_KEYS:
+        new, why = MOVED_KEYS[loc]
+        return f"{key} is now {new!r} ({why})"
     if error["type"] == "extra_forbidden":
         parent = _schema_at(loc[:-1])
         valid = sorted(parent.model_fields) if parent else []

@@ -71,3 +71,17 @@ def test_format_table_rounds() -> None:
     info = {"model": "m", "task": "pose", "head": "v1", "input_size": [1, 2], "num_outputs": 3}
     text = format_table({**info, "params": 28_536_113, "macs": 7_645_003_776})
     assert "28.5M" in text and "7.65G" in text
+
+
+def test_cli_prints_any_variant(capsys) -> None:
+    base = ["--model", "hrnet_w32", "--json"]
+    assert run(_parse(base)) == 0
+    official = json.loads(capsys.readouterr().out)
+    assert official["variant"] == "official"
+    assert run(_parse([*base, "--fusion", "final", "--fusion-downsample", "bilinear"])) == 0
+    variant = json.loads(capsys.readouterr().out)
+    assert variant["variant"] == "fusion=final, fusion_downsample=bilinear"
+    assert variant["params"] < official["params"] and variant["macs"] < official["macs"]
+    assert run(_parse([*base[:2], "--streams", "parallel"])) == 0
+    table = capsys.readouterr().out
+    assert "streams=parallel" in table and "multiply-adds" in table

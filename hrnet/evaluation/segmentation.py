@@ -105,11 +105,25 @@ def _nanmean(values: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- inference
+def model_align_corners(model: nn.Module) -> bool:
+    """The ``align_corners`` of a segmentation model (LightningModule or bare model); False if none."""
+    value = getattr(model, "align_corners", None)
+    if isinstance(value, bool):
+        return value
+    config = getattr(getattr(model, "backbone", None), "config", None)
+    return bool(getattr(config, "align_corners", False))
+
+
 @torch.no_grad()
 def predict_whole(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """Logits (N, C, H, W) for a normalised batch (N, 3, H, W), upsampled bilinearly."""
+    """Logits (N, C, H, W) for a normalised batch (N, 3, H, W), upsampled bilinearly.
+
+    The upsampling uses the model's ``align_corners``, as the official code does.
+    """
     logits = model(image)
-    return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return F.interpolate(
+        logits, size=image.shape[-2:], mode="bilinear", align_corners=model_align_corners(model)
+    )
 
 
 @torch.no_grad()
@@ -181,7 +195,7 @@ def predict_multiscale(
                 model, inp, crop_size, stride, num_classes
             )  # fmt: skip
             out = out.flip(-1) if flipped else out
-            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=model_align_corners(model))
             out = out.softmax(1) if mode == "softmax" else out
             total = out if total is None else total + out
             terms += 1

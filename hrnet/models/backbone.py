@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -38,6 +39,10 @@ class HighResolutionModule(nn.Module):
     not after the last) and a lower resolution input (``j > i``) through a 1x1 conv+BN and an
     upsampling to the exact size of ``x_i``. With ``multi_scale_output=False`` only output 0 is
     computed (and only its fusion paths exist), as in the last module of the official pose model.
+
+    The ablation options (see :class:`HRNetConfig`): ``fuse=False`` returns the branch outputs
+    unfused (no ``fuse_layers``); ``downsample="bilinear"`` makes a ``j < i`` path a bilinear
+    resize followed by a 1x1 conv+BN; ``op="multiply"`` multiplies the terms instead of summing.
     """
 
     def __init__(
@@ -47,6 +52,9 @@ class HighResolutionModule(nn.Module):
         multi_scale_output: bool = True,
         upsample_mode: str = "nearest",
         align_corners: bool = False,
+        fuse: bool = True,
+        downsample: str = "strided_conv",
+        op: str = "sum",
     ) -> None:
         super().__init__()
         if len(in_channels) != stage.num_branches:
@@ -59,20 +67,25 @@ class HighResolutionModule(nn.Module):
         self.out_channels = [planes * block.expansion for planes in stage.num_channels]
         self.upsample_mode = upsample_mode
         self.align_corners: bool | None = align_corners if upsample_mode == "bilinear" else None
+        self.bilinear_align_corners = align_corners
+        self.downsample = downsample
+        self.op = op
         num_branches = stage.num_branches
         num_outputs = num_branches if multi_scale_output else 1
         self.fuse_layers: nn.ModuleList | None = None
-        if num_branches > 1:
+        if num_branches > 1 and fuse:
             self.fuse_layers = nn.ModuleList(
                 nn.ModuleList(self._fuse_path(j, i) for j in range(num_branches)) for i in range(num_outputs)
             )
+        elif not multi_scale_output:
+            raise ValueError("a module that computes only output 0 must fuse")
         self.relu = nn.ReLU(inplace=True)
 
     def _fuse_path(self, src: int, dst: int) -> nn.Module:
         chs = self.out_channels
         if src == dst:
             return nn.Identity()
-        if src > dst:  # lower resolution: 1x1 conv + BN here, upsampling in forward
+        if src > dst or self.downsample == "bilinear":  # 1x1 conv + BN here, the resize in forward
             return _conv_bn(chs[src], chs[dst], kernel=1, stride=1, relu=False)
         steps = dst - src
         return nn.Sequential(
@@ -82,29 +95,32 @@ class HighResolutionModule(nn.Module):
             )
         )
 
+    def _term(self, path: nn.Module, x: Tensor, src: int, dst: int, size: torch.Size) -> Tensor:
+        if src > dst:
+            return F.interpolate(
+                path(x), size=size, mode=self.upsample_mode, align_corners=self.align_corners
+            )
+        if self.downsample == "bilinear":  # resize first: the 1x1 conv then runs at the lower resolution
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=self.bilinear_align_corners)
+        return path(x)
+
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
         xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         if self.fuse_layers is None:
             return xs
+        multiply = self.op == "multiply"
         outputs: list[Tensor] = []
         for i, paths in enumerate(self.fuse_layers):
             target = xs[i]
             total: Tensor | None = None
-            owned = False  # whether `total` is a fresh tensor we may add into in place
+            owned = False  # whether `total` is a fresh tensor we may update in place
             for j, path in enumerate(paths):
-                if j == i:
-                    term = target
-                else:
-                    term = path(xs[j])
-                    if j > i:
-                        term = F.interpolate(
-                            term,
-                            size=target.shape[-2:],
-                            mode=self.upsample_mode,
-                            align_corners=self.align_corners,
-                        )
+                term = target if j == i else self._term(path, xs[j], j, i, target.shape[-2:])
                 if total is None:
                     total, owned = term, j != i
+                elif multiply:
+                    total = total * term  # out of place: autograd keeps both factors
+                    owned = True
                 elif owned:
                     total += term
                 else:
@@ -114,16 +130,22 @@ class HighResolutionModule(nn.Module):
         return outputs
 
 
-def _transition(in_channels: Sequence[int], out_channels: Sequence[int]) -> nn.ModuleList:
-    """Adapt the previous stage's outputs to the next stage; new branches come from the lowest one."""
+def _transition(
+    in_channels: Sequence[int], out_channels: Sequence[int], chain: bool = False
+) -> nn.ModuleList:
+    """Adapt the previous stage's outputs to the next stage; new branches come from the lowest one.
+
+    With ``chain`` (the parallel-streams layout, where stage 2 adds three branches at once) new
+    branch ``i`` is one strided conv of new branch ``i - 1`` instead of ``i`` convs of the lowest input.
+    """
     layers: list[nn.Module] = []
     for i, c_out in enumerate(out_channels):
         if i < len(in_channels):
             same = in_channels[i] == c_out
             layers.append(nn.Identity() if same else _conv_bn(in_channels[i], c_out, 3, 1, relu=True))
         else:
-            c_in = in_channels[-1]
-            steps = i + 1 - len(in_channels)
+            c_in = out_channels[i - 1] if chain else in_channels[-1]
+            steps = 1 if chain else i + 1 - len(in_channels)
             layers.append(
                 nn.Sequential(
                     *(
@@ -147,6 +169,7 @@ class HighResolutionNet(nn.Module):
         super().__init__()
         self.config = config
         self.multi_scale_output = multi_scale_output
+        self.chained = config.streams == "parallel"
         self.conv1 = nn.Conv2d(in_channels, config.stem_width, 3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(config.stem_width)
         self.conv2 = nn.Conv2d(config.stem_width, STEM_OUT_CHANNELS, 3, stride=2, padding=1, bias=False)
@@ -157,22 +180,29 @@ class HighResolutionNet(nn.Module):
         block1 = BLOCKS[stage1.block]
         self.layer1 = make_blocks(block1, STEM_OUT_CHANNELS, stage1.num_channels[0], stage1.num_blocks[0])
         channels = [stage1.num_channels[0] * block1.expansion]
-        for index in (1, 2, 3):
-            stage = config.stages[index]
+        for index, stage in enumerate(config.module_stages, start=1):
             expansion = BLOCKS[stage.block].expansion
             self.add_module(
-                f"transition{index}", _transition(channels, [c * expansion for c in stage.num_channels])
+                f"transition{index}",
+                _transition(channels, [c * expansion for c in stage.num_channels], chain=self.chained),
             )
             channels = [c * expansion for c in stage.num_channels]
             modules: list[HighResolutionModule] = []
             for m in range(stage.num_modules):
-                last = index == 3 and m == stage.num_modules - 1
+                last_of_stage = m == stage.num_modules - 1
+                last = index == 3 and last_of_stage
+                fuse = config.fusion == "full" or (
+                    last_of_stage and (config.fusion == "across_stage" or last)
+                )
                 module = HighResolutionModule(
                     channels,
                     stage,
                     multi_scale_output=multi_scale_output or not last,
                     upsample_mode=config.upsample_mode,
                     align_corners=config.align_corners,
+                    fuse=fuse,
+                    downsample=config.fusion_downsample,
+                    op=config.fusion_op,
                 )
                 channels = module.out_channels
                 modules.append(module)
@@ -186,6 +216,11 @@ class HighResolutionNet(nn.Module):
             for i, (c, s) in enumerate(zip(self.out_channels, self.strides, strict=True))
         ]
         self.reset_parameters()
+
+    @property
+    def num_fusion_units(self) -> int:
+        """Multi-resolution modules that fuse their branches (official W32: 8)."""
+        return sum(m.fuse_layers is not None for m in self.modules() if isinstance(m, HighResolutionModule))
 
     def reset_parameters(self) -> None:
         for m in self.modules():
@@ -204,6 +239,8 @@ class HighResolutionNet(nn.Module):
             (self.transition2, self.stage3),
             (self.transition3, self.stage4),
         ):
-            xs = [t(ys[i] if i < len(ys) else ys[-1]) for i, t in enumerate(transition)]
+            xs: list[Tensor] = []
+            for i, t in enumerate(transition):
+                xs.append(t(ys[i] if i < len(ys) else xs[-1] if self.chained else ys[-1]))
             ys = stage(xs)
         return ys

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbone import HighResolutionNet
@@ -38,7 +39,11 @@ class HRNetFeatures(nn.Module):
 
 
 class PoseModel(nn.Module):
-    """Heatmap regression: a 1x1 conv (``final_layer``) on the finest map -> (N, K, H/4, W/4)."""
+    """Heatmap regression: a 1x1 conv (``final_layer``) on the finest map -> (N, K, H/4, W/4).
+
+    When the neck reads a coarser branch (the resolution study, ``read_branch`` > 0) the heatmaps
+    are upsampled bilinearly to 1/4 of the input, where the targets are.
+    """
 
     def __init__(self, backbone: HighResolutionNet, neck: Neck, num_outputs: int) -> None:
         super().__init__()
@@ -49,7 +54,13 @@ class PoseModel(nn.Module):
         nn.init.zeros_(self.final_layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.final_layer(self.neck(self.backbone(x))["0"])
+        heatmaps = self.final_layer(self.neck(self.backbone(x))["0"])
+        size = (-(-x.shape[-2] // 4), -(-x.shape[-1] // 4))  # the stride-4 branch: ceil(H/4) x ceil(W/4)
+        if tuple(heatmaps.shape[-2:]) != size:
+            heatmaps = F.interpolate(
+                heatmaps, size=size, mode="bilinear", align_corners=self.backbone.config.align_corners
+            )
+        return heatmaps
 
 
 class SegmentationModel(nn.Module):
@@ -102,21 +113,32 @@ def create_model(
     head: str = "v1",
     num_outputs: int = 17,
     pretrained: str | Path | None = None,
+    pyramid_channels: int = 256,
+    read_branch: int = 0,
     **overrides: Any,
 ) -> nn.Module:
     """Build a task model: ``backbone`` -> ``neck`` (v1/v2/v2p) -> task head.
 
     ``num_outputs`` is the number of keypoints (pose) or classes (segmentation). ``overrides``
-    replace config fields, e.g. ``upsample_mode="bilinear"`` as in the official segmentation code.
+    replace config fields, e.g. ``upsample_mode="bilinear"`` as in the official segmentation code,
+    or the architecture options ``fusion``, ``fusion_downsample``, ``fusion_op``, ``streams``.
+    ``pyramid_channels``: width of the V2p level (256 in the paper); these models read only the
+    finest level, so only that one is computed. ``read_branch`` (pose, head v1): estimate the
+    heatmaps from that branch (0: stride 4 ... 3: stride 32), the paper's resolution study.
     ``pretrained`` is a checkpoint path loaded with :func:`load_pretrained`.
     """
     config = resolve_config(name, **overrides)
     if task not in _TASK_MODELS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     _check_head(head)
+    if read_branch and (task != "pose" or head != "v1"):
+        raise ValueError(f"read_branch={read_branch} needs task 'pose' with head 'v1' (got {task} / {head})")
     # V1 only consumes branch 0, so the last module skips fusing into the other branches (official pose).
-    backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
-    model = _TASK_MODELS[task](backbone, build_neck(head, backbone.out_channels), num_outputs)
+    backbone = HighResolutionNet(config, multi_scale_output=head != "v1" or read_branch != 0)
+    neck = build_neck(
+        head, backbone.out_channels, pyramid_channels, config.align_corners, num_levels=1, branch=read_branch
+    )
+    model = _TASK_MODELS[task](backbone, neck, num_outputs)
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model
@@ -141,7 +163,9 @@ def create_backbone(
     else:
         _check_head(head)
         backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
-        model = HRNetFeatures(backbone, build_neck(head, backbone.out_channels, pyramid_channels))
+        model = HRNetFeatures(
+            backbone, build_neck(head, backbone.out_channels, pyramid_channels, config.align_corners)
+        )
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

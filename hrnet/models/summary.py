@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .configs import VARIANT_CHOICES
 from .factory import TASKS, create_model
 from .necks import HEADS
 
@@ -47,14 +48,19 @@ def summarize(
     head: str = "v1",
     input_size: tuple[int, int] = (256, 192),
     num_outputs: int | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Parameters and MACs of ``create_model(name, task, head, num_outputs)`` at ``input_size`` (H, W)."""
+    """Parameters and MACs of ``create_model(name, task, head, num_outputs, **options)`` at ``input_size``.
+
+    ``input_size`` is (H, W); ``options`` are create_model's architecture options (``fusion``,
+    ``fusion_downsample``, ``fusion_op``, ``streams``, ``pyramid_channels``, ...).
+    """
     if task not in DEFAULT_OUTPUTS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     outputs = DEFAULT_OUTPUTS[task] if num_outputs is None else num_outputs
     height, width = (int(v) for v in input_size)
     with torch.device("meta"):
-        model = create_model(name, task=task, head=head, num_outputs=outputs)
+        model = create_model(name, task=task, head=head, num_outputs=outputs, **options)
     params = count_parameters(model)
     macs = count_macs(model, (height, width))
     return {
@@ -63,6 +69,7 @@ def summarize(
         "head": head,
         "input_size": [height, width],
         "num_outputs": outputs,
+        "variant": model.backbone.config.variant or "official",
         "params": params,
         "params_m": round(params / 1e6, 2),
         "macs": macs,
@@ -90,6 +97,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keypoints / classes (default: 17 pose, 19 segmentation)",
     )
+    for option, choices in VARIANT_CHOICES.items():
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            default=choices[0],
+            choices=choices,
+            help=f"default: {choices[0]}",
+        )
+    parser.add_argument(
+        "--pyramid-channels", type=int, default=256, help="V2p width (default: 256, the paper)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -97,6 +114,7 @@ def format_table(info: dict[str, Any]) -> str:
     rows = [
         ("model", info["model"]),
         ("task / head", f"{info['task']} / {info['head']}"),
+        ("architecture", info.get("variant", "official")),
         ("input (H x W)", "{} x {}".format(*info["input_size"])),
         ("outputs", str(info["num_outputs"])),
         ("parameters", f"{info['params']:,} ({info['params'] / 1e6:.1f}M)"),
@@ -115,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             head=args.head,
             input_size=tuple(args.input_size),
             num_outputs=args.num_outputs,
+            pyramid_channels=args.pyramid_channels,
+            **{option: getattr(args, option) for option in VARIANT_CHOICES},
         )
     except ValueError as exc:
         print(f"error: {exc}")

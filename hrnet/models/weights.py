@@ -14,6 +14,10 @@ Key mapping (applied to every checkpoint key, in this order):
    the model's backbone; every other key keeps its name (``neck.*``, ``final_layer.*``,
    ``last_layer.*``) and is used only if the model has it with the same shape.
 
+Pretrained weights load only into the official architecture: a model built with any ablation
+option (``fusion``, ``fusion_downsample``, ``fusion_op``, ``streams``) is refused with one line
+before the file is read (``fusion_op="multiply"`` even has the official keys).
+
 The backbone is matched strictly (missing keys, unknown keys or shape mismatches raise one
 :class:`CheckpointError`), except that ``num_batches_tracked`` buffers may be absent and that the
 lower-branch fusion layers of the last stage-4 module are ignored when the model (pose V1) does
@@ -166,6 +170,12 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
     """Load the checkpoint at ``path`` into ``model`` (a task model, backbone+neck or bare backbone)."""
     prefix, backbone = _find_backbone(model)
     model_name = backbone.config.name
+    if not backbone.config.is_official:  # checked first: a multiply variant has the official keys
+        raise CheckpointError(
+            f"checkpoint {path}: pretrained weights load only into the official architecture; {model_name} "
+            f"is built with {backbone.config.variant} (expected fusion=full, fusion_downsample=strided_conv, "
+            "fusion_op=sum, streams=progressive)"
+        )
     ckpt = {canonical_key(k): v for k, v in read_state_dict(path).items()}
     report = LoadReport(path=str(path), model_name=model_name)
 

@@ -73,6 +73,7 @@ def build_detector(
     proj_channels: int | None = None,
     representation_size: int = 1024,
     score_threshold: float = 0.05,
+    model_options: dict[str, Any] | None = None,
     **detector_kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector over ``create_backbone(name, head)``.
@@ -93,7 +94,7 @@ def build_detector(
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (object categories), got {num_classes}")
     features: nn.Module = create_backbone(
-        name, head=head, pretrained=pretrained, pyramid_channels=pyramid_channels
+        name, head=head, pretrained=pretrained, pyramid_channels=pyramid_channels, **(model_options or {})
     )
     if proj_channels is None and detector == "fcos" and features.out_channels % 32:
         proj_channels = 256
@@ -189,6 +190,7 @@ class DetectionModule(pl.LightningModule):
         pyramid_channels: int = 256,
         score_threshold: float = 0.05,
         detector_kwargs: dict[str, Any] | None = None,
+        model_options: dict[str, Any] | None = None,
         val_ann_file: str | None = None,
         label_to_category: Mapping[int, int] | None = None,
         optimizer: str = "sgd",
@@ -205,7 +207,8 @@ class DetectionModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model = build_detector(
             model_name, head, num_classes, detector, min_size, max_size, pretrained, anchor_scale,
-            pyramid_channels=pyramid_channels, score_threshold=score_threshold, **(detector_kwargs or {}),
+            pyramid_channels=pyramid_channels, score_threshold=score_threshold, model_options=model_options,
+            **(detector_kwargs or {}),
         )  # fmt: skip
         self._predictions: list[Prediction] = []
 

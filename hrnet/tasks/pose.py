@@ -37,12 +37,15 @@ class PoseEstimationModule(pl.LightningModule):
         momentum: float = 0.9,
         lr_milestones: tuple[int, ...] = (170, 200),
         lr_factor: float = 0.1,
+        read_branch: int = 0,
+        model_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(
-            model_name, task="pose", head=head, num_outputs=num_joints, pretrained=pretrained
-        )
+            model_name, task="pose", head=head, num_outputs=num_joints, pretrained=pretrained,
+            read_branch=read_branch, **(model_options or {}),
+        )  # fmt: skip
         self.criterion = JointsMSELoss()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

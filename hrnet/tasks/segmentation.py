@@ -89,13 +89,15 @@ class SegmentationModule(pl.LightningModule):
         ohem_min_kept: int = 100_000,
         class_weights: str | Sequence[float] | None = None,
         ignore_index: int = IGNORE_INDEX,
+        model_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if loss not in ("ce", "ohem"):
             raise ValueError(f"loss must be 'ce' or 'ohem', got {loss!r}")
+        options = {"upsample_mode": "bilinear", **(model_options or {})}  # bilinear: official segmentation
         self.model = create_model(model_name, task="segmentation", head=head, num_outputs=num_classes,
-                                  pretrained=pretrained, upsample_mode="bilinear")  # fmt: skip
+                                  pretrained=pretrained, **options)  # fmt: skip
         weight = self._class_weights(class_weights, num_classes)
         if loss == "ohem":
             self.criterion: nn.Module = OhemCrossEntropy(ignore_index, ohem_thresh, ohem_min_kept, weight)
@@ -117,14 +119,21 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"class_weights has {len(spec)} entries for {num_classes} classes")
         return torch.tensor([float(v) for v in spec], dtype=torch.float32)
 
+    @property
+    def align_corners(self) -> bool:
+        """The model's setting, used by every bilinear resize of its logits (loss, metrics, evaluation)."""
+        return self.model.backbone.config.align_corners
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
     def logits_at(self, images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        """Logits upsampled (bilinear) to ``size`` = (H, W)."""
+        """Logits upsampled (bilinear, with the model's ``align_corners``) to ``size`` = (H, W)."""
         logits = self(images)
         if tuple(logits.shape[-2:]) != tuple(size):
-            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                logits, size=tuple(size), mode="bilinear", align_corners=self.align_corners
+            )
         return logits
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -101,6 +101,8 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstim
         momentum=pose.momentum,
         lr_milestones=tuple(pose.lr_milestones),
         lr_factor=pose.lr_factor,
+        read_branch=pose.read_branch,
+        model_options=params.model.architecture(),
     )
 
 

@@ -99,6 +99,7 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Segmentat
         ohem_thresh=seg.ohem_thresh,
         ohem_min_kept=seg.ohem_min_kept,
         class_weights=seg.class_weights,
+        model_options=params.model.architecture(),
     )
 
 
@@ -128,7 +129,9 @@ def evaluate(module: SegmentationModule, params: Params, prepared_dir: Path, out
             module, batch["image"], test.scales, test.flip, crop_size=crop, num_classes=NUM_CLASSES
         )
         labels = batch["label"].long()
-        scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        scores = F.interpolate(
+            scores, size=labels.shape[-2:], mode="bilinear", align_corners=module.align_corners
+        )
         preds = scores.argmax(1)
         confusion_matrix(preds, labels, NUM_CLASSES, IGNORE_INDEX, out=confusion)
         confusion_matrix(torch.full_like(labels, majority), labels, NUM_CLASSES, IGNORE_INDEX, out=baseline)
