@@ -52,8 +52,10 @@ def test_every_cityscapes_class_reaches_dvclive_files(tmp_path):
     module = SegmentationModule(lr=0.0)
     module.model = nn.Conv2d(3, NUM_CLASSES, 1)  # the logging path is under test, not the network
     logger = DVCLiveLogger(dir=str(tmp_path / "dvclive"), save_dvc_exp=False, dvcyaml=None, report=None)
-    trainer = pl.Trainer(max_epochs=1, logger=logger, accelerator="cpu", enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=1, logger=logger, accelerator="cpu", enable_checkpointing=False, log_every_n_steps=1,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
     loader = DataLoader(_EveryClass(), batch_size=1)
     trainer.fit(module, loader, loader)
 
@@ -66,3 +68,12 @@ def test_every_cityscapes_class_reaches_dvclive_files(tmp_path):
     for slug in expected:
         header = (plots / f"{slug}.tsv").read_text().splitlines()[0].split("\t")
         assert header == ["step", slug]
+    # nothing the module logs is renamed: metrics.json holds exactly the logged names
+    assert set(_flatten(summary)) == set(trainer.logged_metrics) | {"step", "epoch"}
+
+
+def _flatten(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        keys += _flatten(value, f"{prefix}{key}/") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
