@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hrnet.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from hrnet.data.coco_constants import COCO_CATEGORIES
+from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES
 from hrnet.tasks.segmentation import SegmentationModule, class_metric_names, metric_slug
 
 torch.set_num_threads(1)
@@ -26,6 +27,15 @@ def test_class_metric_names_are_left_alone_by_dvclive(names):
         assert standardize_metric_name(key, "dvclive.lightning") == key
         assert key.rsplit("/", 1)[1].replace("_", "").isalnum()
     assert keys["traffic light"] == "val/class_iou/traffic_light"
+
+
+def test_detection_metric_names_are_left_alone_by_dvclive():
+    # torchvision's loss keys (Faster R-CNN, FCOS) become train/<key>; COCO stats become val/<stat>
+    losses = ["loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "classification",
+              "bbox_regression", "bbox_ctrness", "loss_step", "loss_epoch"]  # fmt: skip
+    names = [f"train/{key}" for key in losses] + [f"val/{stat}" for stat in BOX_STAT_NAMES]
+    for name in names:
+        assert standardize_metric_name(name, "dvclive.lightning") == name
 
 
 def test_metric_slug_rejects_collisions_and_empty_names():
