@@ -97,6 +97,18 @@ def test_zero_size_box_is_dropped_and_empty_images_can_be_skipped(tmp_path: Path
         ),
         (lambda d: d["annotations"][0].update(image_id=5), ValueError, "image_id 5 is not in 'images'"),
         (lambda d: d.pop("categories"), ValueError, "missing or non-list 'categories'"),
+        # file_name is joined to the image folder: none may point outside it
+        (
+            lambda d: d["images"][0].update(file_name="/etc/hostname"),
+            ValueError,
+            "image id 12: file_name is '/etc/hostname' (expected a file name inside",
+        ),
+        (
+            lambda d: d["images"][1].update(file_name="../instances_tiny.json"),
+            ValueError,
+            "image id 7: file_name is '../instances_tiny.json'",
+        ),
+        (lambda d: d["images"][2].update(file_name=""), ValueError, "image id 21: file_name is ''"),
     ],
 )
 def test_bad_annotations_give_one_line_errors_naming_the_file(tmp_path, edit, error, message) -> None:
