@@ -12,13 +12,14 @@ from cityscapesscripts.helpers.labels import name2label
 from hrnet.data.cityscapes import (
     CLASS_NAMES,
     IGNORE_INDEX,
+    TRAIN_ID_TO_LABEL_ID,
     label_id_lut,
     list_cityscapes_pairs,
     read_image_rgb,
     read_label_ids,
 )
 from hrnet.data.segmentation_dataset import CityscapesSegDataset
-from hrnet.data.synthetic_cityscapes import generate_cityscapes, main
+from hrnet.data.synthetic_cityscapes import generate_cityscapes, main, render_scene
 
 torch.set_num_threads(1)
 FIXTURE = Path(__file__).parent / "fixtures" / "cityscapes_tiny"
@@ -75,6 +76,13 @@ def test_fixture_pairs_and_samples():
     assert torch.equal(label, torch.from_numpy(label_id_lut()[raw]))
     # the sky is blue-ish after normalisation: blue channel above red
     assert sample["image"][2, 0, 0] > sample["image"][0, 0, 0]
+
+
+def test_fixture_val_split_holds_every_train_id_and_void():
+    pairs = list_cityscapes_pairs(FIXTURE, "val", check_label_values=True)
+    seen = set().union(*(np.unique(label_id_lut()[read_label_ids(lb)]).tolist() for _, lb in pairs))
+    assert seen == set(range(19)) | {IGNORE_INDEX}
+    assert CLASS_NAMES[16] == "train"
 
 
 def test_train_augmentation_geometry():
@@ -165,7 +173,7 @@ def test_synthetic_generator_layout_and_determinism(tmp_path):
     a = generate_cityscapes(tmp_path / "a", 3, 2, image_size=(96, 48), seed=7)
     generate_cityscapes(tmp_path / "b", 3, 2, image_size=(96, 48), seed=7)
     assert a["train"]["images"] == 3 and a["val"]["cities"] == ["renderstadt"]
-    expected_ids = {0, 1, 7, 8, 11, 17, 20, 21, 22, 23, 24, 26}
+    expected_ids = set(TRAIN_ID_TO_LABEL_ID.tolist()) | {0, 1}  # the 19 evaluated classes + void
     for split, count in (("train", 3), ("val", 2)):
         pairs_a = list_cityscapes_pairs(tmp_path / "a", split, check_label_values=True)
         pairs_b = list_cityscapes_pairs(tmp_path / "b", split)
@@ -188,6 +196,14 @@ def test_synthetic_generator_layout_and_determinism(tmp_path):
         ]
     )
     assert len(list_cityscapes_pairs(tmp_path / "c", "val")) == 1
+
+
+def test_synthetic_scenes_draw_every_train_id_and_void():
+    seen: set[int] = set()
+    for index in range(40):
+        _, label = render_scene(np.random.default_rng([0, 0, index]), (128, 64))
+        seen |= set(np.unique(label_id_lut()[label]).tolist())
+    assert seen == set(range(19)) | {IGNORE_INDEX}
 
 
 @pytest.mark.parametrize("decoder", ["pyspng", "opencv"])

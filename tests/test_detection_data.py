@@ -31,20 +31,27 @@ IMAGES = FIXTURE / "images"
 
 def test_reader_gives_the_expected_records() -> None:
     records, categories = load_detection_split(ANN, IMAGES)
-    assert categories == CategoryMap((1, 3, 44), ("person", "car", "bottle"))
-    assert categories.label_to_category == {1: 1, 2: 3, 3: 44}
+    # COCO's `train` and names holding a space, listed out of id order in the file
+    assert categories == CategoryMap((1, 3, 7, 10, 44, 58), ("person", "car", "train", "traffic light",
+                                                            "bottle", "hot dog"))  # fmt: skip
+    assert categories.label_to_category == {1: 1, 2: 3, 3: 7, 4: 10, 5: 44, 6: 58}
     assert records == [
         {
             "image_id": 7, "file_name": str(IMAGES / "000000000007.jpg"), "width": 64, "height": 48,
             # id 2 is clipped at the right/bottom edge, id 3 is a crowd region
             "boxes": [[10.0, 5.0, 30.0, 35.0], [50.0, 30.0, 64.0, 48.0]],
-            "labels": [1, 3], "category_ids": [1, 44],
+            "labels": [1, 5], "category_ids": [1, 44],
         },
         {
             "image_id": 12, "file_name": str(IMAGES / "000000000012.jpg"), "width": 40, "height": 40,
             # id 4 clipped at the left; id 5 (0.5 px wide) and id 6 (0.5 px after clipping) dropped
             "boxes": [[0.0, 2.0, 10.0, 12.0], [22.0, 4.0, 34.0, 34.0]],
             "labels": [2, 1], "category_ids": [3, 1],
+        },
+        {
+            "image_id": 21, "file_name": str(IMAGES / "000000000021.jpg"), "width": 48, "height": 32,
+            "boxes": [[2.0, 6.0, 32.0, 20.0], [36.0, 2.0, 41.0, 14.0], [34.0, 20.0, 46.0, 26.0]],
+            "labels": [3, 4, 6], "category_ids": [7, 10, 58],
         },
     ]  # fmt: skip
     assert load_detection_records(ANN, IMAGES) == records
@@ -65,7 +72,7 @@ def test_zero_size_box_is_dropped_and_empty_images_can_be_skipped(tmp_path: Path
         data["annotations"].append({"id": 9, "image_id": 12, "category_id": 1, "bbox": [5, 5, 6, 0]})
 
     path = _variant(tmp_path, edit)
-    assert [r["image_id"] for r in load_detection_records(path, IMAGES)] == [7, 12]
+    assert [r["image_id"] for r in load_detection_records(path, IMAGES)] == [7, 12, 21]
     assert load_detection_records(path, IMAGES)[1]["boxes"] == []
     assert [r["image_id"] for r in load_detection_records(path, IMAGES, drop_empty=True)] == [7]
 
@@ -90,6 +97,18 @@ def test_zero_size_box_is_dropped_and_empty_images_can_be_skipped(tmp_path: Path
         ),
         (lambda d: d["annotations"][0].update(image_id=5), ValueError, "image_id 5 is not in 'images'"),
         (lambda d: d.pop("categories"), ValueError, "missing or non-list 'categories'"),
+        # file_name is joined to the image folder: none may point outside it
+        (
+            lambda d: d["images"][0].update(file_name="/etc/hostname"),
+            ValueError,
+            "image id 12: file_name is '/etc/hostname' (expected a file name inside",
+        ),
+        (
+            lambda d: d["images"][1].update(file_name="../instances_tiny.json"),
+            ValueError,
+            "image id 7: file_name is '../instances_tiny.json'",
+        ),
+        (lambda d: d["images"][2].update(file_name=""), ValueError, "image id 21: file_name is ''"),
     ],
 )
 def test_bad_annotations_give_one_line_errors_naming_the_file(tmp_path, edit, error, message) -> None:
@@ -148,7 +167,9 @@ def test_synthetic_split_is_coco_format_deterministic_and_readable(tmp_path: Pat
     data = json.loads(ann_file.read_text())
     assert {"info", "licenses", "images", "annotations", "categories"} <= data.keys()
     assert data["categories"] == list(CATEGORIES)
-    assert [c["id"] for c in data["categories"]] == [1, 3, 13, 37, 44]
+    assert [c["id"] for c in data["categories"]] == [1, 3, 7, 10, 13, 37, 44, 58]
+    assert {"train", "traffic light", "hot dog"} <= {c["name"] for c in data["categories"]}
+    assert all(summary["val"]["per_class"].values()), summary  # every category is drawn
     coco = COCO(str(ann_file))
     assert len(coco.getImgIds()) == 40 and coco.getImgIds()[0] == 1_000_001
     for ann in data["annotations"]:
@@ -163,7 +184,8 @@ def test_datamodule_on_synthetic(tmp_path: Path) -> None:
     generate_coco_detection(tmp_path, 5, 3, seed=0)
     dm = DetectionDataModule(tmp_path, batch_size=2, seed=1)
     dm.setup("fit")
-    assert dm.num_classes == 5 and dm.label_to_category == {1: 1, 2: 3, 3: 13, 4: 37, 5: 44}
+    assert dm.num_classes == 8
+    assert dm.label_to_category == {1: 1, 2: 3, 3: 7, 4: 10, 5: 13, 6: 37, 7: 44, 8: 58}
     assert dm.val_ann_file == str(tmp_path / "annotations" / "instances_val.json")
     images, targets = next(iter(dm.train_dataloader()))
     assert len(images) == 2 and images[0].shape == (3, 128, 128) and "boxes" in targets[0]

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
-from hrnet.data.synthetic_detection import generate_coco_detection
+from hrnet.data.synthetic_detection import CATEGORIES, generate_coco_detection
 from hrnet.tasks import detection
 from hrnet.tasks.detection import (
     SMALL_IMAGE_SETTINGS,
@@ -41,7 +41,7 @@ def test_head_trains_one_step_and_validates(tiny_root: Path, head: str, kind: st
     dm = DetectionDataModule(tiny_root, batch_size=2)
     kwargs = SMALL if kind == "faster_rcnn" else {"topk_candidates": 50}
     module = DetectionModule(
-        head=head, num_classes=5, detector=kind, min_size=128, max_size=128, anchor_scale=4,
+        head=head, num_classes=len(CATEGORIES), detector=kind, min_size=128, max_size=128, anchor_scale=4,
         detector_kwargs=kwargs, warmup_steps=1,
     )  # fmt: skip
     before = {k: v.clone() for k, v in module.model.state_dict().items() if v.is_floating_point()}

@@ -77,18 +77,18 @@ def test_iou_hand_computed_and_nan_convention():
         confusion_matrix(pred + 5, label, num_classes=5)
 
 
-SYNTHETIC_CLASSES = np.array([0, 1, 2, 5, 7, 8, 9, 10, 11, 13])  # train ids the generator draws
+SYNTHETIC_CLASSES = np.array([0, 1, 2, 5, 7, 8, 9, 10, 11, 13])  # train ids the noise draws from
 
 
 def _perturb(train_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noisy prediction using the scene classes only, so unused classes stay NaN on both sides."""
+    """Noisy prediction: some pixels swapped for common classes, a bicycle patch, a 1-px shift."""
     pred = train_ids.copy()
     ignored = pred == IGNORE_INDEX
     pred[ignored] = rng.choice(SYNTHETIC_CLASSES, int(ignored.sum()))
     noisy = rng.random(pred.shape) < 0.15
     pred[noisy] = rng.choice(SYNTHETIC_CLASSES, int(noisy.sum()))
     h, w = pred.shape
-    pred[h // 3 : h // 2, w // 4 : w // 3] = 18  # bicycle: never in the ground truth
+    pred[h // 3 : h // 2, w // 4 : w // 3] = 18  # bicycle: mostly where the ground truth has none
     return np.roll(pred, 1, axis=1)
 
 
@@ -135,8 +135,8 @@ def test_miou_matches_cityscapesscripts(tmp_path, monkeypatch):
     for name in CLASS_NAMES:  # absent-and-unpredicted classes are NaN on both sides
         a, b = metrics["per_class_iou"][name], theirs["classScores"][name]
         assert (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-9, (name, a, b)
-    assert sum(not math.isnan(v) for v in metrics["per_class_iou"].values()) == 11  # 10 present + bicycle
-    assert metrics["per_class_iou"]["bicycle"] == 0.0
+    assert sum(not math.isnan(v) for v in metrics["per_class_iou"].values()) == 19  # all in the fixture
+    assert 0.0 <= metrics["per_class_iou"]["bicycle"] < 0.5
     assert abs(metrics["mIoU"] - theirs["averageScoreClasses"]) < 1e-6
     # pixel accuracy from their (label-id) confusion matrix over evaluated ground-truth rows
     cm = np.array(theirs["confMatrix"], dtype=np.float64)

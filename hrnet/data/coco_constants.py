@@ -61,3 +61,41 @@ def flip_permutation(num_keypoints: int = NUM_KEYPOINTS, pairs=FLIP_PAIRS) -> li
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return perm
+
+
+# The 80 COCO detection categories as (id, name, supercategory), ids as in the annotation files.
+_SUPERCATEGORY_IDS: dict[str, tuple[int, ...]] = {
+    "person": (1,), "vehicle": tuple(range(2, 10)), "outdoor": (10, 11, 13, 14, 15),
+    "animal": tuple(range(16, 26)), "accessory": (27, 28, 31, 32, 33), "sports": tuple(range(34, 44)),
+    "kitchen": (44, 46, 47, 48, 49, 50, 51), "food": tuple(range(52, 62)),
+    "furniture": (62, 63, 64, 65, 67, 70), "electronic": tuple(range(72, 78)),
+    "appliance": tuple(range(78, 83)), "indoor": tuple(range(84, 91)),
+}  # fmt: skip
+_CATEGORY_NAMES: dict[int, str] = {
+    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train", 8: "truck",
+    9: "boat", 10: "traffic light", 11: "fire hydrant", 13: "stop sign", 14: "parking meter", 15: "bench",
+    16: "bird", 17: "cat", 18: "dog", 19: "horse", 20: "sheep", 21: "cow", 22: "elephant", 23: "bear",
+    24: "zebra", 25: "giraffe", 27: "backpack", 28: "umbrella", 31: "handbag", 32: "tie", 33: "suitcase",
+    34: "frisbee", 35: "skis", 36: "snowboard", 37: "sports ball", 38: "kite", 39: "baseball bat",
+    40: "baseball glove", 41: "skateboard", 42: "surfboard", 43: "tennis racket", 44: "bottle",
+    46: "wine glass", 47: "cup", 48: "fork", 49: "knife", 50: "spoon", 51: "bowl", 52: "banana", 53: "apple",
+    54: "sandwich", 55: "orange", 56: "broccoli", 57: "carrot", 58: "hot dog", 59: "pizza", 60: "donut",
+    61: "cake", 62: "chair", 63: "couch", 64: "potted plant", 65: "bed", 67: "dining table", 70: "toilet",
+    72: "tv", 73: "laptop", 74: "mouse", 75: "remote", 76: "keyboard", 77: "cell phone", 78: "microwave",
+    79: "oven", 80: "toaster", 81: "sink", 82: "refrigerator", 84: "book", 85: "clock", 86: "vase",
+    87: "scissors", 88: "teddy bear", 89: "hair drier", 90: "toothbrush",
+}  # fmt: skip
+COCO_CATEGORIES: tuple[dict, ...] = tuple(
+    {"supercategory": sup, "id": cid, "name": _CATEGORY_NAMES[cid]}
+    for sup, ids in _SUPERCATEGORY_IDS.items()
+    for cid in ids
+)
+assert len(COCO_CATEGORIES) == 80 and sorted(c["id"] for c in COCO_CATEGORIES) == sorted(_CATEGORY_NAMES)
+
+
+def coco_category(name: str) -> dict:
+    """The COCO category entry (``supercategory``, ``id``, ``name``) called ``name``."""
+    for category in COCO_CATEGORIES:
+        if category["name"] == name:
+            return dict(category)
+    raise KeyError(f"{name!r} is not one of COCO's 80 category names")

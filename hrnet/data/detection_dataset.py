@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -82,6 +82,8 @@ def _read_coco(ann_file: Path) -> COCO:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{ann_file}: missing or non-list {key!r}")
+    for image in data["images"]:
+        _check_image(ann_file, image)
     image_ids = {im.get("id") for im in data["images"] if isinstance(im, dict)}
     category_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
     for ann in data["annotations"]:
@@ -91,6 +93,22 @@ def _read_coco(ann_file: Path) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def _check_image(ann_file: Path, image: Any) -> None:
+    # file_name is joined to the image folder: an absolute path or ".." would read outside it
+    name = image.get("file_name") if isinstance(image, dict) else None
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(("/", "\\"))
+        or ".." in PurePosixPath(name.replace("\\", "/")).parts
+    ):
+        image_id = image.get("id") if isinstance(image, dict) else None
+        raise ValueError(
+            f"{ann_file}: image id {image_id}: file_name is {name!r} "
+            "(expected a file name inside the split's image folder)"
+        )
 
 
 def _check_annotation(ann_file: Path, ann: Any, image_ids: set, category_ids: set) -> None:

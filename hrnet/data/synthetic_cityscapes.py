@@ -2,13 +2,15 @@
 
 Each scene is a pinhole street view: sky gradient with clouds, a skyline of building blocks and
 perspective side facades with window grids, a road (lane marks) between sidewalks (tiles, curb)
-with terrain or facades beyond, trees, poles carrying traffic signs, cars on the road and people
-on the sidewalks, sized by their distance; an ego-vehicle hood and a black border use ids that
-map to ignore. Class colours are drawn per image from class-specific ranges and every class has
-its own texture, so colour alone does not separate the classes. Labels carry real Cityscapes
-label ids (road 7, sidewalk 8, building 11, pole 17, traffic sign 20, vegetation 21, terrain 22,
-sky 23, person 24, car 26; ego vehicle 1, unlabeled 0). Output is byte-identical for a given
-seed (one ``numpy`` Generator per image).
+with terrain or facades beyond, walls and fences along them, trees, poles carrying traffic signs
+or lights, cars, trucks, buses, trams, motorcycles and bicycles (ridden or parked) and people on
+the sidewalks, sized by their distance; an ego-vehicle hood and a black border use ids that map
+to ignore. Class colours are drawn per image from class-specific ranges and every class has its
+own texture, so colour alone does not separate the classes. Labels carry real Cityscapes label
+ids, every one of the 19 evaluated classes (road 7, sidewalk 8, building 11, wall 12, fence 13,
+pole 17, traffic light 19, traffic sign 20, vegetation 21, terrain 22, sky 23, person 24, rider
+25, car 26, truck 27, bus 28, train 31, motorcycle 32, bicycle 33) plus void (ego vehicle 1,
+unlabeled 0). Output is byte-identical for a given seed (one ``numpy`` Generator per image).
 
 ``python -m hrnet.data.synthetic_cityscapes --root DIR --num-train N --num-val M --seed S``
 """
@@ -29,12 +31,16 @@ from hrnet.io import atomic_path
 
 CITIES = {"train": ("synthville", "pixelburg"), "val": ("renderstadt",)}
 SPLIT_KEYS = {"train": 0, "val": 1}
-UNLABELED, EGO, ROAD, SIDEWALK, BUILDING, POLE = 0, 1, 7, 8, 11, 17
-SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR = 20, 21, 22, 23, 24, 26
+UNLABELED, EGO, ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE = 0, 1, 7, 8, 11, 12, 13, 17
+LIGHT, SIGN, VEGETATION, TERRAIN, SKY, PERSON, RIDER, CAR = 19, 20, 21, 22, 23, 24, 25, 26
+TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = 27, 28, 31, 32, 33
 # Per-label texture amplitudes: (fine grain, blotches); ids not listed stay flat.
-TEXTURE = {ROAD: (0.10, 0.06), SIDEWALK: (0.06, 0.04), BUILDING: (0.05, 0.10), POLE: (0.03, 0.0),
-           SIGN: (0.02, 0.0), VEGETATION: (0.18, 0.45), TERRAIN: (0.30, 0.15), SKY: (0.01, 0.04),
-           PERSON: (0.04, 0.05), CAR: (0.03, 0.03), EGO: (0.03, 0.05)}  # fmt: skip
+TEXTURE = {ROAD: (0.10, 0.06), SIDEWALK: (0.06, 0.04), BUILDING: (0.05, 0.10), WALL: (0.12, 0.08),
+           FENCE: (0.03, 0.0), POLE: (0.03, 0.0), LIGHT: (0.02, 0.0), SIGN: (0.02, 0.0),
+           VEGETATION: (0.18, 0.45), TERRAIN: (0.30, 0.15), SKY: (0.01, 0.04), PERSON: (0.04, 0.05),
+           RIDER: (0.04, 0.05), CAR: (0.03, 0.03), TRUCK: (0.04, 0.06), BUS: (0.02, 0.03),
+           TRAIN: (0.02, 0.02), MOTORCYCLE: (0.03, 0.02), BICYCLE: (0.02, 0.0),
+           EGO: (0.03, 0.05)}  # fmt: skip
 
 Color = tuple[int, int, int]
 
@@ -199,6 +205,37 @@ def _facade(cv: _Canvas, sc: _Scene, side: int) -> None:
             cv.poly([(x0, ys[0]), (x1, ys[1]), (x1, ys[2]), (x0, ys[3])], win, BUILDING)
 
 
+def _barrier(cv: _Canvas, sc: _Scene, side: int) -> None:
+    """A wall (solid, capped) or a fence (rails and posts) along the far edge of one sidewalk."""
+    rng, w = sc.rng, sc.w
+    lat = side * (sc.road_half + sc.walk[0 if side < 0 else 1] - 0.1)
+    edge = 0.0 if side < 0 else float(w - 1)
+    far = sc.vpx + side * rng.uniform(0.03, 0.2) * w
+
+    def at(x: float, height: float) -> tuple[float, float]:
+        gy = sc.ground_y(x, lat)
+        return x, sc.hz - (height - sc.cam_h) / sc.cam_h * (gy - sc.hz)
+
+    if rng.random() < 0.5:
+        height = rng.uniform(0.8, 2.2)
+        stone = _hsv(rng.uniform(20, 50), rng.uniform(0.05, 0.3), rng.uniform(0.45, 0.8))
+        cv.poly([at(edge, height), at(far, height), at(far, 0.0), at(edge, 0.0)], stone, WALL)
+        cap = height - 0.15
+        cv.poly([at(edge, height), at(far, height), at(far, cap), at(edge, cap)], _shade(stone, 0.7), WALL)
+        return
+    height, metal = (
+        rng.uniform(1.0, 1.8),
+        _hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.5), rng.uniform(0.15, 0.6)),
+    )
+    for rail in (0.25, height - 0.05):
+        cv.poly([at(edge, rail + 0.1), at(far, rail + 0.1), at(far, rail), at(edge, rail)], metal, FENCE)
+    d_near, d_far = 1.0 / (sc.ground_y(edge, lat) - sc.hz), 1.0 / (sc.ground_y(far, lat) - sc.hz)
+    for d in np.linspace(d_near, d_far, int(rng.integers(8, 20))):
+        x, ppm = sc.vpx + lat / (sc.cam_h * d), 1.0 / (sc.cam_h * d)
+        half = max(0.05 * ppm, 0.6)
+        cv.rect(x - half, at(x, height)[1], x + half, at(x, 0.0)[1], metal, FENCE)
+
+
 def _tree(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
     rng, ppm = sc.rng, sc.ppm(y)
     if ppm < 0.3:
@@ -228,7 +265,16 @@ def _pole(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
     rng, ppm = sc.rng, sc.ppm(y)
     height, half = rng.uniform(3.0, 5.0) * ppm, max(rng.uniform(0.1, 0.18) * ppm, 1.0)
     cv.rect(x - half, y - height, x + half, y, _hsv(0, 0, rng.uniform(0.25, 0.6)), POLE)
-    if rng.random() < 0.7:
+    if rng.random() < 0.35:  # traffic light: dark housing, three lamps, one lit
+        hw, hh = rng.uniform(0.18, 0.25) * ppm, rng.uniform(0.8, 1.0) * ppm
+        top = y - height - rng.uniform(0.0, 0.3) * ppm
+        housing = _hsv(rng.uniform(40, 60), rng.uniform(0.0, 0.6), rng.uniform(0.05, 0.25))
+        cv.rect(x - hw, top, x + hw, top + hh, housing, LIGHT)
+        lit = int(rng.integers(3))
+        for k, hue in enumerate((0, 40, 140)):
+            cv.ellipse(x, top + hh * (0.18 + 0.32 * k), hw * 0.6, hw * 0.6,
+                       _hsv(hue, 0.9, 0.95 if k == lit else 0.3), LIGHT)  # fmt: skip
+    elif rng.random() < 0.7:
         r = rng.uniform(0.4, 0.6) * ppm
         cy = y - height + r
         kind = int(rng.integers(3))
@@ -261,6 +307,123 @@ def _car(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
         cv.rect(x + side * half * 0.92, y - 0.3 * ppm, x + side * half * 0.6, y, (20, 20, 20), CAR)
         cv.rect(x + side * half * 0.9, belt + 0.1 * ppm, x + side * half * 0.65, belt + 0.25 * ppm,
                 _hsv(rng.uniform(0, 20), 0.9, 0.9), CAR)  # fmt: skip
+
+
+def _wheels(cv: _Canvas, x: float, y: float, half: float, ppm: float, label: int) -> None:
+    for side in (-1, 1):
+        cv.rect(x + side * half * 0.92, y - 0.35 * ppm, x + side * half * 0.6, y, (20, 20, 20), label)
+
+
+def _truck(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
+    """Rear view: a tall plain cargo box with door seams and a bumper; no rear window."""
+    rng, ppm = sc.rng, sc.ppm(y)
+    half, height = rng.uniform(1.15, 1.3) * ppm, rng.uniform(2.8, 3.6) * ppm
+    box = _hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.6), rng.uniform(0.5, 0.95))
+    cv.rect(x - half, y - height, x + half, y - 0.3 * ppm, box, TRUCK)
+    seam = _shade(box, 0.6)
+    for fx in (-0.5, 0.0, 0.5):
+        cv.rect(
+            x + fx * half - 0.02 * ppm, y - height, x + fx * half + 0.02 * ppm, y - 0.35 * ppm, seam, TRUCK
+        )
+    cv.rect(x - half, y - 0.45 * ppm, x + half, y - 0.3 * ppm, (35, 35, 35), TRUCK)
+    _wheels(cv, x, y, half, ppm, TRUCK)
+
+
+def _bus(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
+    """Rear view: a tall bright body, a wide rear window, a route display and lights."""
+    rng, ppm = sc.rng, sc.ppm(y)
+    half, height = rng.uniform(1.2, 1.3) * ppm, rng.uniform(2.9, 3.3) * ppm
+    body = _hsv(
+        rng.choice([0, 45, 120, 215]) + rng.uniform(-8, 8), rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.9)
+    )
+    cv.rect(x - half, y - height, x + half, y - 0.25 * ppm, body, BUS)
+    cv.rect(x - half * 0.85, y - height * 0.9, x + half * 0.85, y - height * 0.55,
+            _hsv(rng.uniform(190, 230), 0.3, rng.uniform(0.1, 0.25)), BUS)  # fmt: skip
+    cv.rect(x - half * 0.5, y - height * 0.97, x + half * 0.5, y - height * 0.91, _hsv(30, 0.9, 0.9), BUS)
+    for side in (-1, 1):
+        cv.rect(
+            x + side * half * 0.9, y - 0.9 * ppm, x + side * half * 0.7, y - 0.6 * ppm, _hsv(5, 0.9, 0.9), BUS
+        )
+    _wheels(cv, x, y, half, ppm, BUS)
+
+
+def _tram(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
+    """Front view: a skirted body down to the rails, a big windscreen, a stripe and a pantograph."""
+    rng, ppm = sc.rng, sc.ppm(y)
+    half, height = rng.uniform(1.2, 1.35) * ppm, rng.uniform(3.2, 3.6) * ppm
+    body = _hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.25), rng.uniform(0.75, 0.95))
+    cv.poly(
+        [(x - half, y), (x + half, y), (x + half * 0.95, y - height), (x - half * 0.95, y - height)],
+        body,
+        TRAIN,
+    )
+    cv.rect(x - half * 0.8, y - height * 0.88, x + half * 0.8, y - height * 0.5,
+            _hsv(rng.uniform(180, 220), 0.35, rng.uniform(0.15, 0.3)), TRAIN)  # fmt: skip
+    cv.rect(x - half, y - height * 0.35, x + half, y - height * 0.25,
+            _hsv(rng.uniform(0, 360), 0.85, rng.uniform(0.5, 0.85)), TRAIN)  # fmt: skip
+    top = y - height
+    for dx in (-1, 1):
+        foot, head = x + dx * half * 0.5, top - 0.8 * ppm
+        cv.poly([(foot, top), (foot + 0.06 * ppm, top), (x + 0.03 * ppm, head), (x - 0.03 * ppm, head)],
+                (40, 40, 40), TRAIN)  # fmt: skip
+    cv.rect(x - half * 0.6, top - 0.85 * ppm, x + half * 0.6, top - 0.75 * ppm, (40, 40, 40), TRAIN)
+
+
+def _two_wheeler(cv: _Canvas, sc: _Scene, x: float, y: float, motor: bool, ridden: bool) -> None:
+    """Side view: a motorcycle (filled wheels, tank and seat) or a bicycle (rings and a frame)."""
+    rng, ppm = sc.rng, sc.ppm(y)
+    d = 1.0 if rng.random() < 0.5 else -1.0
+    r = (0.33 if motor else 0.35) * ppm
+    gap = (0.75 if motor else 0.55) * ppm
+    back, front, hub_y = x - d * gap, x + d * gap, y - r
+    frame = _hsv(rng.uniform(0, 360), rng.uniform(0.4, 0.9), rng.uniform(0.3, 0.9))
+    label = MOTORCYCLE if motor else BICYCLE
+    thick = max(0.07 * ppm, 0.6)
+    for hub in (back, front):
+        cv.ellipse(hub, hub_y, r, r, (25, 25, 25), label)
+        if not motor:
+            cv.ellipse(
+                hub, hub_y, max(r - thick, 0.5), max(r - thick, 0.5), _hsv(0, 0, rng.uniform(0.4, 0.7)), None
+            )
+    seat_y = hub_y - (0.55 if motor else 0.6) * ppm
+    if motor:
+        cv.poly([(back, hub_y - 0.1 * ppm), (front, hub_y - 0.1 * ppm), (x + d * 0.4 * ppm, seat_y),
+                 (back, seat_y)], frame, label)  # fmt: skip
+        cv.rect(x - 0.25 * ppm, hub_y - 0.25 * ppm, x + 0.25 * ppm, hub_y + 0.05 * ppm, (60, 60, 60), label)
+    else:
+        seat, bar = (x - d * 0.1 * ppm, seat_y), (front - d * 0.1 * ppm, seat_y)
+        tubes = (((back, hub_y), (x, hub_y)), ((x, hub_y), seat), ((back, hub_y), seat), ((x, hub_y), bar),
+                 ((front, hub_y), (bar[0], seat_y - 0.1 * ppm)))  # fmt: skip
+        for a, b in tubes:
+            _bar(cv, a, b, thick, frame, label)
+    if ridden:
+        _rider(cv, sc, x - d * 0.1 * ppm, seat_y, front - d * 0.1 * ppm, ppm)
+
+
+def _bar(
+    cv: _Canvas, a: tuple[float, float], b: tuple[float, float], thick: float, color: Color, label: int
+) -> None:
+    (ax, ay), (bx, by) = a, b
+    length = max(np.hypot(bx - ax, by - ay), 1e-6)
+    nx, ny = -(by - ay) / length * thick / 2, (bx - ax) / length * thick / 2
+    cv.poly([(ax + nx, ay + ny), (bx + nx, by + ny), (bx - nx, by - ny), (ax - nx, ay - ny)], color, label)
+
+
+def _rider(cv: _Canvas, sc: _Scene, x: float, seat: float, hands_x: float, ppm: float) -> None:
+    """A seated person: leg down to the pedal, torso leaning to the handlebar, head (helmet or hair)."""
+    rng = sc.rng
+    shirt = _hsv(rng.uniform(0, 360), rng.uniform(0.2, 0.9), rng.uniform(0.2, 0.9))
+    pants = _hsv(rng.uniform(200, 240), rng.uniform(0.0, 0.6), rng.uniform(0.1, 0.5))
+    shoulder = (x + (hands_x - x) * 0.3, seat - 0.6 * ppm)
+    _bar(cv, (x, seat), (x + (hands_x - x) * 0.2, seat + 0.5 * ppm), 0.14 * ppm, pants, RIDER)
+    _bar(cv, (x, seat), shoulder, 0.3 * ppm, shirt, RIDER)
+    _bar(cv, shoulder, (hands_x, seat - 0.15 * ppm), 0.09 * ppm, shirt, RIDER)
+    head = (
+        _hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.8), rng.uniform(0.1, 0.9))
+        if rng.random() < 0.6
+        else _hsv(rng.uniform(15, 35), rng.uniform(0.3, 0.6), rng.uniform(0.4, 0.95))
+    )
+    cv.ellipse(shoulder[0], shoulder[1] - 0.15 * ppm, 0.11 * ppm, 0.13 * ppm, head, RIDER)
 
 
 def _person(cv: _Canvas, sc: _Scene, x: float, y: float) -> None:
@@ -315,15 +478,30 @@ def _objects(cv: _Canvas, sc: _Scene, beyond: dict[int, int]) -> None:
     for _ in range(rng.integers(1, 5)):  # poles at the curb
         side = int(rng.choice([-1, 1]))
         items.append((row(), 2, side * (sc.road_half + rng.uniform(0.3, 0.8))))
-    for _ in range(rng.integers(1, 5)):  # cars in the lanes
-        items.append((row(), 3, rng.uniform(-sc.road_half + 1.0, sc.road_half - 1.0)))
+
+    def far_row() -> float:  # trucks, buses and trams nearer than this would fill the frame
+        return sc.hz + (h - sc.hz) * rng.uniform(0.08, 0.65) ** 1.5
+
+    for _ in range(rng.integers(1, 6)):  # vehicles in the lanes: car, truck, bus, motorcycle, bicycle
+        kind = int(rng.choice([3, 5, 6, 7, 8], p=[0.5, 0.14, 0.14, 0.11, 0.11]))
+        y = far_row() if kind in (5, 6) else row()
+        items.append((y, kind, rng.uniform(-sc.road_half + 1.0, sc.road_half - 1.0)))
+    if rng.random() < 0.35:  # a tram in the middle of the road
+        items.append((far_row(), 9, rng.uniform(-0.5, 0.5)))
+    if rng.random() < 0.4:  # parked bicycles on the sidewalk
+        side = int(rng.choice([-1, 1]))
+        width = sc.walk[0 if side < 0 else 1]
+        items.append((row(), 10, side * (sc.road_half + rng.uniform(0.4, width))))
     for _ in range(rng.integers(1, 7)):  # people on the sidewalks, not too far away
         side = int(rng.choice([-1, 1]))
         width = sc.walk[0 if side < 0 else 1]
         items.append(
             (sc.hz + (h - sc.hz) * rng.uniform(0.25, 0.9), 4, side * (sc.road_half + rng.uniform(0.5, width)))
         )
-    draw = (_tree, _hedge, _pole, _car, _person)
+    draw = (_tree, _hedge, _pole, _car, _person, _truck, _bus,
+            lambda c, s, x, y: _two_wheeler(c, s, x, y, motor=True, ridden=s.rng.random() < 0.8),
+            lambda c, s, x, y: _two_wheeler(c, s, x, y, motor=False, ridden=True), _tram,
+            lambda c, s, x, y: _two_wheeler(c, s, x, y, motor=False, ridden=False))  # fmt: skip
     for y, kind, lat in sorted(items):
         draw[kind](cv, sc, sc.ground_x(y, lat), y)
 
@@ -371,6 +549,8 @@ def render_scene(
     for side in (-1, 1):
         if beyond[side] == SIDEWALK and rng.random() < 0.8:
             _facade(cv, sc, side)
+        if rng.random() < 0.45:
+            _barrier(cv, sc, side)
     _objects(cv, sc, beyond)
     _ego_and_border(cv, sc)
     return _texture(cv, rng), cv.label

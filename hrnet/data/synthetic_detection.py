@@ -1,10 +1,13 @@
 """Embedded detection dataset: synthetic objects written in the COCO instances (boxes) format.
 
-Five real COCO categories, each a simple shape with a characteristic colour family: person
-(head, shirt, arms, legs), car (body, cabin with windows, two wheels), stop sign (red octagon,
-white rim and bar), sports ball (disc with soccer/basket/tennis markings) and bottle (tall body,
-neck, cap, highlight). Objects range from small to large (COCO area ranges), may overlap (each
-keeps most of itself visible) and lie on textured backgrounds among unannotated clutter shapes.
+Eight real COCO categories (with COCO's ids and names, among them ``train`` and names holding a
+space, as real data has), each a simple shape with a characteristic colour family: person
+(head, shirt, arms, legs), car (body, cabin with windows, two wheels), train (long carriage
+with a window band, sloped nose and bogies), traffic light (dark housing, three lamps, one lit),
+stop sign (red octagon, white rim and bar), sports ball (disc with soccer/basket/tennis
+markings), bottle (tall body, neck, cap, highlight) and hot dog (bun, sausage, mustard). Objects
+range from small to large (COCO area ranges), may overlap (each keeps most of itself visible)
+and lie on textured backgrounds among unannotated clutter shapes.
 ``bbox`` is tight around the visible pixels, ``area`` is their count and ``segmentation`` their
 outer contour(s). Output is byte-identical for a given seed (one ``numpy`` Generator per image).
 
@@ -22,15 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hrnet.data.coco_constants import coco_category
 from hrnet.io import atomic_directory, atomic_write_json
 
-CATEGORIES: tuple[dict, ...] = (
-    {"supercategory": "person", "id": 1, "name": "person"},
-    {"supercategory": "vehicle", "id": 3, "name": "car"},
-    {"supercategory": "outdoor", "id": 13, "name": "stop sign"},
-    {"supercategory": "sports", "id": 37, "name": "sports ball"},
-    {"supercategory": "kitchen", "id": 44, "name": "bottle"},
-)
+CATEGORY_NAMES = ("person", "car", "train", "traffic light", "stop sign", "sports ball", "bottle", "hot dog")
+CATEGORIES: tuple[dict, ...] = tuple(coco_category(name) for name in CATEGORY_NAMES)
 SPLITS = {"train": 0, "val": 1}
 VAL_ID_OFFSET = 1_000_000
 SHIFT = 4  # cv2 sub-pixel drawing: coordinates carry 4 fractional bits
@@ -126,6 +125,49 @@ def _stop_sign(p: _Painter, rng: np.random.Generator, x: float, y: float, w: flo
     p.poly(_rect(x + w * 0.22, y + h * 0.42, x + w * 0.78, y + h * 0.58), white)
 
 
+def _train(p: _Painter, rng: np.random.Generator, x: float, y: float, w: float, h: float) -> None:
+    body = _hsv(rng, (0, 180), (0, 200), (150, 245))
+    nose = w * rng.uniform(0.12, 0.2)
+    front, back = (x + w, x) if rng.random() < 0.5 else (x, x + w)
+    d = 1.0 if front > back else -1.0
+    roof, floor = y + h * 0.05, y + h * 0.82
+    p.poly(np.array([[back, roof], [front - d * nose, roof], [front, y + h * 0.45], [front, floor],
+                     [back, floor]]), body)  # fmt: skip
+    p.poly(_rect(x, y + h * 0.6, x + w, y + h * 0.7), _hsv(rng, (0, 180), (150, 255), (80, 200)))  # livery
+    glass = _hsv(rng, (95, 115), (30, 120), (25, 80))
+    count = int(rng.integers(4, 9))
+    step = (w - nose) / count
+    start = min(back, front - d * nose)
+    for k in range(count):
+        wx = start + k * step + step * 0.2
+        p.poly(_rect(wx, y + h * 0.2, wx + step * 0.6, y + h * 0.45), glass)
+    for fx in (0.15, 0.85):  # bogies
+        p.poly(_rect(x + w * (fx - 0.08), floor, x + w * (fx + 0.08), y + h), (30, 30, 30))
+
+
+def _traffic_light(p: _Painter, rng: np.random.Generator, x: float, y: float, w: float, h: float) -> None:
+    housing = (30, 30, 30) if rng.random() < 0.7 else _hsv(rng, (20, 30), (150, 230), (120, 200))
+    p.poly(_rect(x, y, x + w, y + h), housing)
+    lit = int(rng.integers(3))
+    lamps = ((0, 5), (18, 30), (55, 80))  # red, amber, green hues, top to bottom
+    r = min(w * 0.36, h * 0.13)
+    for k, hue in enumerate(lamps):
+        value = (220, 255) if k == lit else (40, 80)
+        p.disc(np.array([x + w / 2, y + h * (0.2 + 0.3 * k)]), r, _hsv(rng, hue, (180, 255), value))
+
+
+def _hot_dog(p: _Painter, rng: np.random.Generator, x: float, y: float, w: float, h: float) -> None:
+    bun = _hsv(rng, (10, 22), (90, 170), (170, 240))
+    sausage = _hsv(rng, (0, 10), (150, 230), (100, 170))
+    p.line(np.array([x + h * 0.35, y + h * 0.6]), np.array([x + w - h * 0.35, y + h * 0.6]), h * 0.7, bun)
+    p.line(np.array([x + h * 0.2, y + h * 0.35]), np.array([x + w - h * 0.2, y + h * 0.35]), h * 0.4, sausage)
+    zig = np.linspace(x + w * 0.2, x + w * 0.8, 7)
+    pts = np.stack([zig, y + h * (0.28 + 0.14 * (np.arange(7) % 2))], 1)
+    mustard = _hsv(rng, (25, 32), (200, 255), (200, 255))
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        p.line(a, b, max(1.0, h * 0.08), mustard)
+
+
 def _ball(p: _Painter, rng: np.random.Generator, x: float, y: float, w: float, h: float) -> None:
     center, r = np.array([x + w / 2, y + h / 2]), min(w, h) / 2
     kind = int(rng.integers(3))
@@ -173,10 +215,14 @@ def _bottle(p: _Painter, rng: np.random.Generator, x: float, y: float, w: float,
 SHAPES: dict[int, tuple[Callable[..., None], tuple[float, float], float]] = {
     1: (_person, (1.8, 2.6), 0.48),
     3: (_car, (0.45, 0.65), 0.68),
+    7: (_train, (0.28, 0.4), 0.9),
+    10: (_traffic_light, (2.2, 3.0), 1.0),
     13: (_stop_sign, (1.0, 1.0), 0.85),
     37: (_ball, (1.0, 1.0), 0.8),
     44: (_bottle, (2.4, 3.2), 0.85),
+    58: (_hot_dog, (0.3, 0.45), 0.85),
 }
+assert sorted(SHAPES) == sorted(c["id"] for c in CATEGORIES)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -57,6 +58,32 @@ class OhemCrossEntropy(nn.Module):
         return kept.mean() if kept.numel() else losses[valid].mean() * 0.0
 
 
+# Per-class metrics go under ``val/class_iou/<slug>``: DVCLive's Lightning logger reads the first
+# "_"-separated part of a name as a split when it ends with train/val/test (``val/iou/train`` made it
+# raise), and "val/class" never does. Slugs keep names to [a-z0-9_] so they are also safe file names.
+CLASS_METRIC_PREFIX = "val/class_iou"
+
+
+def metric_slug(name: str) -> str:
+    """``name`` lower-cased with every run of characters outside [a-z0-9] turned into one ``_``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug:
+        raise ValueError(f"class name {name!r} has no letter or digit to build a metric name from")
+    return slug
+
+
+def class_metric_names(class_names: Iterable[str], prefix: str = CLASS_METRIC_PREFIX) -> dict[str, str]:
+    """``{class name: f"{prefix}/{slug}"}``; raises ValueError when two names share a slug."""
+    names: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for name in class_names:
+        slug = metric_slug(name)
+        if slug in owner and owner[slug] != name:
+            raise ValueError(f"class names {owner[slug]!r} and {name!r} both give the metric name {slug!r}")
+        owner[slug], names[name] = name, f"{prefix}/{slug}"
+    return names
+
+
 def poly_lambda(total_steps: int, power: float = 0.9):
     """LR multiplier ``(1 - step / total_steps) ** power`` (0 from ``total_steps`` on)."""
     total = max(int(total_steps), 1)
@@ -68,7 +95,8 @@ class SegmentationModule(pl.LightningModule):
 
     Logits (at 1/4 resolution) are upsampled bilinearly to the label size for the loss and the
     metrics. Validation sums a confusion matrix over batches and ranks and logs ``val/mIoU``,
-    ``val/pixel_accuracy`` and ``val/iou/<class>`` (classes present only); ``last_val_metrics``
+    ``val/pixel_accuracy`` and ``val/class_iou/<slug>`` (:func:`class_metric_names`; classes
+    present or predicted only); ``last_val_metrics``
     keeps the full dictionary of :func:`iou_from_confusion`.
     """
 
@@ -160,9 +188,10 @@ class SegmentationModule(pl.LightningModule):
         # every rank holds the same summed matrix, so no further sync of these values is needed
         self.log("val/mIoU", metrics["mIoU"], prog_bar=True)
         self.log("val/pixel_accuracy", metrics["pixel_accuracy"])
-        for name, value in metrics["per_class_iou"].items():
-            if value == value:  # skip NaN (class neither present nor predicted)
-                self.log(f"val/iou/{name.replace(' ', '_')}", value)
+        per_class = metrics["per_class_iou"]
+        for name, key in class_metric_names(per_class).items():
+            if per_class[name] == per_class[name]:  # skip NaN (class neither present nor predicted)
+                self.log(key, per_class[name])
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
