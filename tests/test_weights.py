@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
+import timm  # a dev dependency: missing, these tests fail rather than skip
 import torch
 
 from hrnet.models import CheckpointError, create_backbone, create_model, load_pretrained, read_state_dict
-
-timm = pytest.importorskip("timm")
 
 SMALL = "hrnet_w18_small"
 
