@@ -25,6 +25,7 @@ import hrnet
 import pipeline
 from hrnet.config import Params
 from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, run_stage
+from pipeline.divergence import StopOnDivergence
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.train")
@@ -115,6 +116,7 @@ def build_trainer(
     strategy = train.strategy
     if strategy == "auto" and train.distributed:
         strategy = "ddp"  # subprocess launcher: also what torchrun and SLURM expect
+    callbacks = [*(callbacks or []), StopOnDivergence()]  # a NaN/inf loss ends the run (pipeline.divergence)
     options: dict[str, Any] = dict(
         max_epochs=train.epochs,
         accelerator=train.accelerator,
