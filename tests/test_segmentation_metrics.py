@@ -250,6 +250,7 @@ def _ddp_worker(rank: int, port: int, world: int, result) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two gloo processes
 def test_confusion_is_summed_across_ranks():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
