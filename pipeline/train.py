@@ -25,6 +25,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from hrnet.config import TASK_SECTIONS, Params
 from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
+from pipeline.divergence import StopOnDivergence
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.train")
@@ -125,6 +126,7 @@ def build_trainer(
     strategy = train.strategy
     if strategy == "auto" and train.distributed:
         strategy = "ddp"  # subprocess launcher: also what torchrun and SLURM expect
+    callbacks = [*(callbacks or []), StopOnDivergence()]  # a NaN/inf loss ends the run (pipeline.divergence)
     options: dict[str, Any] = dict(
         max_epochs=train.epochs,
         accelerator=train.accelerator,

@@ -378,6 +378,7 @@ def test_failed_first_run_leaves_no_trace(
 
 
 # ----------------------------------------------------------------------------- truncated image, both policies
+@pytest.mark.slow  # a subprocess stage
 def test_truncated_image_fails_from_the_cli(coco: Path, project: Path) -> None:
     image, image_id = image_of(coco)
     truncate(image)

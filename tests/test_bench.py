@@ -22,6 +22,7 @@ def _check_common(report: dict, benchmark: str) -> None:
         assert key in report["machine"], key
 
 
+@pytest.mark.slow  # > 10 s on 2 shared cores
 def test_bench_against_timm_writes_table_and_json(tmp_path, capsys) -> None:
     pytest.importorskip("timm")
     out = tmp_path / "bench.json"

@@ -171,14 +171,54 @@ def test_inference_helpers_agree_for_pointwise_model():
     assert torch.allclose(flipped, whole, atol=1e-5)
     probs = predict_multiscale(model, image, scales=(1.0,), flip=True, crop_size=(16, 12))
     assert torch.allclose(probs, whole.softmax(1), atol=1e-5)
-    multi = predict_multiscale(model, image, scales=(0.5, 1.0, 1.5), flip=True)
-    assert multi.shape == whole.shape and torch.allclose(multi.sum(1), torch.ones(2, 20, 30), atol=1e-5)
 
     # an HRNet-style model whose logits come out at 1/4 resolution is upsampled back
     quarter = nn.Sequential(nn.AvgPool2d(4), _Pointwise()).eval()
     assert predict_whole(quarter, torch.randn(1, 3, 32, 48)).shape == (1, 19, 32, 48)
     with pytest.raises(ValueError, match="mode"):
         predict_multiscale(model, image, mode="max")
+
+
+class _ColumnAndHeight(nn.Module):
+    """Logits that a wrong flip or scale handling changes: not flip-equivariant, size-dependent.
+
+    Class 0 scores the column position 0..1 left to right (whatever the pixels); the class
+    ``1 + input height // 10`` scores 10 everywhere, so each scale of a 20-pixel-high image
+    votes for its own class.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        out = x.new_zeros(n, 19, h, w)
+        out[:, 0] = torch.linspace(0, 1, w)
+        out[:, 1 + h // 10] = 10.0
+        return out
+
+
+def test_flip_and_multiscale_average_what_they_should():
+    model, image = _ColumnAndHeight(), torch.randn(1, 3, 20, 30)
+    ramp = torch.linspace(0, 1, 30)
+
+    # flip: the mirrored pass is mirrored back, so the column scores average to 0.5 everywhere
+    plain = predict_multiscale(model, image, flip=False, mode="logits")
+    assert torch.allclose(plain[0, 0], ramp.expand(20, 30))
+    flipped = predict_multiscale(model, image, flip=True, mode="logits")
+    assert torch.allclose(flipped[0, 0], torch.full((20, 30), 0.5), atol=1e-6)
+    # softmax mode averages the two passes' probabilities, not their logits
+    expected = (plain.softmax(1) + plain.flip(-1).softmax(1)) / 2
+    assert torch.allclose(predict_multiscale(model, image, flip=True), expected, rtol=1e-4, atol=0)
+    assert not torch.allclose(expected, flipped.softmax(1), rtol=1e-2, atol=0)
+
+    # scales: heights 10, 20, 30 vote for classes 2, 3, 4, each with weight 1/3
+    multi = predict_multiscale(model, image, scales=(0.5, 1.0, 1.5), mode="logits")
+    assert multi.shape == (1, 19, 20, 30)
+    assert torch.allclose(multi[0, 2:5], torch.full((3, 20, 30), 10 / 3), atol=1e-5)
+    column = multi[0, 0]  # each scale resized back onto the image, not mirrored or shifted
+    assert torch.allclose(column, ramp.expand(20, 30), atol=0.01) and (column.diff(dim=1) > 0).all()
+    probs = predict_multiscale(model, image, scales=(0.5, 1.0, 1.5), flip=True)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 20, 30), atol=1e-5)
+    assert torch.allclose(probs[0, 2:5].mean((1, 2)), probs[0, 2].mean().expand(3), atol=1e-5)
+    assert probs[0, 2].mean() > 0.3 and probs[0, 5:].max() < 1e-3
 
 
 def test_label_id_conversion_colours_and_overlay(tmp_path):
@@ -210,6 +250,7 @@ def _ddp_worker(rank: int, port: int, world: int, result) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two gloo processes
 def test_confusion_is_summed_across_ranks():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

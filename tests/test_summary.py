@@ -14,8 +14,8 @@ from hrnet.models.summary import add_arguments, format_table, run, summarize
     ("name", "size", "expected_gmacs"),
     [
         ("hrnet_w32", (256, 192), 7.65),
-        ("hrnet_w48", (256, 192), 15.69),
-        ("hrnet_w32", (384, 288), 17.2),
+        pytest.param("hrnet_w48", (256, 192), 15.69, marks=pytest.mark.slow),
+        pytest.param("hrnet_w32", (384, 288), 17.2, marks=pytest.mark.slow),
     ],
 )
 def test_pose_macs_within_one_percent(name: str, size: tuple[int, int], expected_gmacs: float) -> None:
@@ -24,6 +24,7 @@ def test_pose_macs_within_one_percent(name: str, size: tuple[int, int], expected
     assert info["num_outputs"] == 17
 
 
+@pytest.mark.slow  # > 10 s on 2 shared cores
 def test_summary_params_and_defaults() -> None:
     info = summarize("hrnet_w32")
     assert info["params"] == 28_536_113
@@ -41,6 +42,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@pytest.mark.slow  # > 10 s on 2 shared cores
 def test_cli_table_and_json(capsys) -> None:
     args = _parse(
         ["--model", "hrnet_w18_small", "--task", "pose", "--head", "v2p", "--input-size", "128", "96"]

@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
+import timm  # a dev dependency: missing, these tests fail rather than skip
 import torch
 
 from hrnet.models import CheckpointError, create_backbone, create_model, load_pretrained, read_state_dict
-
-timm = pytest.importorskip("timm")
 
 SMALL = "hrnet_w18_small"
 
@@ -40,7 +39,7 @@ def _official_pose_layout(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k.removeprefix("backbone."): v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", ["hrnet_w18_small", "hrnet_w32"])
+@pytest.mark.parametrize("name", ["hrnet_w18_small", pytest.param("hrnet_w32", marks=pytest.mark.slow)])
 def test_timm_checkpoint_reproduces_timm_features(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
@@ -127,6 +126,7 @@ def test_pose_v1_checkpoint_into_v2_model_explains_itself(tmp_path: Path) -> Non
     assert "head='v1'" in str(exc.value)
 
 
+@pytest.mark.slow  # > 10 s on 2 shared cores
 def test_segmentation_layout_with_prefix_and_wrapper(tmp_path: Path) -> None:
     source = create_model(SMALL, task="segmentation", head="v2", num_outputs=19)
     state = {"model." + k.removeprefix("backbone."): v for k, v in source.state_dict().items()}
