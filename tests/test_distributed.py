@@ -42,6 +42,7 @@ DDP_CHECKS = [("segmentation", "mIoU"), ("detection", "AP"), ("pose", None)]
 @pytest.mark.parametrize(("task", "metric"), DDP_CHECKS)
 def test_ddp_two_processes_write_one_set_of_artifacts(tmp_path, task, metric):
     project = make_project(tmp_path / "ddp", task=task, train={"devices": 2, "epochs": 2})
+    stage(project, "synthesize")
     stage(project, "prepare")
     result = stage(project, "train")
     output = result.stdout + result.stderr
@@ -82,14 +83,17 @@ POSE_RUN = {
 
 def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path):
     first = make_project(tmp_path / "first", **POSE_RUN)
+    stage(first, "synthesize")
     stage(first, "prepare")
     reference = _train_and_evaluate(first)
 
     second = make_project(tmp_path / "second", **POSE_RUN)
+    stage(second, "synthesize")
     stage(second, "prepare")
     assert _train_and_evaluate(second) == reference  # two identical runs, identical metrics.json
 
     killed = make_project(tmp_path / "killed", **POSE_RUN)
+    stage(killed, "synthesize")
     stage(killed, "prepare")
     last = killed / "models" / "last.ckpt"
     process = subprocess.Popen(
@@ -112,6 +116,7 @@ def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path
 
 def test_incompatible_or_corrupt_last_checkpoint_is_not_loaded(tmp_path):
     project = make_project(tmp_path / "p", train={"epochs": 1})
+    stage(project, "synthesize")
     stage(project, "prepare")
     stage(project, "train")
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -12,12 +12,14 @@ from hrnet.data.sampling import untag
 from pipeline import train as train_stage
 from pipeline.common import run_stage
 from pipeline.prepare import prepare
+from pipeline.synthesize import synthesize
 
 
 @pytest.mark.slow
 def test_nan_batch_in_epoch_one_stops_training_and_keeps_last_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(json.dumps(tiny_params(train={"epochs": 3})))
+    run_stage(synthesize)
     run_stage(prepare)
 
     clean = TopDownPoseDataset.__getitem__

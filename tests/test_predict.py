@@ -212,10 +212,12 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
     from hrnet.config import parse_params
     from pipeline.common import PREPARED_DIR
     from pipeline.prepare import prepare
+    from pipeline.synthesize import synthesize
     from pipeline.tasks import pose as pose_task
 
     monkeypatch.chdir(tmp_path)
     params = parse_params(tiny_params(task="pose"))
+    synthesize(params)
     prepare(params)
     torch.manual_seed(0)
     module = pose_task.build_module(params).eval()

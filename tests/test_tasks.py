@@ -18,6 +18,7 @@ from pipeline.common import PREPARED_DIR
 from pipeline.evaluate import evaluate, load_module
 from pipeline.package import package
 from pipeline.prepare import prepare
+from pipeline.synthesize import synthesize
 from pipeline.tasks import get_task
 from pipeline.train import train
 
@@ -79,6 +80,7 @@ def test_task_head_learns_and_packages(task, head, extra, tmp_path, monkeypatch)
     (tmp_path / "params.yaml").write_text(params_text)
     params = parse_params(json.loads(params_text))
 
+    synthesize(params)
     prepare(params)
     train(params)
     # the metric the tune stage ranks this task's trials by is one the module logs

@@ -17,6 +17,7 @@ from conftest import tiny_params
 from hrnet.config import parse_params
 from hrnet.models import create_backbone
 from pipeline.prepare import prepare
+from pipeline.synthesize import synthesize
 from pipeline.tasks import get_task
 from pipeline.train import build_trainer, setup_fit
 
@@ -32,7 +33,9 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
     for task in ("pose", "segmentation", "detection"):
         root = tmp_path_factory.mktemp(task)
         with contextlib.chdir(root):
-            prepare(parse_params(tiny_params(task=task)))
+            params = parse_params(tiny_params(task=task))
+            synthesize(params)
+            prepare(params)
         out[task] = root / "data" / "prepared"
     return out
 
