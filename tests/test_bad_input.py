@@ -28,6 +28,7 @@ from hrnet.data.synthetic_coco import generate_coco_keypoints
 from hrnet.data.validation import IssueLog, check_image_file
 from pipeline.common import run_stage
 from pipeline.prepare import prepare
+from pipeline.synthesize import synthesize
 
 SIZE = 64  # image width and height of the tiny dataset
 OLD_INDEX = '{"old": "index from an earlier run"}'
@@ -480,6 +481,8 @@ def test_clean_runs_report_zero_issues(
 
     synthetic = {"pose": {"num_train_images": 2, "num_val_images": 1, "image_size": [SIZE, SIZE]}}
     write_params(project, source="synthetic", synthetic=synthetic)
+    monkeypatch.chdir(project)
+    run_stage(synthesize)
     code, stderr = run_prepare(project, monkeypatch, capsys)
     assert code == 0, stderr
     assert json.loads((project / "reports" / "data_issues.json").read_text())["count"] == 0

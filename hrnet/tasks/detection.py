@@ -60,6 +60,30 @@ def default_anchor_sizes(strides: Sequence[int], anchor_scale: float) -> tuple[t
     return tuple((round(anchor_scale * s),) for s in strides)
 
 
+class HRNetFCOS(FCOS):
+    """torchvision's FCOS with class 0 as background: the head scores ``num_classes + 1`` sigmoid
+    classes (labels 1..C, as Faster R-CNN's), and class 0, never a positive, is never reported."""
+
+    def postprocess_detections(
+        self,
+        head_outputs: dict[str, list[Tensor]],
+        anchors: list[list[Tensor]],
+        image_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        detections = super().postprocess_detections(head_outputs, anchors, image_sizes)
+        kept: list[dict[str, Tensor]] = []
+        for detection in detections:
+            keep = detection["labels"] > 0
+            kept.append(
+                {
+                    "boxes": detection["boxes"][keep],
+                    "scores": detection["scores"][keep],
+                    "labels": detection["labels"][keep],
+                }
+            )
+        return kept
+
+
 def build_detector(
     name: str = "hrnet_w18_small",
     head: str = "v2p",
@@ -105,7 +129,7 @@ def build_detector(
     sizes = {"min_size": min_size, "max_size": max_size}
     if detector == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-        return FCOS(
+        return HRNetFCOS(
             features, num_classes + 1, anchor_generator=anchors, score_thresh=score_threshold,
             **sizes, **detector_kwargs,
         )  # fmt: skip
