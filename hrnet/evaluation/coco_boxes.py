@@ -31,6 +31,17 @@ BOX_STAT_NAMES = (
 )
 
 
+def foreground(detection: Mapping[str, Any]) -> dict[str, Any]:
+    """A torchvision detector's output without class 0, the background slot.
+
+    Faster R-CNN never reports it; FCOS, whose head here scores ``num_classes + 1`` sigmoid classes
+    so that labels are 1..C for both, can (class 0 is never a positive, but an untrained head may
+    still score it above the threshold).
+    """
+    keep = detection["labels"] > 0
+    return {key: value[keep] for key, value in detection.items()}
+
+
 def to_coco_detections(
     image_ids: Sequence[int],
     boxes_xyxy: Sequence[Any],

@@ -165,6 +165,8 @@ class HighResolutionNet(nn.Module):
     holds that single map.
     """
 
+    __jit_unused_properties__ = ["num_fusion_units"]  # a Python-side count: not scripted
+
     def __init__(self, config: HRNetConfig, multi_scale_output: bool = True, in_channels: int = 3) -> None:
         super().__init__()
         self.config = config

@@ -102,5 +102,6 @@ def predict_detection(
             with torch.inference_mode():
                 detections = detector(tensors)
             for i, d in zip(chosen, detections):
-                out[i] = {k: d[k].numpy() for k in ("boxes", "scores", "labels")}
+                keep = d["labels"] > 0  # class 0 is the background slot (see coco_boxes.foreground)
+                out[i] = {k: d[k][keep].numpy() for k in ("boxes", "scores", "labels")}
     return out

@@ -21,7 +21,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, evaluate_boxes, to_coco_detections
+from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, evaluate_boxes, foreground, to_coco_detections
 from hrnet.models import create_backbone
 
 DETECTORS = ("faster_rcnn", "fcos")
@@ -58,30 +58,6 @@ def default_anchor_sizes(strides: Sequence[int], anchor_scale: float) -> tuple[t
         base = anchor_scale * strides[0]
         return (tuple(round(base * 2**i) for i in range(5)),)
     return tuple((round(anchor_scale * s),) for s in strides)
-
-
-class HRNetFCOS(FCOS):
-    """torchvision's FCOS with class 0 as background: the head scores ``num_classes + 1`` sigmoid
-    classes (labels 1..C, as Faster R-CNN's), and class 0, never a positive, is never reported."""
-
-    def postprocess_detections(
-        self,
-        head_outputs: dict[str, list[Tensor]],
-        anchors: list[list[Tensor]],
-        image_sizes: list[tuple[int, int]],
-    ) -> list[dict[str, Tensor]]:
-        detections = super().postprocess_detections(head_outputs, anchors, image_sizes)
-        kept: list[dict[str, Tensor]] = []
-        for detection in detections:
-            keep = detection["labels"] > 0
-            kept.append(
-                {
-                    "boxes": detection["boxes"][keep],
-                    "scores": detection["scores"][keep],
-                    "labels": detection["labels"][keep],
-                }
-            )
-        return kept
 
 
 def build_detector(
@@ -129,7 +105,7 @@ def build_detector(
     sizes = {"min_size": min_size, "max_size": max_size}
     if detector == "fcos":
         anchors = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-        return HRNetFCOS(
+        return FCOS(
             features, num_classes + 1, anchor_generator=anchors, score_thresh=score_threshold,
             **sizes, **detector_kwargs,
         )  # fmt: skip
@@ -262,7 +238,7 @@ class DetectionModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> None:
         images, targets = batch
-        for output, target in zip(self.model(images), targets):
+        for output, target in zip(map(foreground, self.model(images)), targets):
             self._predictions.append(
                 (
                     int(target["image_id"]),

@@ -17,6 +17,7 @@ from hrnet.evaluation.coco_boxes import (
     center_box_baseline,
     draw_boxes,
     evaluate_boxes,
+    foreground,
     to_coco_detections,
 )
 from hrnet.io import atomic_write_json
@@ -121,7 +122,7 @@ def evaluate(module: DetectionModule, params: Params, prepared_dir: Path, out_di
     names = datamodule.categories.label_names
     ids, boxes, scores, labels, figures = [], [], [], [], 0
     for images, targets in datamodule.val_dataloader():
-        for image, target, output in zip(images, targets, module.model(images)):
+        for image, target, output in zip(images, targets, map(foreground, module.model(images))):
             ids.append(int(target["image_id"]))
             boxes.append(output["boxes"].numpy())
             scores.append(output["scores"].numpy())
