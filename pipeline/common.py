@@ -32,6 +32,7 @@ TRAIN_CODE = (
     "hrnet/viz.py",
     "pipeline/__init__.py",
     "pipeline/common.py",
+    "pipeline/divergence.py",
     "pipeline/train.py",
     "pipeline/tasks",
 )

@@ -38,7 +38,21 @@ def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Te
             images += list(batch["image"])
         if len(images) >= count:
             break
-    return torch.stack(images[:count])
+    if params.task == "detection":
+        return torch.stack(images[:count])
+    # the program's input size (segmentation validates on whole images, not crops)
+    width, height = get_task(params.task).package_meta(params)["input_size"]
+    batch = torch.stack(
+        [
+            image
+            if image.shape[-2:] == (height, width)
+            else torch.nn.functional.interpolate(
+                image[None], size=(height, width), mode="bilinear", align_corners=False
+            )[0]
+            for image in images[:count]
+        ]
+    )
+    return batch
 
 
 def detection_meta(params: Params) -> dict[str, Any]:

@@ -46,11 +46,13 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_torchrun_nodes_equal_one_node_with_two_devices(tmp_path):
-    one_node = make_project(tmp_path / "one", **RUN, train={**RUN["train"], "devices": 2})
+    one_node = make_project(tmp_path / "one", task=RUN["task"], train={**RUN["train"], "devices": 2})
     stage(one_node, "train")
     stage(one_node, "evaluate")
 
-    two_nodes = make_project(tmp_path / "two", **RUN, train={**RUN["train"], "devices": 1, "num_nodes": 2})
+    two_nodes = make_project(
+        tmp_path / "two", task=RUN["task"], train={**RUN["train"], "devices": 1, "num_nodes": 2}
+    )
     port = str(free_port())
     torchrun = str(Path(sys.executable).parent / "torchrun")
     nodes = [

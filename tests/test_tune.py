@@ -271,8 +271,8 @@ def test_a_local_ray_keeps_its_token_in_the_users_home(sweep):
 def default_search_sweep(
     task: str, tmp: Path, home: Path
 ) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
-    """params.yaml's own search for ``task`` (2 trials of 1 epoch of 1 batch) on a local Ray."""
-    tune = {"num_samples": 2, "epochs": 1, "limit_train_batches": 1, "scheduler": "fifo", "num_cpus": 2}
+    """params.yaml's own search for ``task`` (2 trials of 2 epochs of 2 batches) on a local Ray."""
+    tune = {"num_samples": 2, "epochs": 2, "limit_train_batches": 2, "scheduler": "fifo", "num_cpus": 2}
     raw = json.loads(json.dumps(tiny_params(task=task, tune={**tune, "storage_path": str(tmp / "rr")})))
     params = parse_params(raw)
     cwd = os.getcwd()
