@@ -4,6 +4,7 @@ synthetic data through the pipeline's own stage commands, then `hrnet bench`; on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -37,12 +38,32 @@ def merge(base: dict, extra: dict) -> dict:
     return base
 
 
+# Outputs and environments never travel into a case's copy (used where git is not installed).
+NOT_COPIED = (
+    ".git", ".venv", ".dvc/cache", ".dvc/tmp", ".whl", ".pytest_cache", ".ruff_cache",
+    "data", "models", "reports", "dvclive",
+)  # fmt: skip
+
+
+def project_files() -> list[str]:
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, check=True, capture_output=True,
+        ).stdout.decode().split("\0")  # fmt: skip
+        return [name for name in listed if name]
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout
+        return [
+            path.relative_to(ROOT).as_posix()
+            for path in ROOT.rglob("*")
+            if path.is_file()
+            and not any(path.relative_to(ROOT).as_posix().startswith(f"{skip}/") for skip in NOT_COPIED)
+            and "__pycache__" not in path.parts
+        ]
+
+
 def copy_project(dest: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    for name in filter(None, listed):
+    for name in project_files():
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
@@ -86,11 +107,14 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
     parser.add_argument("--no-bench", action="store_true")
+    parser.add_argument("--work", help="keep each case's project and failure logs here (default: a temp dir)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_check.json"))
     args = parser.parse_args()
     args.devices = int(args.devices) if args.devices.lstrip("-").isdigit() else args.devices
     rows = []
-    with tempfile.TemporaryDirectory(prefix="gpu_check.") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check."))
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for task in args.tasks:
             for head in args.heads:
                 rows.append(run_case(task, head, args, Path(tmp)))

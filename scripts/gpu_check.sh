@@ -5,6 +5,6 @@
 # (`bash scripts/gpu_check.sh --accelerator cpu --devices 2 --precision 32-true` runs the same on CPU.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=python
+PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 exec "$PY" scripts/gpu_check.py "$@"
