@@ -204,7 +204,8 @@ class DetectionModule(pl.LightningModule):
         lr_factor: float = 0.1,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # the trained weights are all in the checkpoint: loading it never reads `pretrained` again
+        self.save_hyperparameters(ignore=["pretrained"])
         self.model = build_detector(
             model_name, head, num_classes, detector, min_size, max_size, pretrained, anchor_scale,
             pyramid_channels=pyramid_channels, score_threshold=score_threshold, model_options=model_options,

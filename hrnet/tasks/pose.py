@@ -41,7 +41,8 @@ class PoseEstimationModule(pl.LightningModule):
         model_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # the trained weights are all in the checkpoint: loading it never reads `pretrained` again
+        self.save_hyperparameters(ignore=["pretrained"])
         self.model = create_model(
             model_name, task="pose", head=head, num_outputs=num_joints, pretrained=pretrained,
             read_branch=read_branch, **(model_options or {}),

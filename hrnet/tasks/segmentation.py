@@ -120,7 +120,8 @@ class SegmentationModule(pl.LightningModule):
         model_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # the trained weights are all in the checkpoint: loading it never reads `pretrained` again
+        self.save_hyperparameters(ignore=["pretrained"])
         if loss not in ("ce", "ohem"):
             raise ValueError(f"loss must be 'ce' or 'ohem', got {loss!r}")
         options = {"upsample_mode": "bilinear", **(model_options or {})}  # bilinear: official segmentation
