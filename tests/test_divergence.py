@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_params
 
 from hrnet.data.pose_dataset import TopDownPoseDataset
-from hrnet.data.sampling import untag
+from hrnet.data.sampling import sample_key
 from pipeline import train as train_stage
 from pipeline.common import run_stage
 from pipeline.prepare import prepare
@@ -24,9 +24,9 @@ def test_nan_batch_in_epoch_one_stops_training_and_keeps_last_checkpoint(tmp_pat
 
     clean = TopDownPoseDataset.__getitem__
 
-    def nan_from_epoch_one(self: TopDownPoseDataset, tagged_index: int) -> dict:
-        item = clean(self, tagged_index)
-        if self.train and untag(tagged_index, len(self.files))[0] >= 1:
+    def nan_from_epoch_one(self: TopDownPoseDataset, key) -> dict:
+        item = clean(self, key)
+        if self.train and sample_key(key, len(self.files))[0] >= 1:
             item["image"][0, 0, 0] = math.nan  # one bad pixel: enough to poison the loss
         return item
 

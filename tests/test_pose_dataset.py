@@ -132,7 +132,7 @@ def test_train_augmentation_runs_and_is_reproducible(image_dir, codec):
     again = [ds[i] for i in range(len(records))]
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))
     n = len(records)
-    next_epoch = [ds[n + i]["meta"]["rotation"].item() for i in range(n)]  # EpochSampler's tagging
+    next_epoch = [ds[(1, i)]["meta"]["rotation"].item() for i in range(n)]  # an EpochSampler key
     assert next_epoch != rotations
     other_seed = TopDownPoseDataset(records, image_dir, INPUT, codec, train=True, seed=8)
     assert [other_seed[i]["meta"]["rotation"].item() for i in range(n)] != rotations

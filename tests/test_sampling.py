@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from torch.utils.data import Dataset
 
 from hrnet.data import sampling
-from hrnet.data.sampling import EpochSampler, epoch_loader, sample_rng, untag
+from hrnet.data.sampling import EpochSampler, epoch_loader, sample_key, sample_rng
 
 
 def as_rank(monkeypatch, rank: int, world: int) -> None:
@@ -12,7 +13,7 @@ def as_rank(monkeypatch, rank: int, world: int) -> None:
 
 
 def drawn(sampler: EpochSampler) -> list[tuple[int, int]]:
-    return [untag(i, sampler.size) for i in sampler]
+    return list(sampler)
 
 
 def test_order_is_a_function_of_seed_and_epoch_and_tags_the_epoch():
@@ -50,11 +51,35 @@ def test_ranks_split_an_epoch_without_overlap(monkeypatch, size):
             assert seen == list(range(size))
 
 
+class Indices(Dataset):
+    """A dataset whose samples are their own indices, read the way the real datasets read keys."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key):
+        return torch.tensor(sample_key(key, self.size)[1])
+
+
 def test_loaders_drop_the_partial_train_batch_and_keep_every_eval_sample():
-    data = torch.arange(10)
+    data = Indices(10)
     train = epoch_loader(data, batch_size=4, train=True, seed=0)
     assert [len(b) for b in train] == [4, 4] and len(train) == 2
     evaluation = epoch_loader(data, batch_size=4, train=False, seed=0)
     assert torch.cat(list(evaluation)).tolist() == list(range(10))
-    small = epoch_loader(torch.arange(3), batch_size=4, train=True, seed=0)
+    small = epoch_loader(Indices(3), batch_size=4, train=True, seed=0)
     assert [len(b) for b in small] == [3]  # a split smaller than one batch still trains
+
+
+def test_keys_are_epoch_index_pairs_and_plain_indices_end_where_the_dataset_ends():
+    sampler = EpochSampler(3, seed=0, shuffle=False)
+    sampler.set_epoch(2)
+    assert list(sampler) == [(2, 0), (2, 1), (2, 2)]
+    assert sample_key((2, 1), 3) == (2, 1) and sample_key(1, 3) == (0, 1) and sample_key(-1, 3) == (0, 2)
+    for bad in (3, -4, (0, 3)):
+        with pytest.raises(IndexError):
+            sample_key(bad, 3)
+    assert [int(x) for x in Indices(3)] == [0, 1, 2]  # iterating a dataset ends after its last sample

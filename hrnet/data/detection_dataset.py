@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from hrnet.data.coco_reader import coco_layout
-from hrnet.data.sampling import epoch_loader, sample_rng, untag
+from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, tagged_index: int) -> tuple[Tensor, dict[str, Any]]:
-        epoch, index = untag(tagged_index, len(self.records))
+    def __getitem__(self, key: SampleKey) -> tuple[Tensor, dict[str, Any]]:
+        epoch, index = sample_key(key, len(self.records))
         record = self.records[index]
         image = read_image(record["file_name"])
         if image.shape[1:] != (record["height"], record["width"]):

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
-from hrnet.data.sampling import EpochLoadersMixin, sample_rng, untag
+from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
@@ -217,8 +217,8 @@ class TopDownPoseDataset(Dataset):
         flip = bool(aug["flip"]) and rng.random() <= 0.5
         return center.astype(np.float32), scale.astype(np.float32), rot, flip
 
-    def __getitem__(self, tagged_index: int) -> dict:
-        epoch, index = untag(tagged_index, len(self.files))
+    def __getitem__(self, key: SampleKey) -> dict:
+        epoch, index = sample_key(key, len(self.files))
         image = read_image_bgr(self.files[index])
         center, scale = self.centers[index].copy(), self.scales[index].copy()
         joints, vis = self.joints[index].copy(), self.vis[index].copy()

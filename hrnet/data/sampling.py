@@ -7,9 +7,10 @@
 - under DDP each rank takes ``order[rank::world_size]``; training drops the tail so every rank
   has the same number of batches, evaluation keeps every sample exactly once (no padding, so
   gathered predictions hold no duplicates);
-- each index is tagged with its epoch (``epoch * size + index``) so a dataset can draw its
-  augmentation from :func:`sample_rng` instead of a per-process stream that depends on the
-  number of workers or on where a run was resumed.
+- it yields ``(epoch, index)`` pairs, so a dataset can draw its augmentation from
+  :func:`sample_rng` instead of a per-process stream that depends on the number of workers or on
+  where a run was resumed. Datasets read a key with :func:`sample_key`, which also takes a plain
+  index (epoch 0) and raises ``IndexError`` past the end, as a sequence does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     def __init__(self, size: int, seed: int, shuffle: bool, drop_last: bool = False) -> None:
         self.size, self.seed, self.shuffle, self.drop_last = size, seed, shuffle, drop_last
         self.epoch = 0
@@ -41,13 +42,12 @@ class EpochSampler(Sampler[int]):
             return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         return np.arange(self.size)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         rank, world = _rank_and_world()
         order = self._order()
         if self.drop_last:
             order = order[: len(order) // world * world]
-        offset = self.epoch * self.size
-        return iter(int(offset + i) for i in order[rank::world])
+        return iter((self.epoch, int(i)) for i in order[rank::world])
 
     def __len__(self) -> int:
         rank, world = _rank_and_world()
@@ -56,9 +56,20 @@ class EpochSampler(Sampler[int]):
         return len(range(rank, self.size, world))
 
 
-def untag(tagged_index: int, size: int) -> tuple[int, int]:
-    """``(epoch, index)`` of an index produced by :class:`EpochSampler` (plain indices: epoch 0)."""
-    return divmod(int(tagged_index), size)
+SampleKey = int | tuple[int, int]
+
+
+def sample_key(key: SampleKey, size: int) -> tuple[int, int]:
+    """``(epoch, index)`` of a dataset key: a pair from :class:`EpochSampler`, or a plain index (epoch 0).
+
+    Indices follow sequence rules (negative ones count from the end); one outside the dataset raises
+    ``IndexError``, so iterating a dataset ends.
+    """
+    epoch, index = key if isinstance(key, tuple) else (0, key)
+    index = int(index)
+    if not -size <= index < size:
+        raise IndexError(f"sample index {index} out of range for a dataset of {size}")
+    return int(epoch), index % size
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -28,7 +28,7 @@ from hrnet.data.cityscapes import (
     read_label_ids,
 )
 from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
-from hrnet.data.sampling import EpochLoadersMixin, sample_rng, untag
+from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class CityscapesSegDataset(Dataset):
             out[c] *= _INV_STD_RGB[c]
         return torch.from_numpy(out)
 
-    def __getitem__(self, tagged_index: int) -> dict:
-        epoch, index = untag(tagged_index, len(self.pairs))
+    def __getitem__(self, key: SampleKey) -> dict:
+        epoch, index = sample_key(key, len(self.pairs))
         image_path, label_path = self.pairs[index]
         image, label = read_image_rgb(image_path), read_label_ids(label_path)
         self._check_pair(index, image, label)
