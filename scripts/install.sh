@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the project with its dev (tests, ruff, timm), fast (pyspng)
+# Creates .venv (if missing) and installs the library with its pipeline (DVC, DVCLive, Ray Tune),
+# dev (tests, ruff, timm), fast (pyspng)
 # and onnx (ONNX export and onnxruntime) extras.
 # torch/torchvision resolve to the local wheels pinned in pyproject.toml.
 set -euo pipefail
@@ -10,4 +11,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,fast,onnx]"
+.venv/bin/python -m pip install --quiet -e ".[pipeline,dev,fast,onnx]"
