@@ -18,8 +18,8 @@ from hrnet.tasks.detection import (
     DetectionModule,
     build_detector,
     gather_predictions,
-    lr_lambda,
 )
+from hrnet.tasks.optim import warmup_lambda
 
 torch.set_num_threads(1)
 
@@ -91,10 +91,10 @@ def test_gather_predictions_dedupes_sampler_padding(monkeypatch) -> None:
 
 
 def test_lr_schedules() -> None:
-    step = lr_lambda(100, 10, 0.001, "step", (0.5, 0.8), 0.1)
+    step = warmup_lambda(100, 10, 0.001, "step", (0.5, 0.8), 0.1)
     assert step(0) == pytest.approx(0.001) and step(10) == 1.0 and step(50) == pytest.approx(0.1)
     assert step(85) == pytest.approx(0.01)
-    cosine = lr_lambda(110, 10, 0.1, "cosine", (), 0.1)
+    cosine = warmup_lambda(110, 10, 0.1, "cosine", (), 0.1)
     assert (
         cosine(10) == pytest.approx(1.0)
         and cosine(60) == pytest.approx(0.5)

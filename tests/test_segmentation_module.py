@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from hrnet.data.segmentation_dataset import SegmentationDataModule
 from hrnet.data.synthetic_cityscapes import generate_cityscapes
-from hrnet.tasks.segmentation import OhemCrossEntropy, SegmentationModule, poly_lambda
+from hrnet.tasks.optim import poly_lambda
+from hrnet.tasks.segmentation import OhemCrossEntropy, SegmentationModule
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,6 @@ slot torchvision expects is added internally.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, evaluate_boxes, foreground, to_coco_detections
 from hrnet.models import create_backbone
+from hrnet.tasks.optim import build_optimizer, lambda_scheduler, warmup_lambda
 
 DETECTORS = ("faster_rcnn", "fcos")
 # Faster R-CNN settings for ~128-256 px images on a CPU (torchvision's defaults target 800 px COCO).
@@ -123,32 +123,6 @@ def build_detector(
         **sizes,
         **detector_kwargs,
     )
-
-
-def lr_lambda(
-    total_steps: int,
-    warmup_steps: int,
-    warmup_factor: float,
-    schedule: str,
-    lr_steps: Sequence[float],
-    lr_factor: float,
-):
-    """Per-step LR multiplier: linear warmup, then step decay (at fractions of training) or cosine."""
-    if schedule not in ("step", "cosine"):
-        raise ValueError(f"unknown schedule {schedule!r}; valid: step, cosine")
-    milestones = [int(f * total_steps) for f in lr_steps]
-
-    def factor(step: int) -> float:
-        scale = 1.0
-        if step < warmup_steps:
-            alpha = step / max(warmup_steps, 1)
-            scale = warmup_factor * (1 - alpha) + alpha
-        if schedule == "cosine":
-            progress = min(max(step - warmup_steps, 0) / max(total_steps - warmup_steps, 1), 1.0)
-            return scale * 0.5 * (1 + math.cos(math.pi * progress))
-        return scale * lr_factor ** sum(step >= m for m in milestones)
-
-    return factor
 
 
 Prediction = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # image_id, boxes xyxy, scores, labels
@@ -273,15 +247,9 @@ class DetectionModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if hp.optimizer == "adamw":
-            optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                params, lr=hp.lr, weight_decay=hp.weight_decay
-            )
-        elif hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        else:
-            raise ValueError(f"unknown optimizer {hp.optimizer!r}; valid: sgd, adamw")
+        optimizer = build_optimizer(hp.optimizer, params, hp.lr, hp.weight_decay, hp.momentum)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        factor = lr_lambda(total, hp.warmup_steps, hp.warmup_factor, hp.schedule, hp.lr_steps, hp.lr_factor)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        factor = warmup_lambda(
+            total, hp.warmup_steps, hp.warmup_factor, hp.schedule, hp.lr_steps, hp.lr_factor
+        )
+        return lambda_scheduler(optimizer, factor, interval="step")

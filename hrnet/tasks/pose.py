@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hrnet.models import create_model
+from hrnet.tasks.optim import build_optimizer, lambda_scheduler, multistep_lambda
 
 
 class JointsMSELoss(nn.Module):
@@ -74,16 +75,7 @@ class PoseEstimationModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        params = self.model.parameters()
-        if hp.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        elif hp.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=True
-            )
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(hp.lr_milestones), gamma=hp.lr_factor
+        optimizer = build_optimizer(
+            hp.optimizer, self.model.parameters(), hp.lr, hp.weight_decay, hp.momentum, nesterov=True
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return lambda_scheduler(optimizer, multistep_lambda(hp.lr_milestones, hp.lr_factor), interval="epoch")

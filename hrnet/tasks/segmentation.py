@@ -14,6 +14,7 @@ from torch import nn
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
 from hrnet.evaluation.segmentation import confusion_matrix, iou_from_confusion, sum_across_ranks
 from hrnet.models import create_model
+from hrnet.tasks.optim import build_optimizer, lambda_scheduler, poly_lambda
 
 # Per-class loss weights of the official HRNet Cityscapes recipe (train-id order).
 CITYSCAPES_CLASS_WEIGHTS = (
@@ -82,12 +83,6 @@ def class_metric_names(class_names: Iterable[str], prefix: str = CLASS_METRIC_PR
             raise ValueError(f"class names {owner[slug]!r} and {name!r} both give the metric name {slug!r}")
         owner[slug], names[name] = name, f"{prefix}/{slug}"
     return names
-
-
-def poly_lambda(total_steps: int, power: float = 0.9):
-    """LR multiplier ``(1 - step / total_steps) ** power`` (0 from ``total_steps`` on)."""
-    total = max(int(total_steps), 1)
-    return lambda step: max(1.0 - step / total, 0.0) ** power
 
 
 class SegmentationModule(pl.LightningModule):
@@ -196,8 +191,8 @@ class SegmentationModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum,
-                                    weight_decay=hp.weight_decay, nesterov=hp.nesterov)  # fmt: skip
+        optimizer = build_optimizer(
+            "sgd", self.parameters(), hp.lr, hp.weight_decay, hp.momentum, hp.nesterov
+        )
         total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total, hp.poly_power))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lambda_scheduler(optimizer, poly_lambda(total, hp.poly_power), interval="step")
