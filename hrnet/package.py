@@ -83,8 +83,29 @@ _TASK_TITLES = {
 }
 
 
-def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _input_description(meta: dict[str, Any]) -> str:
     width, height = meta["input_size"]
+    if meta["task"] == "detection":
+        resize = meta.get("resize") or {"min_size": height, "max_size": width}
+        return (
+            "a list of RGB images, each a (3, H, W) float tensor in [0, 1], of any size; the model "
+            "normalises them and resizes each so that its shorter side is "
+            f"{resize['min_size']} px and its longer side at most {resize['max_size']} px"
+        )
+    return (
+        f"a batch (N, 3, {height}, {width}) of RGB crops, scaled to [0, 1] and normalised with the "
+        "ImageNet mean and std"
+    )
+
+
+def _model_call(meta: dict[str, Any]) -> str:
+    if meta["task"] == "detection":
+        return "detections = package.model([image])            # image: (3, H, W) RGB in [0, 1]"
+    width, height = meta["input_size"]
+    return f"outputs = package.model(batch)                      # batch: (N, 3, {height}, {width}), any N"
+
+
+def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
     rows = "\n".join(
         f"| {key} | {value:.4f} |" for key, value in metrics.items() if isinstance(value, int | float)
     )
@@ -104,7 +125,7 @@ def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
 | task | {meta["task"]} |
 | backbone | {meta["model"]} |
 | head | {meta["head"]} |
-| input size | {height}x{width} (height x width) |
+| input | {_input_description(meta)} |
 | outputs | {meta.get("outputs", "")} |
 | data | {meta["data"]} |
 
@@ -119,11 +140,9 @@ def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
 ```python
 import hrnet
 package = hrnet.load_package("{meta["name"]}")      # verifies SHA256SUMS first
-outputs = package.model(batch)                      # batch: (N, 3, {height}, {width}), any N
-                                                    # (detection: a list of [0, 1] RGB tensors)
+{_model_call(meta)}
 {usage}```
 
-Inputs are RGB, scaled to [0, 1] and normalised with the ImageNet mean and std.
 On the command line: `hrnet predict --package DIR INPUT --out OUTDIR` (see the project README).
 """
 

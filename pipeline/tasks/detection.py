@@ -147,4 +147,8 @@ def evaluate(module: DetectionModule, params: Params, prepared_dir: Path, out_di
 
 def package_meta(params: Params) -> dict[str, Any]:
     size = params.detection.min_size
-    return {"input_size": [size, size], "outputs": "boxes, labels and scores per image (torchvision format)"}
+    return {
+        "input_size": [size, size],  # the square the TorchScript backbone is traced at
+        "resize": {"min_size": size, "max_size": params.detection.max_size},
+        "outputs": "boxes (xyxy, image pixels), labels and scores per image (torchvision format)",
+    }
