@@ -15,9 +15,9 @@ from hrnet.data.cityscapes import (
     TRAIN_ID_TO_LABEL_ID,
     label_id_lut,
     list_cityscapes_pairs,
-    read_image_rgb,
     read_label_ids,
 )
+from hrnet.data.images import read_image
 from hrnet.data.segmentation_dataset import CityscapesSegDataset
 from hrnet.data.synthetic_cityscapes import generate_cityscapes, main, render_scene
 
@@ -208,21 +208,21 @@ def test_synthetic_scenes_draw_every_train_id_and_void():
 
 @pytest.mark.parametrize("decoder", ["pyspng", "opencv"])
 def test_frames_decode_to_the_same_rgb_with_either_decoder(decoder, tmp_path, monkeypatch):
-    import hrnet.data.cityscapes as cityscapes
+    import hrnet.data.images as images
 
-    if decoder == "pyspng" and cityscapes.pyspng is None:
+    if decoder == "pyspng" and images.pyspng is None:
         pytest.skip("pyspng is not installed (extra 'fast')")
     if decoder == "opencv":
-        monkeypatch.setattr(cityscapes, "pyspng", None)
+        monkeypatch.setattr(images, "pyspng", None)
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
     frame = tmp_path / "frame.png"
     cv2.imwrite(str(frame), rgb[..., ::-1])  # OpenCV writes BGR
-    assert np.array_equal(read_image_rgb(frame), rgb)
+    assert np.array_equal(read_image(frame), rgb)
     grey = tmp_path / "grey.png"  # not 8-bit RGB: OpenCV's conversion on both paths
     cv2.imwrite(str(grey), rgb[..., 0])
-    assert np.array_equal(read_image_rgb(grey), np.repeat(rgb[..., :1], 3, axis=2))
+    assert np.array_equal(read_image(grey), np.repeat(rgb[..., :1], 3, axis=2))
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(frame.read_bytes()[:60])
     with pytest.raises(ValueError, match=r"truncated.png: not a decodable image$"):
-        read_image_rgb(truncated)
+        read_image(truncated)

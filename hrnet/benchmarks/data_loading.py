@@ -32,6 +32,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,11 @@ def segmentation_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset,
 
 
 def png_decoder() -> str:
-    """Which library decodes the RGB frames (see ``hrnet.data.cityscapes.read_image_rgb``)."""
-    from hrnet.data import cityscapes
+    """Which library decodes the RGB frames (see ``hrnet.data.images.read_image``)."""
+    from hrnet.data import images
 
-    if cityscapes.pyspng is not None:
-        return f"pyspng {getattr(cityscapes.pyspng, '__version__', '')}".strip()
+    if images.pyspng is not None:
+        return f"pyspng {getattr(images.pyspng, '__version__', '')}".strip()
     import cv2
 
     return f"opencv {cv2.__version__}"
@@ -159,14 +160,15 @@ def time_samples(loader: DataLoader, samples: int, first_epoch: int = 0) -> tupl
 
 def decode_ms(task: str, files: list[str], rounds: int = 3) -> float:
     """Median milliseconds to decode one sample's files (image, and label for segmentation)."""
-    from hrnet.data import cityscapes, pose_dataset
+    from hrnet.data import cityscapes
+    from hrnet.data.images import read_image
 
     if task == "pose":
         per_sample = [[f] for f in files]
-        readers: list[Callable[[str], Any]] = [pose_dataset.read_image_bgr]
+        readers: list[Callable[[str], Any]] = [partial(read_image, rgb=False)]
     else:
         per_sample = [files[i : i + 2] for i in range(0, len(files), 2)]
-        readers = [cityscapes.read_image_rgb, cityscapes.read_label_ids]
+        readers = [read_image, cityscapes.read_label_ids]
     times = []
     for _ in range(rounds):
         for group in per_sample:
@@ -255,9 +257,9 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         if args.seg_png_decoder == "opencv":
-            from hrnet.data import cityscapes
+            from hrnet.data import images
 
-            stack.enter_context(_attribute(cityscapes, "pyspng", None))
+            stack.enter_context(_attribute(images, "pyspng", None))
         base = args.data_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="hrnet-bench-data-"))
         )

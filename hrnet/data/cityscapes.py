@@ -18,15 +18,9 @@ import cv2
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
-try:  # libspng decodes a 2048x1024 frame ~20% faster than OpenCV's libpng (extra "fast")
-    import pyspng
-except ImportError:  # pragma: no cover - depends on the install
-    pyspng = None
-
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 IGNORE_INDEX = 255
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _EVAL_LABELS = sorted((lb for lb in _CS_LABELS if 0 <= lb.trainId < 255), key=lambda lb: lb.trainId)
 NUM_CLASSES = len(_EVAL_LABELS)
@@ -74,29 +68,6 @@ def read_label_ids(path: str | Path) -> np.ndarray:
         )
     check_label_ids(label, path)
     return label
-
-
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) RGB uint8; a missing or undecodable file raises a one-line error.
-
-    8-bit RGB PNGs (every Cityscapes frame) go through pyspng when it is installed; anything else
-    (grey, alpha, 16-bit, other formats) through OpenCV, converted the same way ``cv2.imread`` does.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image file not found")
-    data = path.read_bytes()
-    if pyspng is not None and data[:8] == PNG_SIGNATURE:
-        try:
-            image = pyspng.load(data)
-        except Exception:  # a corrupt or truncated file
-            raise ValueError(f"{path}: not a decodable image") from None
-        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
-            return image
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a decodable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def png_header(path: Path) -> tuple[int, int, int, int]:

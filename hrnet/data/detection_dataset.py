@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -26,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from hrnet.data.coco_reader import coco_layout
+from hrnet.data.images import read_image
 from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,9 @@ def load_detection_records(
     return load_detection_split(ann_file, image_dir, drop_empty=drop_empty)[0]
 
 
-def read_image(path: str | Path) -> Tensor:
+def read_image_tensor(path: str | Path) -> Tensor:
     """RGB float tensor (3, H, W) in [0, 1]."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"{path}: image missing or unreadable")
-    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    rgb = read_image(path)
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
 
 
@@ -230,7 +227,7 @@ class DetectionDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> tuple[Tensor, dict[str, Any]]:
         epoch, index = sample_key(key, len(self.records))
         record = self.records[index]
-        image = read_image(record["file_name"])
+        image = read_image_tensor(record["file_name"])
         if image.shape[1:] != (record["height"], record["width"]):
             raise ValueError(
                 f"{record['file_name']}: image is {image.shape[2]}x{image.shape[1]}, "

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.images import read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
     affine_transform_points,
@@ -117,26 +118,6 @@ def read_index(path: str | Path) -> tuple[list[dict], Path]:
 
 
 # ----------------------------------------------------------------------------- images
-def read_image_bgr(path: str | Path) -> np.ndarray:
-    """Decode an image file (BGR uint8); a missing, empty, corrupt or truncated file raises."""
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file not found") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read image ({exc})") from exc
-    if data.size == 0:
-        raise ValueError(f"{path}: image file is empty")
-    # A JPEG ends with the EOI marker (FF D9); cv2 silently decodes truncated files otherwise.
-    if data[0] == 0xFF and data[1] == 0xD8 and b"\xff\xd9" not in data[-4096:].tobytes():
-        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise ValueError(f"{path}: not a decodable image")
-    return image
-
-
 # ----------------------------------------------------------------------------- dataset
 class TopDownPoseDataset(Dataset):
     """Person crops around ``records`` boxes with MSRA heatmap targets.
@@ -219,7 +200,7 @@ class TopDownPoseDataset(Dataset):
 
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.files))
-        image = read_image_bgr(self.files[index])
+        image = read_image(self.files[index], rgb=False)
         center, scale = self.centers[index].copy(), self.scales[index].copy()
         joints, vis = self.joints[index].copy(), self.vis[index].copy()
         rot, flip = 0.0, False

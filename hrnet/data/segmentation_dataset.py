@@ -24,9 +24,9 @@ from hrnet.data.cityscapes import (
     IGNORE_INDEX,
     label_id_lut,
     list_cityscapes_pairs,
-    read_image_rgb,
     read_label_ids,
 )
+from hrnet.data.images import read_image
 from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 
@@ -113,7 +113,7 @@ class CityscapesSegDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.pairs))
         image_path, label_path = self.pairs[index]
-        image, label = read_image_rgb(image_path), read_label_ids(label_path)
+        image, label = read_image(image_path), read_label_ids(label_path)
         self._check_pair(index, image, label)
         height, width = label.shape
         label = cv2.LUT(label, self.lut)

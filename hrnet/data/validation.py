@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.coco_reader import PERSON_CATEGORY_ID, coco_layout, load_person_instances
+from hrnet.data.images import truncated_jpeg
 from hrnet.io import atomic_write_json, atomic_write_text
 
 OnBadSample = Literal["fail", "skip"]
@@ -57,8 +58,6 @@ IMAGE_FIELDS = ("id", "file_name", "width", "height")
 ANNOTATION_FIELDS = ("id", "image_id", "category_id")
 PERSON_FIELDS = (*ANNOTATION_FIELDS, "bbox", "area", "iscrowd", "keypoints")
 NUM_KEYPOINT_VALUES = 3 * NUM_KEYPOINTS
-JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
-EOI_WINDOW = 4096  # where the end marker must be; the same rule as pose_dataset.read_image_bgr
 
 
 class DataError(ValueError):
@@ -448,7 +447,7 @@ def check_image_file(path: Path, width: int | None = None, height: int | None = 
         return f"cannot read the image file ({exc.strerror}) (expected a readable JPEG or PNG file)"
     if not data:
         return "image file is empty (expected a JPEG or PNG image)"
-    if data.startswith(JPEG_SOI) and JPEG_EOI not in data[-EOI_WINDOW:]:
+    if truncated_jpeg(data):  # the rule read_image applies
         return "truncated JPEG: no end-of-image marker (expected a complete JPEG ending in FF D9)"
     # A 1/8-scale decode still entropy-decodes the whole file but skips most of the IDCT work.
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from hrnet.data.images import read_image
 from hrnet.io import atomic_directory
 
 if TYPE_CHECKING:
@@ -42,10 +43,7 @@ def list_images(source: Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return read_image(path, exif_orientation=True)  # a user's photo, shown upright
 
 
 def _box_list(path: Path, where: str, items: Any) -> list[list[float]]:
