@@ -51,7 +51,7 @@ def project_files() -> list[str]:
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=ROOT, check=True, capture_output=True,
         ).stdout.decode().split("\0")  # fmt: skip
-        return [name for name in listed if name]
+        return [name for name in listed if name and not name.startswith(("reports/", "dvclive/"))]
     except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout
         return [
             path.relative_to(ROOT).as_posix()

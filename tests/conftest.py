@@ -54,8 +54,12 @@ def project_env() -> dict[str, str]:
     return env
 
 
+# What a local `dvc repro` leaves in the checkout that git does not ignore: never copied into a test project
+RUN_OUTPUTS = ("reports/", "dvclive/")
+
+
 def copy_project(dest: Path) -> Path:
-    """A fresh git repository holding the project's tracked and non-ignored files."""
+    """A fresh git repository holding the project's tracked and non-ignored files (not run outputs)."""
     listed = (
         subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -68,7 +72,7 @@ def copy_project(dest: Path) -> Path:
     )
     for name in filter(None, listed):
         source = ROOT / name
-        if source.is_file():
+        if source.is_file() and not name.startswith(RUN_OUTPUTS):
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)

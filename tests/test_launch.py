@@ -108,6 +108,7 @@ def set_params(project: Path, **overrides) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
 
 
+@pytest.mark.slow  # one stage process per case
 @pytest.mark.parametrize(
     ("train", "expected"),
     [
@@ -124,6 +125,7 @@ def test_bad_trainer_params_are_refused_by_every_stage(bare_project, train, expe
         assert expected in refused(bare_project, name)
 
 
+@pytest.mark.slow  # four stage processes
 def test_a_missing_pickled_or_mismatched_pretrained_file_is_refused_in_one_line(bare_project, tmp_path):
     missing = tmp_path / "nowhere.pth"
     set_params(bare_project, model={"pretrained": str(missing)})

@@ -158,6 +158,7 @@ def test_export_above_tolerance_fails_and_writes_nothing(tmp_path):
     assert not (tmp_path / "pkg").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter predicting with two packages
 def test_predict_imports_no_training_stack(packages, folder, tmp_path):
     """In a fresh process: segmentation predict imports no training stack; a detection package
     loads there too (its TorchScript needs torchvision's ops registered first)."""

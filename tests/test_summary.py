@@ -75,6 +75,7 @@ def test_format_table_rounds() -> None:
     assert "28.5M" in text and "7.65G" in text
 
 
+@pytest.mark.slow  # counts the MACs of three W32 variants
 def test_cli_prints_any_variant(capsys) -> None:
     base = ["--model", "hrnet_w32", "--json"]
     assert run(_parse(base)) == 0
