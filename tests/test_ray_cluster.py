@@ -26,8 +26,8 @@ from conftest import ROOT, copy_project, project_env, tiny_params
 from test_tune import EPOCHS, FLAKY_TRIAL, METRIC, read_trials, row_config, sweep_params, trial_threads
 
 from hrnet.config import parse_params
-from pipeline.tune import run_trial, set_dotted
 from pipeline.tune_report import BEST_COMMAND
+from pipeline.tune_trials import run_trial, set_dotted
 
 pytestmark = pytest.mark.slow
 RAY_SETTINGS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")

@@ -20,7 +20,7 @@ from conftest import tiny_params
 from hrnet.config import ConfigError, parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tune import check_space, run_sweep, run_trial, set_dotted, sweep_name
+from pipeline.tune import run_sweep, sweep_name
 from pipeline.tune_report import (
     BEST_COMMAND,
     BEST_YAML,
@@ -31,6 +31,7 @@ from pipeline.tune_report import (
     nest,
     rank,
 )
+from pipeline.tune_trials import check_space, run_trial, set_dotted
 
 METRIC = "val/loss"
 EPOCHS = 3
