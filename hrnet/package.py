@@ -149,7 +149,7 @@ def _export(
         torch.export.save(program, tmp / PROGRAM_FILE)
         fields = {"program": PROGRAM_FILE, "runtime": "torch_export"}
         if images is not None:
-            diff = max_abs_diff(model, [program.module()(images).detach()], images)
+            diff = max_abs_diff(model, [TorchRunner(program.module())(images)], images)
             fields["check"] = check_record(diff, tolerance, images, "exported program vs the PyTorch model")
     else:
         raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
