@@ -266,6 +266,8 @@ def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
     elif meta["program"] == ONNX_FILE and meta["task"] == "detection":
         from hrnet.predict.onnx_detection import load_detector
 
+        if "onnx_graphs" not in meta:  # the features-only layout of earlier detection ONNX packages
+            raise PackageError(f"{path / 'package.json'}: no onnx_graphs; re-run the package stage")
         model = load_detector(path, meta)
     elif meta["program"] == ONNX_FILE:
         model = OnnxRunner(program_file)
