@@ -279,7 +279,7 @@ class PackageConfig(_Section):
     name: str | None = None
     format: Literal["torch_export", "onnx"] = Field(
         "torch_export",
-        description="torch_export: model.pt2 | onnx: model.onnx (onnxruntime; pose, segmentation)",
+        description="torch_export: model.pt2 | onnx: model.onnx (onnxruntime; detection: + torchvision NMS)",
     )
     tolerance: float = Field(
         1e-3, gt=0, description="largest |export - PyTorch| allowed on val images at packaging time"

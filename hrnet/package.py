@@ -5,6 +5,8 @@ Layout of ``dist/<model-name>/``::
     model.pt2      torch.export program (dynamic batch); loads without this library's model code
                    (detection: model.pt, TorchScript, see below)
     model.onnx     instead of model.pt2 with ``package.format: onnx``; run with onnxruntime
+                   (detection: backbone + neck, with head.onnx and for Faster R-CNN box_head.onnx;
+                   box decoding and NMS run in torchvision, see hrnet.predict.onnx_detection)
     package.json   task, variant, head, input size, joints, preprocessing
     params.yaml    the params the model was trained with
     metrics.json   the evaluate stage's metrics
@@ -36,15 +38,15 @@ from torch import nn
 from hrnet.io import atomic_directory, sha256_file
 from hrnet.predict.api import ModelPackage
 from hrnet.predict.export import (
-    FeatureLevels,
     batch_dim,
     check_record,
+    export_detector_onnx,
     export_onnx,
     fold_batchnorm,
     max_abs_diff,
     run_onnx,
 )
-from hrnet.predict.runtime import OnnxFeaturesDetector, OnnxRunner, TorchRunner
+from hrnet.predict.runtime import OnnxRunner, TorchRunner
 
 PACKAGE_FORMAT = 1
 PROGRAM_FILE = "model.pt2"
@@ -166,7 +168,7 @@ def _export(
         torch.export.save(program, tmp / PROGRAM_FILE)
         fields = {"program": PROGRAM_FILE, "runtime": "torch_export"}
         if images is not None:
-            diff = max_abs_diff(model, [program.module()(images).detach()], images)
+            diff = max_abs_diff(model, [TorchRunner(program.module())(images)], images)
             fields["check"] = check_record(diff, tolerance, images, "exported program vs the PyTorch model")
     else:
         raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -193,30 +195,18 @@ def _export_detector(
     images: torch.Tensor | None,
     tolerance: float,
 ) -> dict[str, Any]:
-    """TorchScript of the whole detector; with onnx also ``model.onnx``: backbone + neck, whose
-    pyramid levels feed the scripted RPN, RoI heads, box decoding and NMS (see runtime.py)."""
-    if fmt not in FORMATS:
+    """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks, whose
+    outputs torchvision's own code decodes and NMSes (see hrnet.predict.onnx_detection)."""
+    if fmt == "onnx":
+        fields = export_detector_onnx(model, tmp, size, images, tolerance)
+        _enforce(fields, tolerance)
+        return fields
+    if fmt != "torch_export":
         raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
     detector = copy.deepcopy(model).eval()
     detector.backbone = fold_batchnorm(detector.backbone)
     script_detector(detector, size).save(str(tmp / SCRIPT_FILE))
-    fields: dict[str, Any] = {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True}
-    if fmt == "onnx":
-        if not hasattr(detector, "rpn"):
-            raise PackageError(
-                "package.format=onnx: detection exports Faster R-CNN only (detection.detector)"
-            )
-        width, height = size
-        levels = FeatureLevels(detector.backbone)
-        export_onnx(levels, torch.randn(2, 3, height, width), tmp / ONNX_FILE, dynamic_size=True)
-        fields.update(program=ONNX_FILE, runtime="onnxruntime (features) + torchscript (heads, NMS)")
-        fields["onnx_outputs"] = "feature pyramid levels '0'..'n' of backbone + neck"
-        fields["detector_program"] = SCRIPT_FILE
-        if images is not None:
-            diff = max_abs_diff(model.backbone, run_onnx(tmp / ONNX_FILE, images.numpy()), images)
-            fields["check"] = check_record(diff, tolerance, images, "onnxruntime vs PyTorch features")
-        _enforce(fields, tolerance)
-    return fields
+    return {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True}
 
 
 def write_package(
@@ -293,8 +283,11 @@ def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
     elif meta["program"] == PROGRAM_FILE:
         model = TorchRunner(torch.export.load(program_file).module())
     elif meta["program"] == ONNX_FILE and meta["task"] == "detection":
-        scripted = torch.jit.load(str(path / meta["detector_program"]), map_location="cpu")
-        model = OnnxFeaturesDetector(scripted, OnnxRunner(program_file))
+        from hrnet.predict.onnx_detection import load_detector
+
+        if "onnx_graphs" not in meta:  # the features-only layout of earlier detection ONNX packages
+            raise PackageError(f"{path / 'package.json'}: no onnx_graphs; re-run the package stage")
+        model = load_detector(path, meta)
     elif meta["program"] == ONNX_FILE:
         model = OnnxRunner(program_file)
     else:

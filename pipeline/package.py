@@ -65,6 +65,8 @@ def detection_meta(params: Params) -> dict[str, Any]:
 
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
     module = load_module(params)
+    if params.task == "detection":  # the package keeps the boxes the evaluate stage scored
+        module.set_score_threshold(params.evaluate.detection.score_threshold)
     if not METRICS_FILE.is_file():
         raise FileNotFoundError(f"{METRICS_FILE}: no metrics; run the evaluate stage first")
     metrics = json.loads(METRICS_FILE.read_text())

@@ -6,12 +6,13 @@ rotates every repeat so load from other processes hits every variant about equal
 * ``timm_eager``: timm's HRNet (``features_only``) with our head, ``torch.inference_mode``;
 * ``ours_eager``: our model as trained, eval mode;
 * ``packaged``: what a torch package holds and ``hrnet predict`` runs: BatchNorm folded,
-  ``torch.export``-ed, called eagerly;
+  ``torch.export``-ed, called eagerly in channels_last (``TorchRunner``);
 * ``packaged_aoti``: that exported program compiled ahead of time by AOTInductor (when it compiles);
 * ``onnxruntime``: the ONNX package's model.onnx (BatchNorm folded) in onnxruntime, CPU provider.
 
 Reported: the median images/s of each over the repeats, and each one's ratio to ``timm_eager``
-(ratio of the medians and median of the per-repeat ratios).
+(ratio of the medians and median of the per-repeat ratios); also per CPU second of the process
+(``cpu_*``), which on a shared machine with one thread measures the work, not the wait.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ Runner = Callable[[torch.Tensor], Any]
 
 def _variants(spec: dict[str, Any], example: torch.Tensor, log: Callable[[str], None], compile_aoti: bool):
     from hrnet.predict.export import export_onnx, fold_batchnorm
-    from hrnet.predict.runtime import OnnxRunner
+    from hrnet.predict.runtime import OnnxRunner, TorchRunner
 
     ours = build_ours(spec).eval()
     variants: dict[str, Runner] = {}
@@ -45,7 +46,7 @@ def _variants(spec: dict[str, Any], example: torch.Tensor, log: Callable[[str], 
     folded = fold_batchnorm(ours)
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(folded, (example,), dynamic_shapes=({0: batch},))
-    variants["packaged"] = program.module()
+    variants["packaged"] = TorchRunner(program.module())
     tmp = Path(tempfile.mkdtemp(prefix="hrnet-bench-"))
     if compile_aoti:
         started = time.perf_counter()
@@ -80,6 +81,7 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     log(f"building {args.model} {args.task}/{args.head} {height}x{width} variants, batch {args.batch_size}")
     variants, notes = _variants(spec, example, log, not args.no_compile)
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     with torch.inference_mode():
         for name in names:
@@ -87,18 +89,25 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
                 variants[name](example)
         for r in range(args.repeats):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(args.infer_steps):
                     variants[name](example)
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
             rates = (f"{n} {args.batch_size * args.infer_steps / times[n][-1]:.2f}" for n in names)
             log(f"  repeat {r + 1}/{args.repeats}: " + ", ".join(rates) + " img/s")
     images = args.batch_size * args.infer_steps
-    base = times.get("timm_eager")
+    base, base_cpu = times.get("timm_eager"), cpu.get("timm_eager")
     results = {}
     for name in names:
-        entry: dict[str, Any] = {"images_per_s": round(images / statistics.median(times[name]), 3)}
-        if base:
+        entry: dict[str, Any] = {
+            "images_per_s": round(images / statistics.median(times[name]), 3),
+            "cpu_images_per_s": round(images / statistics.median(cpu[name]), 3),
+            "seconds_per_repeat": [round(t, 3) for t in times[name]],
+            "cpu_seconds_per_repeat": [round(t, 3) for t in cpu[name]],
+        }
+        if base and base_cpu:
+            entry["cpu_vs_timm_eager"] = round(statistics.median(base_cpu) / statistics.median(cpu[name]), 3)
             entry["vs_timm_eager"] = round(statistics.median(base) / statistics.median(times[name]), 3)
             entry["vs_timm_eager_paired"] = round(
                 statistics.median(b / t for b, t in zip(base, times[name])), 3
@@ -130,13 +139,14 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"{config['model']} {config['task']}/{config['head']} {'x'.join(map(str, config['input_size']))}, "
         f"batch {config['batch_size']}, {config['threads']} thread(s)",
-        "| variant | images/s | vs timm eager | paired |",
-        "|---|---|---|---|",
+        "| variant | images/s | vs timm eager | paired | images per CPU s | CPU vs timm eager |",
+        "|---|---|---|---|---|---|",
     ]
     for name, entry in report["results"].items():
         lines.append(
             f"| {name} | {entry['images_per_s']:.2f} | {entry.get('vs_timm_eager', '-')} "
-            f"| {entry.get('vs_timm_eager_paired', '-')} |"
+            f"| {entry.get('vs_timm_eager_paired', '-')} | {entry.get('cpu_images_per_s', '-')} "
+            f"| {entry.get('cpu_vs_timm_eager', '-')} |"
         )
     lines += [f"{name}: {note}" for name, note in report.get("notes", {}).items()]
     return "\n".join(lines)

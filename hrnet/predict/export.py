@@ -1,5 +1,9 @@
 """Model preparation for packages: BatchNorm folding, ONNX export and the export check.
 
+Detectors export as several ONNX graphs (backbone + neck, dense head, Faster R-CNN's box head),
+each checked against its PyTorch module; see :mod:`hrnet.predict.onnx_detection` for the layout
+and for how their outputs are decoded.
+
 Packaged models are inference-only, so every BatchNorm that follows a convolution is folded into
 that convolution's weights and bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``): one op less per
 layer and the same outputs up to float rounding.
@@ -64,8 +68,18 @@ def export_onnx(
     if dynamic_size:
         dims[2] = 32 * torch.export.Dim("h32", min=1, max=1024)
         dims[3] = 32 * torch.export.Dim("w32", min=1, max=1024)
+    export_graph(model, (example,), path, (dims,))
+
+
+def export_graph(model: nn.Module, args: tuple[Any, ...], path: str | Path, dynamic_shapes: Any) -> None:
+    """torch's dynamo-based ONNX exporter, at the package opset, written to ``path``."""
     program = torch.onnx.export(
-        model.eval(), (example,), dynamo=True, dynamic_shapes=(dims,), opset_version=ONNX_OPSET, verbose=False
+        model.eval(),
+        args,
+        dynamo=True,
+        dynamic_shapes=dynamic_shapes,
+        opset_version=ONNX_OPSET,
+        verbose=False,
     )
     program.save(str(path))
 
@@ -79,6 +93,119 @@ class FeatureLevels(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.features(images).values())
+
+
+class DenseHeadOutputs(nn.Module):
+    """A detector's dense head (FCOS head or RPN head) on the levels as inputs, its raw outputs
+    as a flat tuple: FCOS ``cls_logits, bbox_regression, bbox_ctrness``; RPN the objectness of
+    every level, then the box deltas of every level."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, *levels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.head(list(levels))
+        if isinstance(outputs, dict):
+            return tuple(outputs.values())
+        objectness, deltas = outputs
+        return (*objectness, *deltas)
+
+
+class BoxHeadOutputs(nn.Module):
+    """Faster R-CNN's box head + predictor: RoI-pooled features -> class logits, box deltas."""
+
+    def __init__(self, box_head: nn.Module, predictor: nn.Module) -> None:
+        super().__init__()
+        self.box_head, self.predictor = box_head, predictor
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predictor(self.box_head(pooled))
+
+
+def export_detector_onnx(
+    detector: nn.Module, out_dir: Path, size: tuple[int, int], images: torch.Tensor | None, tolerance: float
+) -> dict[str, Any]:
+    """Writes the ONNX graphs of a torchvision FCOS / Faster R-CNN (BatchNorm folded) to ``out_dir``
+    (see :mod:`hrnet.predict.onnx_detection`); returns the package.json fields. ``images``: padded,
+    normalised validation batch the graphs are checked on against ``detector``."""
+    from hrnet.predict import onnx_detection as od
+
+    folded = copy.deepcopy(detector).eval()
+    folded.backbone = fold_batchnorm(folded.backbone)
+    faster = hasattr(folded, "rpn")
+    # examples large enough that no level is 1 px wide: the exporter would fix a size-1 dim to 1
+    height, width = (32 * max(-(-v // 32), 8) for v in size[::-1])
+    example = torch.randn(2, 3, height, width)
+    graphs = {"backbone": od.BACKBONE_GRAPH, "head": od.HEAD_GRAPH}
+    backbone = FeatureLevels(folded.backbone)
+    export_onnx(backbone, example, out_dir / od.BACKBONE_GRAPH, dynamic_size=True)
+    with torch.no_grad():
+        levels = backbone(example)
+    free = torch.export.Dim.DYNAMIC
+    head = DenseHeadOutputs(folded.rpn.head if faster else folded.head)
+    varargs = (tuple({0: free, 2: free, 3: free} for _ in levels),)  # forward(*levels): one parameter
+    export_graph(head, levels, out_dir / od.HEAD_GRAPH, varargs)
+    if faster:
+        roi = folded.roi_heads
+        pooled = torch.randn(8, int(folded.backbone.out_channels), *roi.box_roi_pool.output_size)
+        boxes = torch.export.Dim("boxes", min=1, max=1 << 20)
+        export_graph(
+            BoxHeadOutputs(roi.box_head, roi.box_predictor),
+            (pooled,),
+            out_dir / od.BOX_HEAD_GRAPH,
+            ({0: boxes},),
+        )
+        graphs["box_head"] = od.BOX_HEAD_GRAPH
+    fields: dict[str, Any] = {
+        "program": od.BACKBONE_GRAPH,
+        "runtime": "onnxruntime (networks) + torchvision (box decoding, NMS)",
+        "onnx_graphs": graphs,
+        "detector": od.detector_settings(detector),
+        "batchnorm_folded": True,
+    }
+    if images is not None:
+        diffs = detector_graph_diffs(detector, {k: out_dir / v for k, v in graphs.items()}, images)
+        fields["check"] = {
+            **check_record(
+                max(diffs.values()), tolerance, images, "onnxruntime vs the PyTorch detector's networks"
+            ),
+            "per_graph": diffs,
+        }
+    return fields
+
+
+def _largest_diff(expected: Sequence[torch.Tensor], actual: Sequence[np.ndarray]) -> float:
+    if len(expected) != len(actual):
+        raise ValueError(f"{len(actual)} exported outputs, {len(expected)} from the PyTorch model")
+    return max(float((e - torch.from_numpy(np.asarray(a))).abs().max()) for e, a in zip(expected, actual))
+
+
+@torch.no_grad()
+def detector_graph_diffs(
+    detector: nn.Module, graphs: dict[str, Path], images: torch.Tensor
+) -> dict[str, float]:
+    """Per ONNX graph, its largest absolute difference from ``detector``'s own module on the same
+    inputs: the backbone on ``images``, the head on the PyTorch levels, the box head on the RoIs
+    the PyTorch RPN proposes."""
+    from torchvision.models.detection.image_list import ImageList
+
+    from hrnet.predict.runtime import OnnxRunner
+
+    detector = detector.eval()
+    features = detector.backbone(images)
+    levels = list(features.values())
+    diffs = {"backbone": _largest_diff(levels, OnnxRunner(graphs["backbone"]).run_many([images]))}
+    head = DenseHeadOutputs(detector.rpn.head if hasattr(detector, "rpn") else detector.head)
+    diffs["head"] = _largest_diff(head(*levels), OnnxRunner(graphs["head"]).run_many(levels))
+    if "box_head" in graphs:
+        batch = ImageList(images, [tuple(images.shape[-2:])] * len(images))
+        proposals, _ = detector.rpn(batch, features)
+        roi = detector.roi_heads
+        pooled = roi.box_roi_pool(features, proposals, batch.image_sizes)
+        expected = BoxHeadOutputs(roi.box_head, roi.box_predictor)(pooled)
+        diffs["box_head"] = _largest_diff(expected, OnnxRunner(graphs["box_head"]).run_many([pooled]))
+    return diffs
 
 
 def run_onnx(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
