@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hrnet.errors import InputError, UserError
+
 COMMANDS = ("summary", "predict", "bench", "bench-data")
 
 
@@ -23,11 +25,11 @@ def _predict(args: argparse.Namespace) -> int:
     meta_file = args.package / "package.json"
     no_boxes = args.boxes is None and args.detector is None
     if no_boxes and meta_file.is_file() and json.loads(meta_file.read_text()).get("task") == "pose":
-        raise ValueError(NO_BOXES)  # before the slow load
+        raise InputError(NO_BOXES)  # before the slow load
     package = load_package(args.package, batch_size=args.batch_size)
     detector = load_package(args.detector, batch_size=args.batch_size) if args.detector else None
     if detector is not None and detector.task != "detection":
-        raise ValueError(
+        raise InputError(
             f"{args.detector}: --detector needs a detection package, this one is {detector.task}"
         )
     summary = package.predict_files(
@@ -99,11 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
-    from hrnet.package import PackageError
-
     try:
         return int(args.run(args) or 0)
-    except (PackageError, ValueError, FileNotFoundError) as exc:
+    except UserError as exc:  # one line, exit 2; any other error keeps its traceback
         print(f"hrnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

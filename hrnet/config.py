@@ -14,10 +14,11 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hrnet.errors import UserError
 from hrnet.models.configs import MODEL_CONFIGS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A params file that does not match the schema; the message is one line."""
 
 

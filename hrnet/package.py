@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hrnet.errors import UserError
 from hrnet.io import atomic_directory, sha256_file
 from hrnet.predict.api import ModelPackage
 from hrnet.predict.export import (
@@ -58,7 +59,7 @@ DEFAULT_TOLERANCE = 1e-3
 SUMS_FILE = "SHA256SUMS"
 
 
-class PackageError(RuntimeError):
+class PackageError(UserError, RuntimeError):
     """A package that is incomplete, tampered with or of an unknown format."""
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hrnet.config import ConfigError, Params, load_params
+from hrnet.errors import UserError
 
 PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("models")
@@ -22,6 +23,7 @@ DIST_DIR = Path("dist")
 TRAIN_CODE = (
     "hrnet/__init__.py",
     "hrnet/config.py",
+    "hrnet/errors.py",
     "hrnet/io.py",
     "hrnet/codecs",
     "hrnet/data",
@@ -38,9 +40,6 @@ TRAIN_CODE = (
 )
 
 log = logging.getLogger("pipeline")
-
-# Errors a user can fix (bad params, bad data, a missing file): shown as one line, exit code 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
 
 
 def check_pretrained(params: Params) -> None:
@@ -74,6 +73,6 @@ def run_stage(
         if uses_pretrained:
             check_pretrained(params)
         main(params)
-    except USER_ERRORS as exc:
+    except UserError as exc:  # one line, exit 2; any other error keeps its traceback
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

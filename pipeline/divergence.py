@@ -11,9 +11,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from hrnet.errors import UserError
 
-class DivergenceError(ValueError):
-    """A non-finite training loss; a ValueError, so a stage reports it as one line and exits 2."""
+
+class DivergenceError(UserError, ValueError):
+    """A non-finite training loss: a stage reports it as one line and exits 2 (lower the learning rate)."""
 
 
 class StopOnDivergence(Callback):

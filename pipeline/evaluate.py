@@ -13,6 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from hrnet.config import Params
+from hrnet.errors import MissingFileError
 from hrnet.io import atomic_write_json, replace_directory
 from hrnet.models.weights import CheckpointError
 from pipeline.common import CHECKPOINT, METRICS_FILE, PREPARED_DIR, REPORTS_DIR, run_stage
@@ -29,7 +30,7 @@ def _first_useful_line(exc: BaseException) -> str:
 def load_module(params: Params, checkpoint: Path = CHECKPOINT) -> pl.LightningModule:
     """The trained module, loaded without unpickling anything but tensors and plain values."""
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: no trained model; run the train stage first")
+        raise MissingFileError(f"{checkpoint}: no trained model; run the train stage first")
     if not zipfile.is_zipfile(checkpoint):
         raise CheckpointError(
             f"{checkpoint}: corrupt or truncated checkpoint: not a complete torch zip archive "

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from hrnet.config import Params
-from hrnet.package import PackageError, write_package
+from hrnet.errors import MissingFileError
+from hrnet.package import write_package
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.evaluate import load_module
 from pipeline.tasks import get_task
@@ -68,7 +69,7 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
     if params.task == "detection":  # the package keeps the boxes the evaluate stage scored
         module.set_score_threshold(params.evaluate.detection.score_threshold)
     if not METRICS_FILE.is_file():
-        raise FileNotFoundError(f"{METRICS_FILE}: no metrics; run the evaluate stage first")
+        raise MissingFileError(f"{METRICS_FILE}: no metrics; run the evaluate stage first")
     metrics = json.loads(METRICS_FILE.read_text())
     name = params.model_name
     meta = {
@@ -81,19 +82,16 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         **(detection_meta(params) if params.task == "detection" else {}),
     }
     settings = params.package
-    try:
-        out = write_package(
-            DIST_DIR / name,
-            module.model,
-            meta,
-            params_file.read_text(),
-            metrics,
-            fmt=settings.format,
-            check_images=check_images(params, settings.check_images, module.model),
-            tolerance=settings.tolerance,
-        )
-    except PackageError as exc:
-        raise ValueError(str(exc)) from None
+    out = write_package(  # a PackageError (a UserError) is one line, exit code 2
+        DIST_DIR / name,
+        module.model,
+        meta,
+        params_file.read_text(),
+        metrics,
+        fmt=settings.format,
+        check_images=check_images(params, settings.check_images, module.model),
+        tolerance=settings.tolerance,
+    )
     log.info("packaged %s", out)
     return out
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hrnet.config import Params
 from hrnet.data.validation import collect_issues
+from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.tasks import get_task
@@ -42,7 +43,7 @@ def _shown_as(tmp: Path, final: Path) -> Callable[[Path], str]:
 def prepare(params: Params) -> None:
     root = Path(params.data.root)
     if params.data.source == "synthetic" and not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{root}: data.root: the synthetic dataset is not there; run the synthesize stage first "
             "(dvc repro synthesize)"
         )

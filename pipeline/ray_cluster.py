@@ -20,6 +20,7 @@ from pathlib import Path
 import ray
 
 from hrnet.config import TuneConfig
+from hrnet.errors import InputError
 
 log = logging.getLogger("pipeline.tune")
 
@@ -67,14 +68,14 @@ def connect(address: str, runtime_env: dict, source: str = "tune.address") -> No
     except ConnectionError as exc:
         where = f"{source} {address}"
         if not _refused_token(exc):
-            raise ValueError(f"{where}: no Ray cluster could be joined there ({exc})") from None
+            raise InputError(f"{where}: no Ray cluster could be joined there ({exc})") from None
         lookup = TOKEN_LOOKUP.format(default=default_token_path())
         if has_token:
-            raise ValueError(
+            raise InputError(
                 f"{where}: the Ray cluster refused the authentication token found here (Ray looks in "
                 f"{lookup}): use the head node's ~/.ray/auth_token"
             ) from None
-        raise ValueError(
+        raise InputError(
             f"{where}: the Ray cluster requires an authentication token and none was found here "
             f"(Ray looks in {lookup}): copy the head node's ~/.ray/auth_token there"
         ) from None
@@ -132,7 +133,7 @@ def resolve_storage(storage_path: str | None) -> str:
     if storage_path is None:
         if remote:
             where = f"the Ray cluster has {len(nodes)} nodes" if len(nodes) > 1 else "Ray is a remote client"
-            raise ValueError(
+            raise InputError(
                 f"tune.storage_path: null keeps trial results on each machine ({DEFAULT_STORAGE}) but "
                 f"{where}: set a path every node mounts, or a URI (s3://...)"
             )
@@ -157,7 +158,7 @@ def resolve_storage(storage_path: str | None) -> str:
             probe.unlink(missing_ok=True)
         blind = [node["NodeManagerAddress"] for node, ok in zip(nodes, seen) if not ok]
         if blind:
-            raise ValueError(
+            raise InputError(
                 f"tune.storage_path: {path} is local, not shared: node(s) {', '.join(blind)} of the "
                 f"{len(nodes)}-node cluster cannot see it; use a path every node mounts, or a URI (s3://...)"
             )

@@ -29,6 +29,7 @@ import pyarrow.fs
 from ray import tune as ray_tune
 
 from hrnet.config import Params, TuneConfig
+from hrnet.errors import InputError, MissingFileError
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
 from pipeline.tune_report import TrialRow, rank, status_of, write_reports
@@ -92,7 +93,7 @@ def _searcher(params: Params) -> Any:
     tune = params.tune
     if tune.searcher == "optuna":
         if importlib.util.find_spec("optuna") is None:
-            raise ValueError("tune.searcher: optuna is not installed (pip install optuna)")
+            raise InputError("tune.searcher: optuna is not installed (pip install optuna)")
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(seed=params.seed)
@@ -167,7 +168,7 @@ def run_sweep(
     # a checkpoint per epoch is what makes trials resumable; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not Path(prepared_dir).is_dir():
-        raise FileNotFoundError(f"{prepared_dir}: no prepared data; run the prepare stage first")
+        raise MissingFileError(f"{prepared_dir}: no prepared data; run the prepare stage first")
     name = sweep_name(params)
     with ray_session(tune):
         storage = resolve_storage(tune.storage_path)

@@ -20,6 +20,7 @@ import ray
 from ray import tune as ray_tune
 
 from hrnet.config import ConfigError, Params, TaskSearch, parse_params
+from hrnet.errors import InputError, MissingFileError
 from pipeline.train import build_trainer, setup_fit
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
@@ -89,7 +90,7 @@ class TrialSpec:
     def prepared(self) -> Path:
         path = Path(self.prepared_dir)
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path}: prepared data not found on node {ray.util.get_node_ip_address()}; on a "
                 "multi-node cluster run the sweep from a checkout every node mounts at the same path"
             )
@@ -155,7 +156,7 @@ class _RequireMetric(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and self.metric not in trainer.callback_metrics:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
-            raise ValueError(f"tune metric {self.metric!r} is not logged by the module (logged: {logged})")
+            raise InputError(f"tune metric {self.metric!r} is not logged by the module (logged: {logged})")
 
 
 @contextlib.contextmanager

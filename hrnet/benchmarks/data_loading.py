@@ -49,6 +49,7 @@ from hrnet.benchmarks.report import (
     write_and_print,
 )
 from hrnet.data.sampling import epoch_loader
+from hrnet.errors import InputError
 
 TASKS = ("pose", "segmentation")
 
@@ -96,7 +97,7 @@ def segmentation_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset,
             image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
             ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, args.seg_png_level])
             if not ok:
-                raise ValueError(f"{image_path}: cannot re-encode")
+                raise InputError(f"{image_path}: cannot re-encode")
             Path(image_path).write_bytes(buf.tobytes())
     ch, cw = args.seg_crop_size
     dataset = CityscapesSegDataset(
@@ -349,7 +350,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench-data``; returns the process exit code."""
     if min(args.batch_size, args.repeats, args.threads, args.pose_images, args.seg_images) < 1:
-        raise ValueError("--batch-size, --repeats, --threads, --pose-images and --seg-images must be >= 1")
+        raise InputError("--batch-size, --repeats, --threads, --pose-images and --seg-images must be >= 1")
     report = benchmark(args, log=progress_log(args.json))
     out = args.out or RESULTS_DIR / "bench_data_{}.json".format("_".join(args.tasks))
     write_and_print(report, out, format_table, args.json)

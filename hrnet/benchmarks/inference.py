@@ -29,6 +29,7 @@ import torch
 
 from hrnet.benchmarks.report import RESULTS_DIR, machine_info, make_report, utc_now, write_and_print
 from hrnet.benchmarks.workload import build_ours, build_timm
+from hrnet.errors import InputError
 
 Runner = Callable[[torch.Tensor], Any]
 
@@ -154,7 +155,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if min(args.batch_size, args.repeats, args.infer_steps) < 1 or args.warmup < 0:
-        raise ValueError("--batch-size, --repeats and --infer-steps must be >= 1, --warmup >= 0")
+        raise InputError("--batch-size, --repeats and --infer-steps must be >= 1, --warmup >= 0")
     report = benchmark(args, log=(lambda _m: None) if args.json else print)
     name = f"inference_{args.model}_{args.task}_{args.head}_{args.input_size[0]}x{args.input_size[1]}"
     out = args.out or RESULTS_DIR / f"{name}_b{args.batch_size}_t{report['config']['threads']}.json"

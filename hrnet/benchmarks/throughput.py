@@ -70,6 +70,7 @@ from hrnet.benchmarks.workload import (
     matmul_gflops,
     resolve_device,
 )
+from hrnet.errors import InputError
 
 DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
 PRECISIONS = ("fp32", "bf16-mixed")
@@ -404,19 +405,19 @@ def run(args: argparse.Namespace) -> int:
 
         return inference.run(args)
     if min(args.batch_size, args.repeats, args.steps, args.infer_steps) < 1 or args.warmup < 0:
-        raise ValueError("--batch-size, --repeats, --steps and --infer-steps must be >= 1, --warmup >= 0")
+        raise InputError("--batch-size, --repeats, --steps and --infer-steps must be >= 1, --warmup >= 0")
     if args.compile and not hasattr(torch, "compile"):
-        raise ValueError("torch.compile is not available in this torch build")
+        raise InputError("torch.compile is not available in this torch build")
     if not args.no_timm:
         try:
             import timm
         except ImportError:
-            raise ValueError("timm is not installed (pip install timm, or pass --no-timm)") from None
+            raise InputError("timm is not installed (pip install timm, or pass --no-timm)") from None
         name = args.timm_model or args.model
         if name not in timm.list_models("hrnet*"):
-            raise ValueError(f"timm has no model {name!r}; pass --timm-model or --no-timm")
+            raise InputError(f"timm has no model {name!r}; pass --timm-model or --no-timm")
         if any(v % 32 for v in args.input_size):
-            raise ValueError("timm's HRNet upsamples by fixed factors: --input-size must be multiples of 32 "
+            raise InputError("timm's HRNet upsamples by fixed factors: --input-size must be multiples of 32 "
                              "(or pass --no-timm)")  # fmt: skip
     report = benchmark(args, log=progress_log(args.json))
     device = torch.device(report["config"]["device"])

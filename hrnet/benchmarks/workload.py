@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.errors import InputError
+
 IGNORE_INDEX = 255
 LOSSES = {
     "pose": "JointsMSELoss (all joint weights 1) on random heatmap targets",
@@ -76,7 +78,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise InputError(f"--device {name}: CUDA is not available on this machine")
     return device
 
 

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
+from hrnet.errors import DataError, MissingFileError
+
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 IGNORE_INDEX = 255
@@ -51,19 +53,19 @@ def check_label_ids(label: np.ndarray, path: str | Path) -> None:
     present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
     bad = [int(v) for v in present if not KNOWN_LABEL_IDS[v]]
     if bad:
-        raise ValueError(f"{path}: label ids {bad} are not in the Cityscapes label table")
+        raise DataError(f"{path}: label ids {bad} are not in the Cityscapes label table")
 
 
 def read_label_ids(path: str | Path) -> np.ndarray:
     """Decode a labelIds PNG to a (H, W) uint8 array; bad files raise one-line errors."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: label file not found")
+        raise MissingFileError(f"{path}: label file not found")
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if label is None:
-        raise ValueError(f"{path}: not a decodable label image")
+        raise DataError(f"{path}: not a decodable label image")
     if label.ndim != 2 or label.dtype != np.uint8:
-        raise ValueError(
+        raise DataError(
             f"{path}: label must be a single-channel 8-bit PNG, got shape {label.shape} {label.dtype}"
         )
     check_label_ids(label, path)
@@ -75,7 +77,7 @@ def png_header(path: Path) -> tuple[int, int, int, int]:
     with open(path, "rb") as handle:
         head = handle.read(26)
     if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise ValueError(f"{path}: not a PNG file")
+        raise DataError(f"{path}: not a PNG file")
     width, height, depth, color = struct.unpack(">IIBB", head[16:26])
     return width, height, depth, color
 
@@ -99,27 +101,27 @@ def list_cityscapes_pairs(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: Cityscapes root not found")
+        raise MissingFileError(f"{root}: Cityscapes root not found")
     image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
     for folder in (image_dir, label_dir):
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: split folder not found")
+            raise MissingFileError(f"{folder}: split folder not found")
     images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not images:
-        raise ValueError(f"{image_dir}: no <city>/*{IMAGE_SUFFIX} files")
+        raise DataError(f"{image_dir}: no <city>/*{IMAGE_SUFFIX} files")
     pairs = []
     for image_path in images:
         label_path = label_path_for(image_path, root, split)
         if not label_path.is_file():
-            raise FileNotFoundError(f"{label_path}: label file not found (for {image_path.name})")
+            raise MissingFileError(f"{label_path}: label file not found (for {image_path.name})")
         iw, ih, _, _ = png_header(image_path)
         lw, lh, depth, color = png_header(label_path)
         if (depth, color) != (8, 0):
-            raise ValueError(
+            raise DataError(
                 f"{label_path}: label must be an 8-bit greyscale PNG (depth {depth}, colour type {color})"
             )
         if (iw, ih) != (lw, lh):
-            raise ValueError(f"{label_path}: label size {lw}x{lh} differs from image size {iw}x{ih}")
+            raise DataError(f"{label_path}: label size {lw}x{lh} differs from image size {iw}x{ih}")
         if check_label_values:
             read_label_ids(label_path)
         pairs.append((image_path, label_path))

@@ -19,6 +19,7 @@ from pathlib import Path
 from pycocotools.coco import COCO
 
 from hrnet.data.coco_constants import NUM_KEYPOINTS
+from hrnet.errors import DataError, MissingFileError
 
 PERSON_CATEGORY_ID = 1
 SOURCES = ("synthetic", "coco")
@@ -40,12 +41,12 @@ def coco_layout(
         ann_file = root / "annotations" / f"{annotations}_{split}2017.json"
         image_dir = root / f"{split}2017"
     else:
-        raise ValueError(f"unknown dataset source {source!r}; expected one of {', '.join(SOURCES)}")
+        raise DataError(f"unknown dataset source {source!r}; expected one of {', '.join(SOURCES)}")
     if must_exist:
         if not ann_file.is_file():
-            raise FileNotFoundError(f"{ann_file}: annotation file not found ({source} layout)")
+            raise MissingFileError(f"{ann_file}: annotation file not found ({source} layout)")
         if not image_dir.is_dir():
-            raise FileNotFoundError(f"{image_dir}: image directory not found ({source} layout)")
+            raise MissingFileError(f"{image_dir}: image directory not found ({source} layout)")
     return ann_file, image_dir
 
 
@@ -67,7 +68,7 @@ def clean_bbox(bbox: list[float], width: int, height: int) -> list[float] | None
 
 def _load_coco(ann_file: Path, dataset: dict | None = None) -> COCO:
     if dataset is None and not ann_file.is_file():
-        raise FileNotFoundError(f"{ann_file}: annotation file not found")
+        raise MissingFileError(f"{ann_file}: annotation file not found")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
             if dataset is None:
@@ -77,7 +78,7 @@ def _load_coco(ann_file: Path, dataset: dict | None = None) -> COCO:
             coco.createIndex()
             return coco
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{ann_file}: not a valid COCO annotation file ({exc})") from exc
+        raise DataError(f"{ann_file}: not a valid COCO annotation file ({exc})") from exc
 
 
 def load_person_instances(
@@ -93,7 +94,7 @@ def load_person_instances(
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     coco = _load_coco(ann_file, dataset)
     if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: image directory not found")
+        raise MissingFileError(f"{image_dir}: image directory not found")
     records: list[dict] = []
     for image_id in sorted(coco.getImgIds()):
         image = coco.imgs[image_id]
@@ -107,7 +108,7 @@ def load_person_instances(
                 continue
             flat = ann.get("keypoints") or [0] * (3 * NUM_KEYPOINTS)
             if len(flat) != 3 * NUM_KEYPOINTS:
-                raise ValueError(
+                raise DataError(
                     f"{ann_file}: annotation {ann['id']} has {len(flat)} keypoint values, "
                     f"expected {3 * NUM_KEYPOINTS}"
                 )

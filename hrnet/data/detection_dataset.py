@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from hrnet.data.coco_reader import coco_layout
 from hrnet.data.images import read_image
 from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
+from hrnet.errors import DataError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +69,20 @@ def detection_layout(
 def _read_coco(ann_file: Path) -> COCO:
     """Parses and checks the instances JSON; every error is one line naming the file."""
     if not ann_file.is_file():
-        raise FileNotFoundError(f"{ann_file}: annotation file not found")
+        raise MissingFileError(f"{ann_file}: annotation file not found")
     try:
         data = json.loads(ann_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(
+        raise DataError(
             f"{ann_file}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
         ) from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{ann_file}: not UTF-8 text ({err.reason})") from None
+        raise DataError(f"{ann_file}: not UTF-8 text ({err.reason})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{ann_file}: expected a JSON object with images/annotations/categories")
+        raise DataError(f"{ann_file}: expected a JSON object with images/annotations/categories")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"{ann_file}: missing or non-list {key!r}")
+            raise DataError(f"{ann_file}: missing or non-list {key!r}")
     for image in data["images"]:
         _check_image(ann_file, image)
     image_ids = {im.get("id") for im in data["images"] if isinstance(im, dict)}
@@ -105,7 +106,7 @@ def _check_image(ann_file: Path, image: Any) -> None:
         or ".." in PurePosixPath(name.replace("\\", "/")).parts
     ):
         image_id = image.get("id") if isinstance(image, dict) else None
-        raise ValueError(
+        raise DataError(
             f"{ann_file}: image id {image_id}: file_name is {name!r} "
             "(expected a file name inside the split's image folder)"
         )
@@ -115,18 +116,18 @@ def _check_annotation(ann_file: Path, ann: Any, image_ids: set, category_ids: se
     ann_id = ann.get("id") if isinstance(ann, dict) else None
     where = f"{ann_file}: annotation id {ann_id}"
     if not isinstance(ann, dict) or not {"id", "image_id", "category_id", "bbox"} <= ann.keys():
-        raise ValueError(f"{where}: needs id, image_id, category_id and bbox")
+        raise DataError(f"{where}: needs id, image_id, category_id and bbox")
     if ann["image_id"] not in image_ids:
-        raise ValueError(f"{where}: image_id {ann['image_id']} is not in 'images'")
+        raise DataError(f"{where}: image_id {ann['image_id']} is not in 'images'")
     if ann["category_id"] not in category_ids:
-        raise ValueError(f"{where}: category_id {ann['category_id']} is not in 'categories'")
+        raise DataError(f"{where}: category_id {ann['category_id']} is not in 'categories'")
     bbox = ann["bbox"]
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-        raise ValueError(f"{where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
+        raise DataError(f"{where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
     if not all(math.isfinite(v) for v in bbox):
-        raise ValueError(f"{where}: bbox has a non-finite value {bbox!r}")
+        raise DataError(f"{where}: bbox has a non-finite value {bbox!r}")
     if bbox[2] < 0 or bbox[3] < 0:
-        raise ValueError(f"{where}: bbox has negative size (w={bbox[2]}, h={bbox[3]})")
+        raise DataError(f"{where}: bbox has negative size (w={bbox[2]}, h={bbox[3]})")
 
 
 def _categories(coco: COCO) -> CategoryMap:
@@ -229,7 +230,7 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         image = read_image_tensor(record["file_name"])
         if image.shape[1:] != (record["height"], record["width"]):
-            raise ValueError(
+            raise DataError(
                 f"{record['file_name']}: image is {image.shape[2]}x{image.shape[1]}, "
                 f"annotations say {record['width']}x{record['height']}"
             )
@@ -313,7 +314,7 @@ class DetectionDataModule(pl.LightningDataModule):
             train_ann, train_dir = self._layout("train")
             self.train_records, train_categories = load_detection_split(train_ann, train_dir, drop_empty=True)
             if train_categories != val_categories:
-                raise ValueError(f"{train_ann}: categories differ from those of {val_ann}")
+                raise DataError(f"{train_ann}: categories differ from those of {val_ann}")
         self.categories = val_categories
 
     def _loader(self, records: list[dict], train: bool) -> DataLoader:

@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hrnet.errors import DataError, MissingFileError
+
 try:  # libspng decodes a 2048x1024 Cityscapes frame ~20% faster than OpenCV's libpng (extra `fast`)
     import pyspng
 except ImportError:  # pragma: no cover - depends on the environment
@@ -35,22 +37,22 @@ def read_image(path: str | Path, *, rgb: bool = True, exif_orientation: bool = F
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file not found") from None
+        raise MissingFileError(f"{path}: image file not found") from None
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from None
     if not data:
-        raise ValueError(f"{path}: image file is empty")
+        raise DataError(f"{path}: image file is empty")
     if truncated_jpeg(data):
-        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
+        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
     if rgb and pyspng is not None and data[:8] == PNG_SIGNATURE:
         try:
             image = pyspng.load(data)
         except Exception:  # a corrupt or truncated PNG
-            raise ValueError(f"{path}: not a decodable image") from None
+            raise DataError(f"{path}: not a decodable image") from None
         if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
             return image
     flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
-        raise ValueError(f"{path}: not a decodable image")
+        raise DataError(f"{path}: not a decodable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if rgb else image

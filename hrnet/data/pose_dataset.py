@@ -33,6 +33,7 @@ from hrnet.data.transforms import (
     half_body_transform,
     hflip_matrix,
 )
+from hrnet.errors import DataError, MissingFileError
 from hrnet.io import atomic_write_text, path_reference
 
 log = logging.getLogger(__name__)
@@ -91,23 +92,23 @@ def load_index(path: str | Path) -> PoseIndex:
     """Read and check an index written by ``write_index``; the image dir is resolved."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: prepared index not found (run the prepare stage)")
+        raise MissingFileError(f"{path}: prepared index not found (run the prepare stage)")
     try:
         payload = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a valid index file ({exc})") from exc
+        raise DataError(f"{path}: not a valid index file ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{path}: not an {INDEX_FORMAT} file")
+        raise DataError(f"{path}: not an {INDEX_FORMAT} file")
     if payload.get("version") != INDEX_VERSION:
-        raise ValueError(f"{path}: index version {payload.get('version')} unsupported (want {INDEX_VERSION})")
+        raise DataError(f"{path}: index version {payload.get('version')} unsupported (want {INDEX_VERSION})")
     records = payload["records"]
     for i, rec in enumerate(records):
         missing = [k for k in RECORD_KEYS if k not in rec]
         if missing or len(rec["keypoints"]) != NUM_KEYPOINTS:
-            raise ValueError(f"{path}: record {i} is malformed (missing {missing or 'keypoints rows'})")
+            raise DataError(f"{path}: record {i} is malformed (missing {missing or 'keypoints rows'})")
     image_dir = path.parent / payload["image_dir"]
     if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: image directory of index {path} not found")
+        raise MissingFileError(f"{image_dir}: image directory of index {path} not found")
     return PoseIndex(records, image_dir, payload.get("meta", {}))
 
 
@@ -280,7 +281,7 @@ class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
     def _dataset(self, split: str, train: bool) -> tuple[TopDownPoseDataset, PoseIndex]:
         index = load_index(index_path(self.index_dir, self.splits[split]))
         if not index.records:
-            raise ValueError(f"{index_path(self.index_dir, self.splits[split])}: index has no records")
+            raise DataError(f"{index_path(self.index_dir, self.splits[split])}: index has no records")
         dataset = TopDownPoseDataset(
             index.records, index.image_dir, self.input_size, self.codec, train, self.aug, seed=self.seed
         )

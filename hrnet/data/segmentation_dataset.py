@@ -29,6 +29,7 @@ from hrnet.data.cityscapes import (
 from hrnet.data.images import read_image
 from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
+from hrnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ class CityscapesSegDataset(Dataset):
     def _check_pair(self, index: int, image: np.ndarray, label: np.ndarray) -> None:
         if image.shape[:2] != label.shape:
             (lh, lw), (ih, iw) = label.shape, image.shape[:2]
-            raise ValueError(
-                f"{self.pairs[index][1]}: label size {lw}x{lh} differs from image size {iw}x{ih}"
-            )
+            raise DataError(f"{self.pairs[index][1]}: label size {lw}x{lh} differs from image size {iw}x{ih}")
 
     def _train_warp(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """2x3 matrix taking source pixels to the augmented crop (scale, crop offset, flip)."""

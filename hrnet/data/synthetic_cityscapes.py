@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from hrnet.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+from hrnet.errors import InputError
 from hrnet.io import atomic_path
 
 CITIES = {"train": ("synthville", "pixelburg"), "val": ("renderstadt",)}
@@ -576,9 +577,9 @@ def generate_cityscapes(
     ``image_size`` is (width, height). Returns a summary (counts, cities, label-id pixel counts).
     """
     if num_train < 0 or num_val < 0:
-        raise ValueError(f"image counts must be >= 0, got {num_train}, {num_val}")
+        raise InputError(f"image counts must be >= 0, got {num_train}, {num_val}")
     if min(image_size) < 16:
-        raise ValueError(f"image_size must be at least 16x16, got {image_size}")
+        raise InputError(f"image_size must be at least 16x16, got {image_size}")
     root, size = Path(root), (int(image_size[0]), int(image_size[1]))
     summary: dict = {"root": str(root), "seed": seed, "image_size": list(size)}
     for split, count in (("train", num_train), ("val", num_val)):

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hrnet.data.coco_constants import NUM_KEYPOINTS, PERSON_CATEGORY
+from hrnet.errors import InputError
 
 SPLITS = {"train": 0, "val": 1}
 VAL_ID_OFFSET = 1_000_000
@@ -481,12 +482,12 @@ def generate_coco_keypoints(
     ``image_size`` is (width, height); ``persons_per_image`` an inclusive (min, max) range.
     """
     if num_train_images < 0 or num_val_images < 0:
-        raise ValueError("image counts must be >= 0")
+        raise InputError("image counts must be >= 0")
     lo, hi = persons_per_image
     if not 0 <= lo <= hi:
-        raise ValueError(f"persons_per_image must be 0 <= min <= max, got {persons_per_image}")
+        raise InputError(f"persons_per_image must be 0 <= min <= max, got {persons_per_image}")
     if min(image_size) < 32:
-        raise ValueError(f"image_size must be at least 32x32, got {image_size}")
+        raise InputError(f"image_size must be at least 32x32, got {image_size}")
     root = Path(root)
     size = (int(image_size[0]), int(image_size[1]))
     summary: dict = {"root": str(root), "seed": seed, "image_size": list(size)}

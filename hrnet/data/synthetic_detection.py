@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from hrnet.data.coco_constants import coco_category
+from hrnet.errors import InputError
 from hrnet.io import atomic_directory, atomic_write_json
 
 CATEGORY_NAMES = ("person", "car", "train", "traffic light", "stop sign", "sports ball", "bottle", "hot dog")
@@ -415,11 +416,11 @@ def generate_coco_detection(
     (an object that cannot be placed visibly enough is skipped). Returns per-split counts.
     """
     if num_train_images < 0 or num_val_images < 0:
-        raise ValueError("image counts must be >= 0")
+        raise InputError("image counts must be >= 0")
     if not 0 <= objects_per_image[0] <= objects_per_image[1]:
-        raise ValueError(f"objects_per_image must be 0 <= min <= max, got {objects_per_image}")
+        raise InputError(f"objects_per_image must be 0 <= min <= max, got {objects_per_image}")
     if min(image_size) < 32:
-        raise ValueError(f"image_size must be at least 32x32, got {image_size}")
+        raise InputError(f"image_size must be at least 32x32, got {image_size}")
     root = Path(root)
     size = (int(image_size[0]), int(image_size[1]))
     objects = (int(objects_per_image[0]), int(objects_per_image[1]))

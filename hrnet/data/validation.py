@@ -47,6 +47,7 @@ from tqdm import tqdm
 from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.coco_reader import PERSON_CATEGORY_ID, coco_layout, load_person_instances
 from hrnet.data.images import truncated_jpeg
+from hrnet.errors import DataError, MissingFileError
 from hrnet.io import atomic_write_json, atomic_write_text
 
 OnBadSample = Literal["fail", "skip"]
@@ -58,10 +59,6 @@ IMAGE_FIELDS = ("id", "file_name", "width", "height")
 ANNOTATION_FIELDS = ("id", "image_id", "category_id")
 PERSON_FIELDS = (*ANNOTATION_FIELDS, "bbox", "area", "iscrowd", "keypoints")
 NUM_KEYPOINT_VALUES = 3 * NUM_KEYPOINTS
-
-
-class DataError(ValueError):
-    """Bad input data; the message is one line naming the file (and the record)."""
 
 
 # ----------------------------------------------------------------------------- issue log
@@ -231,22 +228,22 @@ def locate_split(source: str, root: Path, split: str) -> tuple[Path, Path]:
     root = Path(root)
     layout = _layout_text(source, split)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: data.root does not exist (expected a folder holding {layout})")
+        raise MissingFileError(f"{root}: data.root does not exist (expected a folder holding {layout})")
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data.root is not a folder (expected a folder holding {layout})")
+        raise MissingFileError(f"{root}: data.root is not a folder (expected a folder holding {layout})")
     ann_file, image_dir = coco_layout(source, root, split, must_exist=False)
     if not ann_file.is_file():
         found = _nearby(root, "person_keypoints_*.json", dirs=False)
         hint = f"; found {', '.join(found)}" if found else ""
         if not (root / "annotations").is_dir():
             hint = f"; there is no annotations/ folder{hint}"
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{ann_file}: annotation file of split {split!r} not found (expected {layout}{hint})"
         )
     if not image_dir.is_dir():
         found = [f for f in _nearby(root, image_dir.name, dirs=True) if f != f"{image_dir.name}/"]
         hint = f"; found {', '.join(found)}" if found else ""
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{image_dir}: image folder of split {split!r} not found (expected {layout}{hint})"
         )
     return ann_file, image_dir
@@ -260,7 +257,7 @@ def read_annotation_file(ann_file: Path) -> dict[str, Any]:
     try:
         raw = ann_file.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{ann_file}: annotation file not found") from None
+        raise MissingFileError(f"{ann_file}: annotation file not found") from None
     except OSError as exc:
         raise DataError(f"{ann_file}: cannot read the file ({exc.strerror}) ({expected})") from None
     try:

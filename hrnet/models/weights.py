@@ -40,6 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hrnet.errors import MissingFileError, UserError
+
 from .backbone import HighResolutionNet
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read or does not fit the model."""
 
 
@@ -106,7 +108,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Read a checkpoint's tensors with ``torch.load(weights_only=True)`` and unwrap containers."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingFileError(f"checkpoint {path} does not exist")
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

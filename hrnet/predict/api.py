@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hrnet.errors import InputError
 from hrnet.evaluation.nms import oks_nms
 from hrnet.predict import tasks
 
@@ -61,7 +62,7 @@ class ModelPackage:
 
     def _require(self, task: str) -> None:
         if self.task != task:
-            raise ValueError(f"{self.path}: a {self.task} package; this call needs a {task} package")
+            raise InputError(f"{self.path}: a {self.task} package; this call needs a {task} package")
 
     def predict(
         self,
@@ -94,7 +95,7 @@ class ModelPackage:
         scoring at least ``box_threshold`` (rescored and OKS-NMS'd as the official evaluation)."""
         self._require("pose")
         if boxes is None and detector is None:
-            raise ValueError(NO_BOXES)
+            raise InputError(NO_BOXES)
         box_scores: list[np.ndarray]
         if boxes is None:
             boxes, box_scores = detector.person_boxes(images, box_threshold)

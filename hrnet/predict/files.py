@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from hrnet.data.images import read_image
+from hrnet.errors import InputError, MissingFileError
 from hrnet.io import atomic_directory
 
 if TYPE_CHECKING:
@@ -32,13 +33,13 @@ def list_images(source: Path) -> list[Path]:
     if source.is_dir():
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
-            raise ValueError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            raise InputError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
         return images
     if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such image, folder or video")
+        raise MissingFileError(f"{source}: no such image, folder or video")
     if source.suffix.lower() not in IMAGE_SUFFIXES:
         kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        raise ValueError(f"{source}: expected an image, a folder of images or a video ({kinds})")
+        raise InputError(f"{source}: expected an image, a folder of images or a video ({kinds})")
     return [source]
 
 
@@ -48,11 +49,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def _box_list(path: Path, where: str, items: Any) -> list[list[float]]:
     if not isinstance(items, list):
-        raise ValueError(f"{path}: {where} is {items!r}; expected a list of [x, y, w, h] boxes")
+        raise InputError(f"{path}: {where} is {items!r}; expected a list of [x, y, w, h] boxes")
     boxes = [item.get("bbox") if isinstance(item, dict) else item for item in items]
     for i, box in enumerate(boxes):
         if not isinstance(box, list) or len(box) != 4 or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"{path}: {where} box {i} is {box}; expected [x, y, w, h] with w, h > 0")
+            raise InputError(f"{path}: {where} box {i} is {box}; expected [x, y, w, h] with w, h > 0")
     return [[float(v) for v in box] for box in boxes]
 
 
@@ -62,14 +63,14 @@ def read_boxes(path: Path, names: Sequence[str]) -> list[list[list[float]]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read boxes ({exc})") from None
+        raise InputError(f"{path}: cannot read boxes ({exc})") from None
     if isinstance(data, dict):
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise ValueError(f"{path}: boxes for {unknown[0]!r}, which is not among the input images")
+            raise InputError(f"{path}: boxes for {unknown[0]!r}, which is not among the input images")
         return [_box_list(path, name, data.get(name, [])) for name in names]
     if len(names) != 1:
-        raise ValueError(
+        raise InputError(
             f'{path}: a plain box list serves one image; for a folder give {{"<file name>": [boxes]}}'
         )
     return [_box_list(path, "", data)]
@@ -81,7 +82,7 @@ class Frames:
     def __init__(self, path: Path) -> None:
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
-            raise ValueError(f"{path}: not a readable video")
+            raise InputError(f"{path}: not a readable video")
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
         self.count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
 
@@ -126,10 +127,10 @@ def predict_files(
     if package.task == "pose" and boxes is None and detector is None:
         from hrnet.predict.api import NO_BOXES
 
-        raise ValueError(NO_BOXES)
+        raise InputError(NO_BOXES)
     video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     if video and boxes is not None:
-        raise ValueError(f"{boxes}: --boxes serves images; for a video give --detector DIR")
+        raise InputError(f"{boxes}: --boxes serves images; for a video give --detector DIR")
     with atomic_directory(out_dir) as tmp:
         drawer = Drawer(package, tmp, threshold)
         if video:
@@ -167,5 +168,5 @@ def _video_writer(path: Path, fps: float, shape: tuple[int, ...]) -> cv2.VideoWr
     height, width = shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot write mp4 video here")
+        raise InputError(f"{path}: OpenCV cannot write mp4 video here")
     return writer

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet.errors import InputError
+
 
 class TorchRunner:
     """Calls a loaded exported program (or any module) without autograd, in channels_last.
@@ -36,7 +38,7 @@ class OnnxRunner:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ValueError(
+            raise InputError(
                 f"{path}: ONNX package needs onnxruntime; install the project's onnx extra "
                 "(pip install -e '.[onnx]')"
             ) from None

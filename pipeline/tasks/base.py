@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from hrnet.config import Params
+from hrnet.errors import MissingFileError
 from hrnet.io import path_reference
 
 INDEX_DIR = Path("index")  # inside the prepared-data folder
@@ -25,7 +26,7 @@ def read_index(prepared_dir: Path, role: str) -> dict:
     """The prepared index of ``role`` ("train" or "val") with its file references resolved."""
     path = Path(prepared_dir) / INDEX_DIR / f"{role}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: prepared index not found (run the prepare stage)")
+        raise MissingFileError(f"{path}: prepared index not found (run the prepare stage)")
     index = json.loads(path.read_text())
     resolve = path.parent.__truediv__  # an absolute reference stays absolute
     if "pairs" in index:
