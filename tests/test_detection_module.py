@@ -12,13 +12,9 @@ import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
 from hrnet.data.synthetic_detection import CATEGORIES, generate_coco_detection
+from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
 from hrnet.tasks import detection
-from hrnet.tasks.detection import (
-    SMALL_IMAGE_SETTINGS,
-    DetectionModule,
-    build_detector,
-    gather_predictions,
-)
+from hrnet.tasks.detection import DetectionModule, gather_predictions
 from hrnet.tasks.optim import warmup_lambda
 
 torch.set_num_threads(1)
@@ -100,3 +96,17 @@ def test_lr_schedules() -> None:
         and cosine(60) == pytest.approx(0.5)
         and cosine(110) == pytest.approx(0.0)
     )
+
+
+def test_create_model_builds_the_detector_torchvision_style():
+    import hrnet
+
+    model = hrnet.create_model(
+        "hrnet_w18_small", task="detection", head="v2p", num_outputs=3, pyramid_channels=32,
+        detector="fcos", min_size=128, max_size=160, fusion="final",
+    )  # fmt: skip
+    assert type(model).__name__ == "FCOS" and model.backbone.out_channels == 32
+    assert model.backbone.backbone.config.fusion == "final"  # an architecture option reaches the backbone
+    model.eval()
+    [out] = model([torch.rand(3, 128, 160)])
+    assert set(out) == {"boxes", "scores", "labels"}

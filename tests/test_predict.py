@@ -23,7 +23,7 @@ def _meta(task, head, **extra):
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):
-    from hrnet.tasks.detection import SMALL_IMAGE_SETTINGS, build_detector
+    from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("dist")

@@ -156,6 +156,7 @@ def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(
     assert 0.0 <= metrics(project)["AP"] <= 1.0
 
 
+@pytest.mark.timeout(1800)  # eleven dvc runs: about 5 min on 2 idle cores
 def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path):
     project = make_project(
         tmp_path / "project", train={"epochs": 2, "num_workers": 0, "limit_train_batches": 2}

@@ -15,7 +15,8 @@ from .configs import MODEL_CONFIGS, HRNetConfig, get_config
 from .necks import HEADS, V1Neck, V2Neck, V2pNeck, build_neck
 from .weights import load_pretrained
 
-TASKS = ("pose", "segmentation")
+DENSE_TASKS = ("pose", "segmentation")  # a task head on one map: what summary and bench measure
+TASKS = (*DENSE_TASKS, "detection")
 Neck = V1Neck | V2Neck | V2pNeck
 
 
@@ -119,7 +120,9 @@ def create_model(
 ) -> nn.Module:
     """Build a task model: ``backbone`` -> ``neck`` (v1/v2/v2p) -> task head.
 
-    ``num_outputs`` is the number of keypoints (pose) or classes (segmentation). ``overrides``
+    ``num_outputs`` is the number of keypoints (pose), classes (segmentation) or object categories
+    (detection: a torchvision detector from :func:`hrnet.models.detection.build_detector`, whose
+    options, e.g. ``detector="fcos"``, ``min_size``, go in ``overrides`` too). ``overrides``
     replace config fields, e.g. ``upsample_mode="bilinear"`` as in the official segmentation code,
     or the architecture options ``fusion``, ``fusion_downsample``, ``fusion_op``, ``streams``.
     ``pyramid_channels``: width of the V2p level (256 in the paper); these models read only the
@@ -127,6 +130,14 @@ def create_model(
     heatmaps from that branch (0: stride 4 ... 3: stride 32), the paper's resolution study.
     ``pretrained`` is a checkpoint path loaded with :func:`load_pretrained`.
     """
+    if task == "detection":  # torchvision's Faster R-CNN (or FCOS, detector="fcos") on the backbone
+        from hrnet.models.detection import build_detector
+
+        architecture = {k: overrides.pop(k) for k in list(overrides) if k in HRNetConfig.field_names()}
+        return build_detector(
+            name, head, num_outputs, pretrained=pretrained, pyramid_channels=pyramid_channels,
+            model_options=architecture, **overrides,
+        )  # fmt: skip
     config = resolve_config(name, **overrides)
     if task not in _TASK_MODELS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")

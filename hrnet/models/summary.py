@@ -15,7 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .configs import VARIANT_CHOICES
-from .factory import TASKS, create_model
+from .factory import DENSE_TASKS, create_model
 from .necks import HEADS
 
 DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
@@ -56,7 +56,7 @@ def summarize(
     ``fusion_downsample``, ``fusion_op``, ``streams``, ``pyramid_channels``, ...).
     """
     if task not in DEFAULT_OUTPUTS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(DENSE_TASKS)}")
     outputs = DEFAULT_OUTPUTS[task] if num_outputs is None else num_outputs
     height, width = (int(v) for v in input_size)
     with torch.device("meta"):
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hrnet summary``."""
     parser.description = "Print the parameter count and multiply-adds (MACs) of an HRNet model. " + PAPER_NOTE
     parser.add_argument("--model", default="hrnet_w32", help="variant name (see list_models())")
-    parser.add_argument("--task", default="pose", choices=TASKS)
+    parser.add_argument("--task", default="pose", choices=DENSE_TASKS)
     parser.add_argument("--head", default="v1", choices=HEADS, help="representation head")
     parser.add_argument(
         "--input-size",

@@ -21,7 +21,8 @@ from hrnet.evaluation.coco_boxes import (
     to_coco_detections,
 )
 from hrnet.io import atomic_write_json
-from hrnet.tasks.detection import SMALL_IMAGE_SETTINGS, DetectionModule
+from hrnet.models.detection import SMALL_IMAGE_SETTINGS
+from hrnet.tasks.detection import DetectionModule
 from pipeline.common import PREPARED_DIR
 from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
 
