@@ -43,9 +43,9 @@ class PoseModel(nn.Module):
 
     On V2p, ``level_norm`` (BatchNorm + ReLU) comes first: the HRFPN level is a purely linear map
     (1x1 then 3x3 conv, no normalisation or activation, kept so for detection), zero-mean and about
-    3.6x the scale of the backbone's BN + ReLU output at init, so Adam's steps moved the heatmaps
-    ~10x more per step than on V1 and pose trained far worse (tests/test_v2p_pose.py; the
-    measurements are in the README). V1 and V2 read BN + ReLU outputs already: ``nn.Identity``.
+    3.6x the scale of the backbone's BN + ReLU output at init, so each Adam step moved the heatmaps
+    ~10x more than on V1: the first epoch's mean train loss was 1.6x V1's (tests/test_v2p_pose.py).
+    V1 and V2 read BN + ReLU outputs already: ``nn.Identity``, no new keys.
 
     When the neck reads a coarser branch (the resolution study, ``read_branch`` > 0) the heatmaps
     are upsampled bilinearly to 1/4 of the input, where the targets are.
