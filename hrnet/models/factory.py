@@ -42,6 +42,12 @@ class HRNetFeatures(nn.Module):
 class PoseModel(nn.Module):
     """Heatmap regression: a 1x1 conv (``final_layer``) on the finest map -> (N, K, H/4, W/4).
 
+    On V2p, ``level_norm`` (BatchNorm + ReLU) comes first: the HRFPN level is a purely linear map
+    (1x1 then 3x3 conv, no normalisation or activation, kept so for detection), zero-mean and about
+    3.6x the scale of the backbone's BN + ReLU output at init, so each Adam step moved the heatmaps
+    ~10x more than on V1: the first epoch's mean train loss was 1.6x V1's (tests/test_v2p_pose.py).
+    V1 and V2 read BN + ReLU outputs already: ``nn.Identity``, no new keys.
+
     When the neck reads a coarser branch (the resolution study, ``read_branch`` > 0) the heatmaps
     are upsampled bilinearly to 1/4 of the input, where the targets are.
     """
@@ -50,12 +56,15 @@ class PoseModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.neck = neck
+        self.level_norm: nn.Module = nn.Identity()
+        if isinstance(neck, V2pNeck):
+            self.level_norm = nn.Sequential(nn.BatchNorm2d(neck.out_channels), nn.ReLU(inplace=True))
         self.final_layer = nn.Conv2d(neck.out_channels, num_outputs, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)
         nn.init.zeros_(self.final_layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        heatmaps = self.final_layer(self.neck(self.backbone(x))["0"])
+        heatmaps = self.final_layer(self.level_norm(self.neck(self.backbone(x))["0"]))
         size = (-(-x.shape[-2] // 4), -(-x.shape[-1] // 4))  # the stride-4 branch: ceil(H/4) x ceil(W/4)
         if tuple(heatmaps.shape[-2:]) != size:
             heatmaps = F.interpolate(
