@@ -24,7 +24,7 @@ import yaml
 from conftest import ROOT, tiny_params
 
 from hrnet.data.coco_reader import coco_layout
-from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 from hrnet.data.validation import IssueLog, check_image_file
 from pipeline.common import run_stage
 from pipeline.prepare import prepare

@@ -19,7 +19,7 @@ from hrnet.data.cityscapes import (
 )
 from hrnet.data.images import read_image
 from hrnet.data.segmentation_dataset import CityscapesSegDataset
-from hrnet.data.synthetic_cityscapes import generate_cityscapes, main, render_scene
+from hrnet.data.synthetic.cityscapes import generate_cityscapes, main, render_scene
 
 torch.set_num_threads(1)
 FIXTURE = Path(__file__).parent / "fixtures" / "cityscapes_tiny"

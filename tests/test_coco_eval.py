@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hrnet.data.coco_reader import coco_layout, load_person_instances
-from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 from hrnet.evaluation.coco_keypoints import (
     evaluate_keypoints,
     mean_pose,

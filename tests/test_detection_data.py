@@ -20,7 +20,7 @@ from hrnet.data.detection_dataset import (
     load_detection_split,
     read_categories,
 )
-from hrnet.data.synthetic_detection import CATEGORIES, generate_coco_detection
+from hrnet.data.synthetic.coco_instances import CATEGORIES, generate_coco_detection
 
 torch.set_num_threads(1)
 

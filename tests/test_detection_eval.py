@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrnet.data.synthetic_detection import generate_coco_detection
+from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.evaluation.coco_boxes import (
     BOX_STAT_NAMES,
     center_box_baseline,

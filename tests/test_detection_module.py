@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
-from hrnet.data.synthetic_detection import CATEGORIES, generate_coco_detection
+from hrnet.data.synthetic.coco_instances import CATEGORIES, generate_coco_detection
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
 from hrnet.tasks import detection
 from hrnet.tasks.detection import DetectionModule, gather_predictions

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from conftest import copy_project, project_env, tiny_params
 
-from hrnet.data.synthetic_cityscapes import generate_cityscapes
-from hrnet.data.synthetic_coco import generate_coco_keypoints
-from hrnet.data.synthetic_detection import generate_coco_detection
+from hrnet.data.synthetic.cityscapes import generate_cityscapes
+from hrnet.data.synthetic.coco_instances import generate_coco_detection
+from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from hrnet.data.cityscapes import (
     list_cityscapes_pairs,
     read_label_ids,
 )
-from hrnet.data.synthetic_cityscapes import generate_cityscapes
+from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.evaluation.segmentation import (
     colorize,
     confusion_matrix,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hrnet.data.segmentation_dataset import SegmentationDataModule
-from hrnet.data.synthetic_cityscapes import generate_cityscapes
+from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.tasks.optim import poly_lambda
 from hrnet.tasks.segmentation import OhemCrossEntropy, SegmentationModule
 

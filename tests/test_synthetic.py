@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 
 from hrnet.data.coco_constants import PERSON_CATEGORY
 from hrnet.data.coco_reader import coco_layout, load_person_instances
-from hrnet.data.synthetic_coco import generate_coco_keypoints, main, render_image
+from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints, main, render_image
 
 SIZE = (160, 120)
 

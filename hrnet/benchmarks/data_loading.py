@@ -59,7 +59,7 @@ def pose_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[st
     from hrnet.codecs.heatmap import MSRAHeatmapCodec
     from hrnet.data.coco_reader import coco_layout, load_person_instances
     from hrnet.data.pose_dataset import TopDownPoseDataset
-    from hrnet.data.synthetic_coco import generate_coco_keypoints
+    from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 
     width, height = args.pose_image_size
     if not (root / "annotations").is_dir():
@@ -84,7 +84,7 @@ def pose_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[st
 def segmentation_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[str], dict[str, Any]]:
     from hrnet.data.cityscapes import list_cityscapes_pairs
     from hrnet.data.segmentation_dataset import CityscapesSegDataset
-    from hrnet.data.synthetic_cityscapes import generate_cityscapes
+    from hrnet.data.synthetic.cityscapes import generate_cityscapes
 
     width, height = args.seg_image_size
     if not (root / "leftImg8bit").is_dir():

@@ -1,7 +1,7 @@
 """Pose data: COCO metadata, the synthetic COCO generator, the COCO reader, top-down transforms
 and the dataset/DataModule.
 
-Submodules: ``coco_constants``, ``synthetic_coco`` (``generate_coco_keypoints``), ``coco_reader``
+Submodules: ``coco_constants``, ``synthetic`` (``generate_coco_keypoints``), ``coco_reader``
 (``coco_layout``, ``load_person_instances``), ``transforms`` and ``pose_dataset``
 (``TopDownPoseDataset``, ``PoseDataModule``, ``write_index``/``read_index``). Only the light
 modules are imported here; import ``hrnet.data.pose_dataset`` for the Lightning parts.

@@ -12,7 +12,7 @@ import torch
 
 from hrnet.config import Params
 from hrnet.data.detection_dataset import DetectionDataModule, detection_layout, read_categories
-from hrnet.data.synthetic_detection import generate_coco_detection
+from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.evaluation.coco_boxes import (
     center_box_baseline,
     draw_boxes,

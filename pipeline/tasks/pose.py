@@ -13,7 +13,7 @@ import torch
 
 from hrnet.config import Params
 from hrnet.data.pose_dataset import PoseDataModule, PoseIndex, index_path, load_index, write_index
-from hrnet.data.synthetic_coco import generate_coco_keypoints
+from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 from hrnet.data.validation import check_keypoint_split, locate_split
 from hrnet.evaluation.coco_keypoints import (
     REPORTED_STATS,

@@ -19,7 +19,7 @@ from hrnet.data.cityscapes import (
     read_label_ids,
 )
 from hrnet.data.segmentation_dataset import SegmentationDataModule
-from hrnet.data.synthetic_cityscapes import generate_cityscapes
+from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.evaluation.segmentation import (
     confusion_matrix,
     denormalize,
