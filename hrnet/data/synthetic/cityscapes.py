@@ -17,13 +17,12 @@ unlabeled 0). Output is byte-identical for a given seed (one ``numpy`` Generator
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from hrnet.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+from hrnet.data.synthetic import cli
 from hrnet.data.synthetic.canvas import FlatCanvas, maybe_blur, texture_banks
 from hrnet.data.synthetic.cityscapes_objects import place_objects
 from hrnet.data.synthetic.cityscapes_street import (
@@ -120,18 +119,11 @@ def generate_cityscapes(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--num-train", type=int, default=300)
-    parser.add_argument("--num-val", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--height", type=int, default=256)
-    args = parser.parse_args(argv)
+    args = cli.parser(__doc__, num_train=300, num_val=60, size=(512, 256)).parse_args(argv)
     summary = generate_cityscapes(
         args.root, args.num_train, args.num_val, (args.width, args.height), args.seed
     )
-    print(json.dumps(summary, indent=2))
+    cli.print_summary(summary)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,16 @@ outer contour(s). Output is byte-identical for a given seed (one ``numpy`` Gener
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hrnet.data.synthetic import cli
 from hrnet.data.synthetic.canvas import SubpixelCanvas, add_noise, maybe_blur, noise_bank
 from hrnet.data.synthetic.coco_shapes import CATEGORIES, SHAPES
-from hrnet.data.synthetic.writer import coco_payload, write_coco_json, write_coco_split
+from hrnet.data.synthetic.writer import CocoSplit, write_coco_dataset
 from hrnet.errors import InputError
 
 __all__ = ["CATEGORIES", "generate_coco_detection", "render_image"]
@@ -34,6 +34,14 @@ MAX_COVERED = 0.4  # a new object may hide at most this fraction of an earlier o
 AREA_BANDS = ((0.4, 150.0, 32.0**2), (0.4, 32.0**2, 96.0**2), (0.2, 96.0**2, 125.0**2))
 # Pixel noise: seed of the fixed bank, its margin over the image (crop offsets 0..pad), sigmas.
 NOISE_SEED, NOISE_PAD, NOISE_SIGMAS = 75_312_024, 32, (3, 6, 9)
+OUTPUT = CocoSplit(
+    ann_file="instances_{split}.json",
+    description="HRNet synthetic COCO-format detection",
+    contributor="hrnet.data.synthetic_detection",
+    categories=[dict(c) for c in CATEGORIES],
+    compact_json=False,
+    image_fields={"license": 1},
+)
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -156,27 +164,11 @@ def render_image(
     return maybe_blur(add_noise(image, texture, y0, x0), rng, 0.2), anns
 
 
-def _generate_split(
-    root: Path,
-    split: str,
-    count: int,
-    size: tuple[int, int],
-    objects: tuple[int, int],
-    seed: int,
-    quality: int,
-) -> dict:
-    images, annotations = write_coco_split(
-        root, split, count, seed, lambda rng: render_image(rng, size, objects), quality, {"license": 1}
-    )
-    # contributor: the module's former name, kept so that the json stays byte for byte the same
-    info = {"description": "HRNet synthetic COCO-format detection", "version": "1.0", "year": 2024,
-            "contributor": "hrnet.data.synthetic_detection", "seed": seed}  # fmt: skip
-    payload = coco_payload(info, images, annotations, [dict(c) for c in CATEGORIES])
-    write_coco_json(root / "annotations" / f"instances_{split}.json", payload, compact=False)
+def _split_summary(count: int, annotations: list[dict]) -> dict:
     per_class = {c["name"]: sum(a["category_id"] == c["id"] for a in annotations) for c in CATEGORIES}
     areas = np.asarray([a["area"] for a in annotations])
     return {
-        "images": len(images),
+        "images": count,
         "annotations": len(annotations),
         "per_class": per_class,
         "small_medium_large": [int((areas < 32**2).sum()), int(((areas >= 32**2) & (areas < 96**2)).sum()),
@@ -207,28 +199,21 @@ def generate_coco_detection(
     root = Path(root)
     size = (int(image_size[0]), int(image_size[1]))
     objects = (int(objects_per_image[0]), int(objects_per_image[1]))
-    summary: dict = {"root": str(root), "seed": seed, "image_size": list(size)}
-    for split, count in (("train", num_train_images), ("val", num_val_images)):
-        summary[split] = _generate_split(root, split, count, size, objects, seed, jpeg_quality)
-    return summary
+    render = functools.partial(render_image, size=size, objects=objects)
+    counts = {"train": num_train_images, "val": num_val_images}
+    splits = write_coco_dataset(root, counts, seed, render, OUTPUT, jpeg_quality, _split_summary)
+    return {"root": str(root), "seed": seed, "image_size": list(size), **splits}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--num-train", type=int, default=2000)
-    parser.add_argument("--num-val", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--height", type=int, default=128)
-    parser.add_argument("--min-objects", type=int, default=1)
-    parser.add_argument("--max-objects", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = cli.parser(
+        __doc__, num_train=2000, num_val=200, size=(128, 128), per_image=("objects", 1, 5)
+    ).parse_args(argv)
     summary = generate_coco_detection(
         args.root, args.num_train, args.num_val, (args.width, args.height),
         (args.min_objects, args.max_objects), args.seed,
     )  # fmt: skip
-    print(json.dumps(summary, indent=2))
+    cli.print_summary(summary)
 
 
 if __name__ == "__main__":

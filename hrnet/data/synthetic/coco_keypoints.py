@@ -15,23 +15,30 @@ it. Output is byte-identical for a given seed (one ``numpy`` Generator per image
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hrnet.data.coco_constants import PERSON_CATEGORY
+from hrnet.data.synthetic import cli
 from hrnet.data.synthetic.canvas import SubpixelCanvas, add_noise, maybe_blur, noise_bank, shade
 from hrnet.data.synthetic.coco_figures import JOINT_PARTS, draw_figure, palette, place_figures, unit
-from hrnet.data.synthetic.writer import coco_payload, write_coco_json, write_coco_split
+from hrnet.data.synthetic.writer import CocoSplit, write_coco_dataset
 from hrnet.errors import InputError
 
 FACE_JOINTS = (0, 1, 2)
 MIN_VISIBLE_FRACTION = 0.25
 # Pixel noise: seed of the fixed bank, its margin over the image (crop offsets 0..pad), sigmas.
 NOISE_SEED, NOISE_PAD, NOISE_SIGMAS = 20240611, 64, (2, 3.5, 5, 6.5, 8)
+OUTPUT = CocoSplit(
+    ann_file="person_keypoints_{split}.json",
+    description="HRNet synthetic COCO-format person keypoints",
+    contributor="hrnet.data.synthetic_coco",
+    categories=[PERSON_CATEGORY],
+    compact_json=True,
+)
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -158,32 +165,9 @@ def render_image(
     return maybe_blur(image, rng, 0.25), anns
 
 
-def _generate_split(
-    root: Path,
-    split: str,
-    count: int,
-    size: tuple[int, int],
-    persons: tuple[int, int],
-    seed: int,
-    jpeg_quality: int,
-    progress: bool,
-) -> dict:
-    images, annotations = write_coco_split(
-        root,
-        split,
-        count,
-        seed,
-        lambda rng: render_image(rng, size, persons),
-        jpeg_quality,
-        progress=progress,
-    )
-    # contributor: the module's former name, kept so that the json stays byte for byte the same
-    info = {"description": "HRNet synthetic COCO-format person keypoints", "version": "1.0", "year": 2024,
-            "contributor": "hrnet.data.synthetic_coco", "seed": seed}  # fmt: skip
-    payload = coco_payload(info, images, annotations, [PERSON_CATEGORY])
-    write_coco_json(root / "annotations" / f"person_keypoints_{split}.json", payload, compact=True)
+def _split_summary(count: int, annotations: list[dict]) -> dict:
     return {
-        "images": len(images),
+        "images": count,
         "annotations": len(annotations),
         "annotations_with_keypoints": sum(1 for a in annotations if a["num_keypoints"] > 0),
         "labeled_keypoints": sum(a["num_keypoints"] for a in annotations),
@@ -213,29 +197,21 @@ def generate_coco_keypoints(
         raise InputError(f"image_size must be at least 32x32, got {image_size}")
     root = Path(root)
     size = (int(image_size[0]), int(image_size[1]))
-    summary: dict = {"root": str(root), "seed": seed, "image_size": list(size)}
-    for split, count in (("train", num_train_images), ("val", num_val_images)):
-        summary[split] = _generate_split(root, split, count, size, (lo, hi), seed, jpeg_quality, progress)
-    return summary
+    render = functools.partial(render_image, size=size, persons=(lo, hi))
+    counts = {"train": num_train_images, "val": num_val_images}
+    splits = write_coco_dataset(root, counts, seed, render, OUTPUT, jpeg_quality, _split_summary, progress)
+    return {"root": str(root), "seed": seed, "image_size": list(size), **splits}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--num-train", type=int, default=2000)
-    parser.add_argument("--num-val", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--min-persons", type=int, default=1)
-    parser.add_argument("--max-persons", type=int, default=4)
+    parser = cli.parser(__doc__, num_train=2000, num_val=300, size=(320, 240), per_image=("persons", 1, 4))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     summary = generate_coco_keypoints(
         args.root, args.num_train, args.num_val, (args.width, args.height),
         (args.min_persons, args.max_persons), args.seed, progress=not args.no_progress,
     )  # fmt: skip
-    print(json.dumps(summary, indent=2))
+    cli.print_summary(summary)
 
 
 if __name__ == "__main__":

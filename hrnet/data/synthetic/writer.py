@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -36,12 +37,24 @@ def write_png(path: Path, array: np.ndarray) -> None:
         tmp.write_bytes(data)
 
 
-def write_coco_json(path: Path, payload: dict, compact: bool) -> None:
+def _write_coco_json(path: Path, payload: dict, compact: bool) -> None:
     """``compact``: no spaces and no final newline; else ``json.dumps``' default separators + newline."""
     if compact:
         atomic_write_text(path, json.dumps(payload, separators=(",", ":")))
     else:
         atomic_write_json(path, payload, indent=None)
+
+
+@dataclass(frozen=True)
+class CocoSplit:
+    """What a COCO generator writes for one split besides its images."""
+
+    ann_file: str  # under root/annotations, with ``{split}`` standing for the split name
+    description: str
+    contributor: str  # recorded in ``info``; the generator's former module name, kept for byte identity
+    categories: list[dict]
+    compact_json: bool
+    image_fields: dict = field(default_factory=dict)  # extra keys of each ``images`` entry
 
 
 def write_coco_split(
@@ -50,14 +63,15 @@ def write_coco_split(
     count: int,
     seed: int,
     render: Render,
+    spec: CocoSplit,
     jpeg_quality: int,
-    image_fields: dict | None = None,
     progress: bool = False,
-) -> tuple[list[dict], list[dict]]:
-    """Renders and writes ``root/images/<split>/<id:012d>.jpg``; returns COCO images and annotations.
+) -> list[dict]:
+    """Writes ``root/images/<split>/<id:012d>.jpg`` and the split's annotation json.
 
     Image ``index`` of the split draws from ``default_rng([seed, SPLITS[split], index])``; ids are
     ``index + 1`` (train) or ``VAL_ID_OFFSET + index + 1`` (val), annotation ids ``image_id * 100 + j``.
+    Returns the json's ``annotations``.
     """
     offset = 0 if split == "train" else VAL_ID_OFFSET
     images: list[dict] = []
@@ -67,19 +81,37 @@ def write_coco_split(
             image, anns = render(np.random.default_rng([seed, SPLITS[split], index]))
             image_id = offset + index + 1
             file_name = f"{image_id:012d}.jpg"
-            data = encode(
+            jpeg = encode(
                 root / "images" / split / file_name, image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
             )
-            (image_dir / file_name).write_bytes(data)
+            (image_dir / file_name).write_bytes(jpeg)
             h, w = image.shape[:2]
             images.append(
-                {"id": image_id, "file_name": file_name, "width": w, "height": h, **(image_fields or {})}
+                {"id": image_id, "file_name": file_name, "width": w, "height": h, **spec.image_fields}
             )
             for j, ann in enumerate(anns):
                 annotations.append({"id": image_id * 100 + j + 1, "image_id": image_id, **ann})
-    return images, annotations
+    info = {"description": spec.description, "version": "1.0", "year": 2024, "contributor": spec.contributor,
+            "seed": seed}  # fmt: skip
+    payload = {"info": info, "licenses": LICENSES, "images": images, "annotations": annotations,
+               "categories": spec.categories}  # fmt: skip
+    _write_coco_json(root / "annotations" / spec.ann_file.format(split=split), payload, spec.compact_json)
+    return annotations
 
 
-def coco_payload(info: dict, images: list[dict], annotations: list[dict], categories: list[dict]) -> dict:
-    return {"info": info, "licenses": LICENSES, "images": images, "annotations": annotations,
-            "categories": categories}  # fmt: skip
+def write_coco_dataset(
+    root: Path,
+    counts: dict[str, int],
+    seed: int,
+    render: Render,
+    spec: CocoSplit,
+    jpeg_quality: int,
+    split_summary: Callable[[int, list[dict]], dict],
+    progress: bool = False,
+) -> dict:
+    """``write_coco_split`` for each ``split: count`` of ``counts``; returns the summary per split."""
+    summary: dict = {}
+    for split, count in counts.items():
+        annotations = write_coco_split(root, split, count, seed, render, spec, jpeg_quality, progress)
+        summary[split] = split_summary(count, annotations)
+    return summary
