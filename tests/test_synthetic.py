@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 
 from hrnet.data.coco_constants import PERSON_CATEGORY
 from hrnet.data.coco_reader import coco_layout, load_person_instances
+from hrnet.data.synthetic import coco_keypoints
 from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints, main, render_image
 
 SIZE = (160, 120)
@@ -51,6 +52,23 @@ def test_same_seed_same_bytes_other_seed_differs(dataset, tmp_path):
     # Regenerating with fewer images leaves no stale files behind.
     generate_coco_keypoints(tmp_path / "again", 2, 1, image_size=SIZE, seed=3, progress=False)
     assert len(list((tmp_path / "again" / "images" / "train").glob("*.jpg"))) == 2
+
+
+def test_interrupted_generation_leaves_the_previous_split_whole(tmp_path, monkeypatch):
+    generate_coco_keypoints(tmp_path, 3, 0, image_size=(64, 48), seed=1, progress=False)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    real, rendered = render_image, []
+
+    def render_then_fail(rng, size, persons):
+        if len(rendered) == 2:
+            raise RuntimeError("disk full")
+        rendered.append(size)
+        return real(rng, size, persons)
+
+    monkeypatch.setattr(coco_keypoints, "render_image", render_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_coco_keypoints(tmp_path, 3, 0, image_size=(64, 48), seed=2, progress=False)
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' numpy-2 copy= warning
