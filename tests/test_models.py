@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from hrnet.models import (
+    DENSE_TASKS,
     HEADS,
     MODEL_CONFIGS,
-    TASKS,
     HighResolutionModule,
     HighResolutionNet,
     create_backbone,
@@ -110,7 +110,7 @@ def test_backbone_feature_info_and_outputs() -> None:
     assert single.out_channels == [16] and len(single.feature_info) == 1
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", DENSE_TASKS)  # detection: tests/test_detection_module.py
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_serves_every_task(task: str, head: str) -> None:
     model = create_model(SMALL, task=task, head=head, num_outputs=5).eval()
@@ -208,8 +208,8 @@ def test_unknown_names_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="hrnet_w32") as exc:
         create_model("hrnet_w33")
     assert "hrnet_w18_small_v2" in str(exc.value)
-    with pytest.raises(ValueError, match="pose, segmentation"):
-        create_model(SMALL, task="detection")
+    with pytest.raises(ValueError, match="pose, segmentation, detection"):
+        create_model(SMALL, task="keypoints")
     with pytest.raises(ValueError, match="v1, v2, v2p"):
         create_model(SMALL, head="v3")
     with pytest.raises(ValueError, match="v1, v2, v2p"):

@@ -4,6 +4,7 @@ from .backbone import HighResolutionModule, HighResolutionNet
 from .blocks import BasicBlock, Bottleneck
 from .configs import MODEL_CONFIGS, HRNetConfig, StageConfig, get_config
 from .factory import (
+    DENSE_TASKS,
     HEADS,
     TASKS,
     HRNetFeatures,
@@ -19,6 +20,7 @@ from .weights import CheckpointError, LoadReport, load_pretrained, read_state_di
 __all__ = [
     "HEADS",
     "MODEL_CONFIGS",
+    "DENSE_TASKS",
     "TASKS",
     "BasicBlock",
     "Bottleneck",
