@@ -200,9 +200,14 @@ def score_people(
 
 
 def _evaluate_detected_boxes(
-    module: PoseEstimationModule, params: Params, split: PoseIndex, codec: MSRAHeatmapCodec, out_dir: Path
+    module: PoseEstimationModule,
+    params: Params,
+    split: PoseIndex,
+    detected: tuple[list[dict], np.ndarray],
+    codec: MSRAHeatmapCodec,
+    out_dir: Path,
 ) -> dict[str, Any]:
-    records, box_scores = _detection_records(params, split)
+    records, box_scores = detected
     dataset = TopDownPoseDataset(records, split.image_dir, params.pose.input_size, codec, train=False)
     results = score_people(params, dataset, _predict(module, params, dataset), box_scores) if records else []
     stats = evaluate_keypoints(split.meta["ann_file"], results)
@@ -243,6 +248,8 @@ def evaluate(
     ``evaluate.pose.boxes`` names a detections file, at its boxes; writes predictions and figures."""
     torch.manual_seed(params.seed)
     split = read_split(prepared_dir, "val")
+    # a bad detections file is reported before any work
+    detected = None if params.evaluate.pose.ground_truth_boxes else _detection_records(params, split)
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
     dataset = datamodule.val_dataset
@@ -267,8 +274,10 @@ def evaluate(
     log.info(
         "AP %.4f (mean-pose baseline AP %.4f) on %d instances", metrics["AP"], baseline["AP"], len(records)
     )
-    if not params.evaluate.pose.ground_truth_boxes:
-        metrics["detected_boxes"] = _evaluate_detected_boxes(module, params, split, datamodule.codec, out_dir)
+    if detected is not None:
+        metrics["detected_boxes"] = _evaluate_detected_boxes(
+            module, params, split, detected, datamodule.codec, out_dir
+        )
     return metrics
 
 
