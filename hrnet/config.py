@@ -244,10 +244,36 @@ class DetectionConfig(_Section):
     eval_batch_size: int = Field(8, ge=1)
 
 
+GROUND_TRUTH_BOXES = "data/prepared"  # evaluate.pose.boxes naming the prepared split: its own boxes
+
+
+class PersonDetectorConfig(_Section):
+    """The person_detector stage (detector/dvc.yaml): ``model.name`` with head v2p and the
+    ``detection`` section's settings, trained on the person boxes of the prepared pose train split."""
+
+    epochs: int = Field(2, ge=1)
+    limit_train_batches: int | None = Field(None, ge=1)
+
+
 class PoseTestConfig(_Section):
     flip_test: bool = True
     shift_heatmap: bool = True
-    keypoint_score_threshold: float = Field(0.2, ge=0, le=1)
+    keypoint_score_threshold: float = Field(
+        0.2, ge=0, le=1, description="in_vis_thre: joints above it make the person score and are drawn"
+    )
+    boxes: str = Field(
+        GROUND_TRUTH_BOXES,
+        min_length=1,
+        description="data/prepared: the ground-truth boxes | a COCO results json of person detections",
+    )
+    box_score_threshold: float = Field(0.0, ge=0, description="detected boxes scoring below are left out")
+    oks_nms_threshold: float = Field(0.9, gt=0, le=1)
+    soft_nms: bool = False
+    person_detector: PersonDetectorConfig = PersonDetectorConfig()
+
+    @property
+    def ground_truth_boxes(self) -> bool:
+        return Path(self.boxes).as_posix().rstrip("/") == GROUND_TRUTH_BOXES
 
 
 class SegmentationTestConfig(_Section):

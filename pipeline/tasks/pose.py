@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -10,9 +12,20 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from pycocotools.coco import COCO
 
+from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.config import Params
-from hrnet.data.pose_dataset import PoseDataModule, PoseIndex, index_path, load_index, write_index
+from hrnet.data.coco_constants import NUM_KEYPOINTS
+from hrnet.data.pose_dataset import (
+    PoseDataModule,
+    PoseIndex,
+    TopDownPoseDataset,
+    index_path,
+    load_index,
+    write_index,
+)
+from hrnet.data.sampling import epoch_loader
 from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 from hrnet.data.validation import check_keypoint_split, locate_split
 from hrnet.evaluation.coco_keypoints import (
@@ -22,6 +35,8 @@ from hrnet.evaluation.coco_keypoints import (
     mean_pose_predictions,
     to_coco_results,
 )
+from hrnet.evaluation.person_detections import read_person_detections
+from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore
 from hrnet.inference import heatmaps_to_keypoints, predict_heatmaps
 from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
@@ -106,24 +121,103 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstim
     )
 
 
-def predict_val(
-    module: PoseEstimationModule, params: Params, prepared_dir: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
+def _predict(
+    module: PoseEstimationModule, params: Params, dataset: TopDownPoseDataset
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (N, K, 2), scores (N, K), dataset indices (N,) and crop scales (N, 2)."""
     test = params.evaluate.pose
-    datamodule = build_datamodule(params, prepared_dir)
-    datamodule.setup("validate")
-    keypoints, scores, indices = [], [], []
-    for batch in datamodule.val_dataloader():
+    loader = epoch_loader(dataset, params.pose.eval_batch_size, False, params.seed, params.train.num_workers)
+    keypoints, scores, indices, scales = [], [], [], []
+    for batch in loader:
         heatmaps = predict_heatmaps(module, batch["image"], test.flip_test, test.shift_heatmap)
         meta = batch["meta"]
         kps, kp_scores = heatmaps_to_keypoints(
-            heatmaps, meta["center"].numpy(), meta["scale"].numpy(), datamodule.codec
+            heatmaps, meta["center"].numpy(), meta["scale"].numpy(), dataset.codec
         )
         keypoints.append(kps)
         scores.append(kp_scores)
         indices.append(meta["index"].numpy())
-    return np.concatenate(keypoints), np.concatenate(scores), np.concatenate(indices)
+        scales.append(meta["scale"].numpy())
+    return np.concatenate(keypoints), np.concatenate(scores), np.concatenate(indices), np.concatenate(scales)
+
+
+def predict_val(
+    module: PoseEstimationModule, params: Params, prepared_dir: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
+    datamodule = build_datamodule(params, prepared_dir)
+    datamodule.setup("validate")
+    return _predict(module, params, datamodule.val_dataset)[:3]
+
+
+def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np.ndarray]:
+    """One record per detected person box of ``evaluate.pose.boxes`` on the val images, and the box scores."""
+    test = params.evaluate.pose
+    with contextlib.redirect_stdout(io.StringIO()):
+        images = COCO(str(split.meta["ann_file"])).imgs
+    found = read_person_detections(test.boxes, images, score_threshold=test.box_score_threshold)
+    log.info(
+        "%s: %d person boxes used of %d entries (%d of other categories, %d scoring below %s)",
+        test.boxes, len(found.scores), found.num_entries, found.num_other_categories,
+        found.num_below_threshold, test.box_score_threshold,
+    )  # fmt: skip
+    no_joints = [[0.0, 0.0, 0] for _ in range(NUM_KEYPOINTS)]
+    records = [
+        {
+            "image_id": int(image_id),
+            "ann_id": -1,
+            "image_file": images[int(image_id)]["file_name"],
+            "bbox": box.tolist(),
+            "keypoints": no_joints,
+            "area": float(box[2] * box[3]),
+        }
+        for image_id, box in zip(found.image_ids, found.boxes)
+    ]
+    return records, found.scores
+
+
+def score_people(
+    params: Params,
+    dataset: TopDownPoseDataset,
+    predicted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    box_scores: np.ndarray,
+) -> list[dict[str, Any]]:
+    """COCO keypoint results as the official evaluation makes them: rescoring, then OKS-NMS per image."""
+    test = params.evaluate.pose
+    keypoints, scores, indices, scales = predicted
+    image_ids = dataset.image_ids[indices]
+    person_scores = rescore(scores, box_scores[indices], test.keypoint_score_threshold)
+    kept = nms_per_image(
+        image_ids, keypoints, scores, person_scores, crop_areas(scales), test.oks_nms_threshold, test.soft_nms
+    )
+    return to_coco_results(
+        image_ids[kept],
+        keypoints[kept],
+        scores[kept],
+        box_scores[indices[kept]],
+        test.keypoint_score_threshold,
+    )
+
+
+def _evaluate_detected_boxes(
+    module: PoseEstimationModule,
+    params: Params,
+    split: PoseIndex,
+    detected: tuple[list[dict], np.ndarray],
+    codec: MSRAHeatmapCodec,
+    out_dir: Path,
+) -> dict[str, Any]:
+    records, box_scores = detected
+    dataset = TopDownPoseDataset(records, split.image_dir, params.pose.input_size, codec, train=False)
+    results = score_people(params, dataset, _predict(module, params, dataset), box_scores) if records else []
+    stats = evaluate_keypoints(split.meta["ann_file"], results)
+    atomic_write_json(out_dir / "predictions" / "keypoint_results_detected_boxes.json", results, indent=None)
+    metrics: dict[str, Any] = {name: round(stats[name], 6) for name in REPORTED_STATS}
+    metrics["num_boxes"] = len(records)
+    metrics["num_people_kept"] = len(results)
+    metrics["boxes"] = params.evaluate.pose.boxes
+    log.info("AP %.4f with the %d detected boxes of %s", metrics["AP"], len(records), metrics["boxes"])
+    return metrics
 
 
 def _write_figures(
@@ -150,13 +244,19 @@ def _write_figures(
 def evaluate(
     module: PoseEstimationModule, params: Params, prepared_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
-    """COCO keypoint AP of ``module`` and of the mean-pose baseline; writes predictions and figures."""
+    """COCO keypoint AP of ``module`` at the ground-truth boxes, of the mean-pose baseline and, when
+    ``evaluate.pose.boxes`` names a detections file, at its boxes; writes predictions and figures."""
     torch.manual_seed(params.seed)
     split = read_split(prepared_dir, "val")
-    keypoints, scores, indices = predict_val(module, params, prepared_dir)
+    # a bad detections file is reported before any work
+    detected = None if params.evaluate.pose.ground_truth_boxes else _detection_records(params, split)
+    datamodule = build_datamodule(params, prepared_dir)
+    datamodule.setup("validate")
+    dataset = datamodule.val_dataset
+    predicted = _predict(module, params, dataset)
+    keypoints, scores, indices, _ = predicted
     records = [split.records[i] for i in indices]
-    threshold = params.evaluate.pose.keypoint_score_threshold
-    results = to_coco_results([r["image_id"] for r in records], keypoints, scores, threshold=threshold)
+    results = score_people(params, dataset, predicted, np.ones(len(dataset)))
     stats = evaluate_keypoints(split.meta["ann_file"], results)
 
     pose = mean_pose(read_split(prepared_dir, "train").records)
@@ -164,6 +264,7 @@ def evaluate(
     baseline = evaluate_keypoints(split.meta["ann_file"], to_coco_results(base_ids, base_kps, base_scores))
 
     atomic_write_json(out_dir / "predictions" / "keypoint_results.json", results, indent=None)
+    threshold = params.evaluate.pose.keypoint_score_threshold
     _write_figures(
         out_dir / "figures", split, records, keypoints, scores, params.evaluate.num_figures, threshold
     )
@@ -173,6 +274,10 @@ def evaluate(
     log.info(
         "AP %.4f (mean-pose baseline AP %.4f) on %d instances", metrics["AP"], baseline["AP"], len(records)
     )
+    if detected is not None:
+        metrics["detected_boxes"] = _evaluate_detected_boxes(
+            module, params, split, detected, datamodule.codec, out_dir
+        )
     return metrics
 
 
