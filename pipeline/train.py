@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from dvclive.lightning import DVCLiveLogger
@@ -106,6 +107,22 @@ class EpochCheckpoint(Callback):
         save_atomically(trainer, self.path)
 
 
+class SeedEachEpoch(Callback):
+    """Seeds torch's global generator from (seed, epoch, rank) at the start of every training epoch.
+
+    torchvision's detectors sample RPN and RoI training boxes with ``torch.randperm`` on the global
+    generator; without this, a run resumed at epoch k would draw from a stream seeded at k, not the
+    stream an uninterrupted run reaches there, and end with other weights.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        entropy = [self.seed, trainer.current_epoch, trainer.global_rank]
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
+
 def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:
     """Every rank takes part in saving; rank 0 writes a temporary file and renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +143,8 @@ def build_trainer(
     strategy = train.strategy
     if strategy == "auto" and train.distributed:
         strategy = "ddp"  # subprocess launcher: also what torchrun and SLURM expect
-    callbacks = [*(callbacks or []), StopOnDivergence()]  # a NaN/inf loss ends the run (pipeline.divergence)
+    # a NaN/inf loss ends the run (pipeline.divergence); each epoch's random draws depend on its number only
+    callbacks = [*(callbacks or []), StopOnDivergence(), SeedEachEpoch(params.seed)]
     options: dict[str, Any] = dict(
         max_epochs=train.epochs,
         accelerator=train.accelerator,

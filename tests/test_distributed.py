@@ -130,3 +130,54 @@ def test_incompatible_or_corrupt_last_checkpoint_is_not_loaded(tmp_path):
     (project / "models" / "last.ckpt").write_bytes(b"\x80\x02garbage")
     result = stage(project, "train")
     assert "models/last.ckpt: unreadable or foreign checkpoint" in result.stdout + result.stderr
+
+
+def _kill_after_first_epoch(project):
+    last = project / "models" / "last.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train"], cwd=project, env=project_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "training finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _weights(project):
+    return torch.load(project / "models/model.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+# Known gap (2026-11-30): a resumed detection run ends within ~1e-4 of the uninterrupted one, not bit for
+# bit. Seeding torch's global generator per epoch (pipeline.train.SeedEachEpoch, for torchvision's RPN/RoI
+# box sampling) narrowed it from ~1e-3; the remaining difference is not yet found. strict: the day it is
+# fixed this case passes, and the xfail must go.
+KNOWN_RESUME_GAP = pytest.mark.xfail(strict=True, reason="detection resume differs by ~1e-4 (see above)")
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("task", ["segmentation", pytest.param("detection", marks=KNOWN_RESUME_GAP)])
+def test_a_killed_run_resumes_the_per_step_schedule_exactly(tmp_path, task):
+    """Segmentation (poly) and detection (warmup + steps) set the learning rate per step from the total
+    number of steps: a run killed after its first epoch and resumed must end with the weights of an
+    uninterrupted one, bit for bit (CPU training is deterministic)."""
+    run = {"task": task, "train": {"epochs": 2}}
+    reference = make_project(tmp_path / "reference", **run)
+    stage(reference, "synthesize")
+    stage(reference, "prepare")
+    stage(reference, "train")
+
+    killed = make_project(tmp_path / "killed", **run)
+    stage(killed, "synthesize")
+    stage(killed, "prepare")
+    _kill_after_first_epoch(killed)
+    assert not (killed / "models" / "model.ckpt").exists()
+    resumed = stage(killed, "train")
+    assert "resuming from models/last.ckpt (1 of 2 epochs done)" in resumed.stderr + resumed.stdout
+
+    expected, actual = _weights(reference), _weights(killed)
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
