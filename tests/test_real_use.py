@@ -65,9 +65,9 @@ def experiments(project: Path) -> dict[str, dict]:
 
 
 def changed_stages(project: Path) -> set[str]:
-    """Stages of the main pipeline that `dvc status` reports changed (the sweep is run on demand)."""
+    """Main-pipeline stages that `dvc status` reports changed (the sweep and detector run on demand)."""
     reported = json.loads(dvc(project, "status", "--json").stdout or "{}")
-    return {stage for stage in reported if not stage.startswith("sweep/")}
+    return {stage for stage in reported if not stage.startswith(("sweep/", "detector/"))}
 
 
 # ----------------------------------------------------------------------------- real-format fixtures
