@@ -95,17 +95,7 @@ def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path
     killed = make_project(tmp_path / "killed", **POSE_RUN)
     stage(killed, "synthesize")
     stage(killed, "prepare")
-    last = killed / "models" / "last.ckpt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.train"], cwd=killed, env=project_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "training finished before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    _kill_after_first_epoch(killed)
     assert not (killed / "models" / "model.ckpt").exists()
 
     resumed = stage(killed, "train")
