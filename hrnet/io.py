@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hrnet.errors import DataError, MissingFileError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -90,3 +92,18 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_json(path: Path, missing: str) -> Any:
+    """The parsed JSON at ``path``; a missing file raises ``MissingFileError("<path>: <missing>")``,
+    invalid JSON or text that is not UTF-8 a one-line ``DataError`` naming the file and the place."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None

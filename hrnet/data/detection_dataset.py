@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 from hrnet.data.coco_reader import coco_layout
 from hrnet.data.images import read_image
 from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
-from hrnet.errors import DataError, MissingFileError
+from hrnet.errors import DataError
+from hrnet.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,7 @@ def detection_layout(
 
 def _read_coco(ann_file: Path) -> COCO:
     """Parses and checks the instances JSON; every error is one line naming the file."""
-    if not ann_file.is_file():
-        raise MissingFileError(f"{ann_file}: annotation file not found")
-    try:
-        data = json.loads(ann_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(
-            f"{ann_file}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
-        ) from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{ann_file}: not UTF-8 text ({err.reason})") from None
+    data = read_json(ann_file, "annotation file not found")
     if not isinstance(data, dict):
         raise DataError(f"{ann_file}: expected a JSON object with images/annotations/categories")
     for key in ("images", "annotations", "categories"):

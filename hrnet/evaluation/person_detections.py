@@ -10,7 +10,6 @@ the entry and the field.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hrnet.errors import DataError, MissingFileError
+from hrnet.errors import DataError
+from hrnet.io import read_json
 
 PERSON_CATEGORY_ID = 1
 EXPECTED = 'a JSON list of {"image_id", "category_id", "bbox": [x, y, w, h], "score"} (COCO results)'
@@ -70,16 +70,7 @@ def read_person_detections(
     Raises ``FileNotFoundError`` or ``ValueError`` with one line naming the file and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: person detections file not found (expected {EXPECTED})")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
-        ) from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+    entries = read_json(path, f"person detections file not found (expected {EXPECTED})")
     if not isinstance(entries, list):
         raise DataError(f"{path}: top level is a JSON {type(entries).__name__} (expected {EXPECTED})")
     known = set(image_ids)
