@@ -1,0 +1,176 @@
+"""Runs a study as DVC experiments and reports it: ``python -m pipeline.study run|status|report``.
+
+    python -m pipeline.study run studies/fusion_units.yaml -j 1   # queue what has not run, start, wait
+    python -m pipeline.study run studies/*.yaml                   # every study, one queue
+    python -m pipeline.study status studies/fusion_units.yaml     # done / queued / running / failed
+    python -m pipeline.study report studies/*.yaml                # reports/studies/<name>.{md,png,json}
+
+Each (variant, seed) is one `dvc exp run --queue --name <study>-<variant>-s<seed>-<hash>` whose name
+hashes its overrides, so a run that has finished (or is queued or running) on the current commit is
+skipped, and editing a variant's values queues fresh experiments instead of reusing stale ones. The
+results are read back from `dvc exp show --json`, the experiments' own record of params and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from hrnet.errors import UserError
+from pipeline.study_report import DONE, FAILED, MISSING, QUEUED, RUNNING, Experiment, find_experiment
+from pipeline.study_spec import Run, Study, load_study, runs
+
+log = logging.getLogger("pipeline.study")
+
+METRICS_FILE = "reports/metrics.json"
+
+
+class DvcError(UserError):
+    """A dvc command failed; the message is its last line of output."""
+
+
+def dvc(*args: str) -> str:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise DvcError(f"dvc {' '.join(args[:3])} ...: {last}")
+    return result.stdout
+
+
+def experiments(rev: str = "HEAD") -> dict[str, Experiment]:
+    """The experiments whose baseline is commit ``rev``, with their state, metrics and params."""
+    found: dict[str, Experiment] = {}
+    for baseline in json.loads(dvc("exp", "show", "--json", "--rev", rev) or "[]"):
+        for exp in baseline.get("experiments") or []:
+            rev = (exp.get("revs") or [{}])[0]
+            name = exp.get("name") or rev.get("name")
+            data = rev.get("data") or {}
+            state = (exp.get("executor") or {}).get("state") or "success"
+            if rev.get("error"):
+                state = "failed"
+            metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
+            params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+            found[name] = Experiment(_state(state, metrics), metrics, params)
+    return found
+
+
+def _state(executor_state: str, metrics: dict) -> str:
+    if executor_state in ("queued",):
+        return QUEUED
+    if executor_state in ("running", "run"):
+        return RUNNING
+    if executor_state in ("failed",):
+        return FAILED
+    return DONE if metrics else FAILED
+
+
+def states(study: Study, found: dict[str, Experiment]) -> dict[str, str]:
+    """Each run's state: of the experiment of its name, else of one with exactly its params (the same
+    variant queued by another study, or by hand), else "not run"."""
+    result = {}
+    for run in runs(study):
+        exp = find_experiment(run, found)
+        result[run.name] = exp.state if exp is not None else MISSING
+    return result
+
+
+def progress_line(study: Study, found: dict[str, Experiment]) -> str:
+    counts = Counter(states(study, found).values())
+    total = sum(counts.values())
+    parts = [f"{counts[s]} {s}" for s in (RUNNING, QUEUED, FAILED, MISSING) if counts[s]]
+    return f"{study.name}: {counts[DONE]}/{total} done" + (f", {', '.join(parts)}" if parts else "")
+
+
+def queue(study: Study, found: dict[str, Experiment], queued: list[dict]) -> list[Run]:
+    """Queues each run that is neither done, queued nor running (failed ones again), unless a run with
+    the same params was queued by this command already (``queued`` holds their params)."""
+    todo = []
+    for run in runs(study):
+        if states(study, found)[run.name] not in (MISSING, FAILED) or run.params in queued:
+            continue
+        if run.name in found:  # a failed experiment of that name: remove it so the name is free
+            dvc("exp", "remove", run.name)
+        dvc("exp", "run", "--queue", "--name", run.name, *run.set_args(), *study.targets)
+        print(f"queued {run.name}  ({' '.join(run.set_args()[1::2])})")
+        queued.append(run.params)
+        todo.append(run)
+    return todo
+
+
+def run_studies(studies: list[Study], jobs: int, wait: bool, poll_s: float) -> int:
+    """Queues what has not run of every study, starts the queue's workers once, then reports progress."""
+    found = experiments()
+    queued: list[dict] = []
+    for study in studies:
+        skipped = [name for name, state in states(study, found).items() if state in (DONE, QUEUED, RUNNING)]
+        if skipped:
+            print(f"{study.name}: skipping {len(skipped)} experiment(s) already done, queued or running")
+        queue(study, found, queued)
+    if queued or any(s in (QUEUED,) for study in studies for s in states(study, found).values()):
+        dvc("queue", "start", "-j", str(jobs))
+    last: dict[str, str] = {}
+    while True:
+        found = experiments()
+        for study in studies:
+            line = progress_line(study, found)
+            if line != last.get(study.name):
+                print(f"[{time.strftime('%H:%M:%S')}] {line}")
+                last[study.name] = line
+        pending = [s for study in studies for s in states(study, found).values() if s in (QUEUED, RUNNING)]
+        if not wait or not pending:
+            break
+        time.sleep(poll_s)
+    if not wait:
+        return 0
+    failed = [name for study in studies for name, state in states(study, found).items() if state != DONE]
+    for name in failed:
+        print(f"not done: {name} (see `dvc queue logs {name}`)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.study", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="queue the studies' missing experiments, start workers, wait")
+    run_p.add_argument("study", type=Path, nargs="+")
+    run_p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default 1)")
+    run_p.add_argument("--no-wait", action="store_true", help="return once queued and started")
+    run_p.add_argument("--poll", type=float, default=20.0, help="seconds between progress checks")
+    status_p = sub.add_parser("status", help="each experiment's state")
+    status_p.add_argument("study", type=Path, nargs="+")
+    status_p.add_argument("--rev", default="HEAD", help="the commit the experiments ran on (default HEAD)")
+    report_p = sub.add_parser("report", help="write reports/studies/<name>.md, .png, .json")
+    report_p.add_argument("study", type=Path, nargs="+")
+    report_p.add_argument("--out", type=Path, default=Path("reports/studies"))
+    report_p.add_argument("--rev", default="HEAD", help="the commit the experiments ran on (default HEAD)")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also through a pipe
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        studies = [load_study(path) for path in args.study]
+        if args.command == "run":
+            sys.exit(run_studies(studies, args.jobs, not args.no_wait, args.poll))
+        found = experiments(args.rev)
+        for study in studies:
+            if args.command == "status":
+                print(progress_line(study, found))
+                for name, state in states(study, found).items():
+                    print(f"  {state:8s} {name}")
+            else:
+                from pipeline.study_report import write_report
+
+                for path in write_report(study, found, args.out, args.rev):
+                    print(f"wrote {path}")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
