@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet.errors import UserError
@@ -43,10 +44,11 @@ def dvc(*args: str) -> str:
     return result.stdout
 
 
-def experiments(rev: str = "HEAD") -> dict[str, Experiment]:
-    """The experiments whose baseline is commit ``rev``, with their state, metrics and params."""
+def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
+    """The experiments whose baseline is one of the commits ``revs``, with state, metrics and params."""
     found: dict[str, Experiment] = {}
-    for baseline in json.loads(dvc("exp", "show", "--json", "--rev", rev) or "[]"):
+    rev_args = [arg for rev in revs for arg in ("--rev", rev)]
+    for baseline in json.loads(dvc("exp", "show", "--json", *rev_args) or "[]"):
         for exp in baseline.get("experiments") or []:
             rev = (exp.get("revs") or [{}])[0]
             name = exp.get("name") or rev.get("name")
@@ -104,8 +106,11 @@ def queue(study: Study, found: dict[str, Experiment], queued: list[dict]) -> lis
 
 
 def run_studies(studies: list[Study], jobs: int, wait: bool, poll_s: float) -> int:
-    """Queues what has not run of every study, starts the queue's workers once, then reports progress."""
-    found = experiments()
+    """Queues what has not run of every study, starts the queue's workers once, then reports progress.
+
+    The experiments are looked up on the commit they were queued on, even if HEAD moves meanwhile."""
+    baseline = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    found = experiments([baseline or "HEAD"])
     queued: list[dict] = []
     for study in studies:
         skipped = [name for name, state in states(study, found).items() if state in (DONE, QUEUED, RUNNING)]
@@ -116,7 +121,7 @@ def run_studies(studies: list[Study], jobs: int, wait: bool, poll_s: float) -> i
         dvc("queue", "start", "-j", str(jobs))
     last: dict[str, str] = {}
     while True:
-        found = experiments()
+        found = experiments([baseline or "HEAD"])
         for study in studies:
             line = progress_line(study, found)
             if line != last.get(study.name):
@@ -144,11 +149,15 @@ def main(argv: list[str] | None = None) -> None:
     run_p.add_argument("--poll", type=float, default=20.0, help="seconds between progress checks")
     status_p = sub.add_parser("status", help="each experiment's state")
     status_p.add_argument("study", type=Path, nargs="+")
-    status_p.add_argument("--rev", default="HEAD", help="the commit the experiments ran on (default HEAD)")
+    status_p.add_argument(
+        "--rev", action="append", help="a commit the experiments ran on (repeatable; default HEAD)"
+    )
     report_p = sub.add_parser("report", help="write reports/studies/<name>.md, .png, .json")
     report_p.add_argument("study", type=Path, nargs="+")
     report_p.add_argument("--out", type=Path, default=Path("reports/studies"))
-    report_p.add_argument("--rev", default="HEAD", help="the commit the experiments ran on (default HEAD)")
+    report_p.add_argument(
+        "--rev", action="append", help="a commit the experiments ran on (repeatable; default HEAD)"
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also through a pipe
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         studies = [load_study(path) for path in args.study]
         if args.command == "run":
             sys.exit(run_studies(studies, args.jobs, not args.no_wait, args.poll))
-        found = experiments(args.rev)
+        revs = args.rev or ["HEAD"]
+        found = experiments(revs)
         for study in studies:
             if args.command == "status":
                 print(progress_line(study, found))
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 from pipeline.study_report import write_report
 
-                for path in write_report(study, found, args.out, args.rev):
+                for path in write_report(study, found, args.out, revs):
                     print(f"wrote {path}")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
