@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from hrnet.config import Params
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_write_json, replace_directory
 from hrnet.models.weights import CheckpointError
 from pipeline.common import CHECKPOINT, METRICS_FILE, PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.params import Params
 from pipeline.tasks import get_task
 
 

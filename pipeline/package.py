@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from hrnet.config import Params
 from hrnet.errors import MissingFileError
 from hrnet.package import write_package
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.evaluate import load_module
+from pipeline.params import Params
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.package")

@@ -15,9 +15,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from hrnet.config import Params, parse_params
 from hrnet.io import atomic_write_json, replace_directory
 from pipeline.common import PREPARED_DIR, run_stage
+from pipeline.params import Params, parse_params
 from pipeline.tasks import get_task
 from pipeline.tasks.base import INDEX_DIR, index_reference
 from pipeline.tasks.pose import read_split

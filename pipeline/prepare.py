@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from hrnet.config import Params
 from hrnet.data.validation import collect_issues
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.params import Params
 from pipeline.tasks import get_task
 
 ISSUES_FILE = REPORTS_DIR / "data_issues.json"

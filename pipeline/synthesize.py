@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from hrnet.config import SYNTHETIC_ROOT, Params
 from hrnet.io import atomic_directory
 from pipeline.common import run_stage
+from pipeline.params import SYNTHETIC_ROOT, Params
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.synthesize")

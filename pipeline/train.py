@@ -24,9 +24,9 @@ from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from hrnet.config import TASK_SECTIONS, Params
 from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
 from pipeline.divergence import StopOnDivergence
+from pipeline.params import TASK_SECTIONS, Params
 from pipeline.tasks import get_task
 
 log = logging.getLogger("pipeline.train")

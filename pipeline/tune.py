@@ -28,9 +28,9 @@ from typing import Any
 import pyarrow.fs
 from ray import tune as ray_tune
 
-from hrnet.config import Params, TuneConfig
 from hrnet.errors import InputError, MissingFileError
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.params import Params, TuneConfig
 from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
 from pipeline.tune_report import TrialRow, rank, status_of, write_reports
 from pipeline.tune_trials import (

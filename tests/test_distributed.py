@@ -13,7 +13,7 @@ import torch
 import yaml
 from conftest import copy_project, project_env, tiny_params
 
-from hrnet.config import parse_params
+from pipeline.params import parse_params
 from pipeline.tasks import get_task
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,11 @@ import torch
 from conftest import deep_update, tiny_params
 
 import hrnet
-from hrnet.config import parse_params
 from hrnet.tasks.pose import JointsMSELoss
 from pipeline.common import PREPARED_DIR
 from pipeline.evaluate import evaluate, load_module
 from pipeline.package import package
+from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
 from pipeline.tasks import get_task

@@ -14,8 +14,8 @@ import pytorch_lightning as pl
 import torch
 from conftest import tiny_params
 
-from hrnet.config import parse_params
 from hrnet.models import create_backbone
+from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
 from pipeline.tasks import get_task

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hrnet.config import Params
 from hrnet.errors import MissingFileError
 from hrnet.io import path_reference
+from pipeline.params import Params
 
 INDEX_DIR = Path("index")  # inside the prepared-data folder
 
