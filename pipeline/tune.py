@@ -1,6 +1,6 @@
 """tune stage: a Ray Tune hyperparameter search on the prepared data; writes reports/tune.
 
-Every trial fits the train stage's own LightningModule and DataModule (``get_task(...)`` and
+Every trial fits the train stage's own LightningModule and DataModule (``pipeline.train.setup_fit`` and
 ``build_trainer``) with ``params.yaml`` plus its sampled values and the trial budget
 (``tune.epochs``, ``tune.limit_train_batches``). ``tune.search.<task>`` (for ``params.task``) holds
 the searched dotted params keys and the metric, which each trial reports after each validation

@@ -11,13 +11,12 @@ from pipeline.params.base import ConfigError, Section
 from pipeline.params.data import SYNTHETIC_ROOT, DataConfig
 from pipeline.params.evaluate import EvaluateConfig, PackageConfig
 from pipeline.params.schema import Params, load_params, parse_params
-from pipeline.params.search import TASK_SECTIONS, TaskSearch, TuneConfig
+from pipeline.params.search import TaskSearch, TuneConfig
 from pipeline.params.training import PAPER_HEADS, ModelConfig, TrainConfig
 
 __all__ = [
     "PAPER_HEADS",
     "SYNTHETIC_ROOT",
-    "TASK_SECTIONS",
     "ConfigError",
     "DataConfig",
     "EvaluateConfig",

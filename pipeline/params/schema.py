@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
+from hrnet.models import TASKS
 from pipeline.params.base import ConfigError, Section
 from pipeline.params.data import REAL_SOURCES, DataConfig
 from pipeline.params.evaluate import EvaluateConfig, PackageConfig
@@ -26,7 +27,7 @@ from pipeline.params.training import (
 
 class Params(Section):
     seed: int = 42
-    task: Literal["pose", "segmentation", "detection"] = "pose"
+    task: Literal[TASKS] = "pose"  # the library's tasks (hrnet.models.TASKS)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from hrnet.models import TASKS
 from pipeline.params.base import Section
 
-TASK_SECTIONS = ("pose", "segmentation", "detection")
-TUNABLE_SECTIONS = ("model", "train", *TASK_SECTIONS)
+TUNABLE_SECTIONS = ("model", "train", *TASKS)  # a task's section is named after the task
 
 
 class SearchDimension(Section):
@@ -95,10 +95,10 @@ class SearchConfig(Section):
 
     @model_validator(mode="after")
     def _own_sections(self) -> SearchConfig:
-        for task in TASK_SECTIONS:
+        for task in TASKS:
             for dim in getattr(self, task).space:
                 section = dim.param.split(".", 1)[0]
-                if section in TASK_SECTIONS and section != task:
+                if section in TASKS and section != task:
                     raise ValueError(
                         f"{task}.space: {dim.param}: a {task} sweep searches model, train and {task} keys"
                     )
