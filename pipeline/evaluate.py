@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from hrnet.config import Params
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_write_json, replace_directory
 from hrnet.models.weights import CheckpointError
 from pipeline.common import CHECKPOINT, METRICS_FILE, PREPARED_DIR, REPORTS_DIR, run_stage
-from pipeline.tasks import get_task
+from pipeline.params import Params
+from pipeline.tasks import TASKS
 
 
 def _first_useful_line(exc: BaseException) -> str:
@@ -36,7 +36,7 @@ def load_module(params: Params, checkpoint: Path = CHECKPOINT) -> pl.LightningMo
             f"{checkpoint}: corrupt or truncated checkpoint: not a complete torch zip archive "
             "(expected a checkpoint written by the train stage; re-run it)"
         )
-    module_class = get_task(params.task).MODULE
+    module_class = TASKS[params.task].lightning_module
     try:
         # the trained weights are all in the checkpoint: never read model.pretrained again
         module = module_class.load_from_checkpoint(
@@ -56,7 +56,7 @@ def load_module(params: Params, checkpoint: Path = CHECKPOINT) -> pl.LightningMo
 
 
 def evaluate(params: Params) -> None:
-    task = get_task(params.task)
+    task = TASKS[params.task]
     module = load_module(params)
     REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".evaluate.", dir=REPORTS_DIR) as tmp:

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from hrnet.config import Params
 from hrnet.errors import MissingFileError
 from hrnet.package import write_package
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.evaluate import load_module
-from pipeline.tasks import get_task
+from pipeline.params import Params
+from pipeline.tasks import TASKS
 
 log = logging.getLogger("pipeline.package")
 
@@ -28,7 +28,7 @@ log = logging.getLogger("pipeline.package")
 def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Tensor:
     """The first ``count`` val inputs as the network sees them (detection: resized, normalised and
     padded by the detector's own transform)."""
-    datamodule = get_task(params.task).build_datamodule(params, PREPARED_DIR)
+    datamodule = TASKS[params.task].build_datamodule(params, PREPARED_DIR)
     datamodule.setup("validate")
     images: list[torch.Tensor] = []
     for batch in datamodule.val_dataloader():
@@ -42,7 +42,7 @@ def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Te
     if params.task == "detection":
         return torch.stack(images[:count])
     # the program's input size (segmentation validates on whole images, not crops)
-    width, height = get_task(params.task).package_meta(params)["input_size"]
+    width, height = TASKS[params.task].package_meta(params)["input_size"]
     batch = torch.stack(
         [
             image
@@ -60,7 +60,7 @@ def detection_meta(params: Params) -> dict[str, Any]:
     """Class names and COCO category ids by label (label i at index i - 1), for predict's captions."""
     from hrnet.data.detection_dataset import read_categories
 
-    categories = read_categories(get_task("detection").build_datamodule(params, PREPARED_DIR).val_ann_file)
+    categories = read_categories(TASKS["detection"].build_datamodule(params, PREPARED_DIR).val_ann_file)
     return {"categories": list(categories.names), "category_ids": list(categories.category_ids)}
 
 
@@ -78,7 +78,7 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         "model": params.model.name,
         "head": params.model.head,
         "data": f"{params.data.source} ({params.data.root or 'embedded synthetic data'})",
-        **get_task(params.task).package_meta(params),
+        **TASKS[params.task].package_meta(params),
         **(detection_meta(params) if params.task == "detection" else {}),
     }
     settings = params.package

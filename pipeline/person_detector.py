@@ -15,10 +15,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from hrnet.config import Params, parse_params
 from hrnet.io import atomic_write_json, replace_directory
 from pipeline.common import PREPARED_DIR, run_stage
-from pipeline.tasks import get_task
+from pipeline.params import Params, parse_params
+from pipeline.tasks import TASKS
 from pipeline.tasks.base import INDEX_DIR, index_reference
 from pipeline.tasks.pose import read_split
 from pipeline.train import build_trainer, setup_fit
@@ -53,7 +53,7 @@ def write_detection_index(prepared_dir: Path, out_dir: Path) -> None:
 
 
 def person_detector(params: Params) -> None:
-    detection = get_task("detection")
+    detection = TASKS["detection"]
     det_params = detector_params(params)
     OUT_DIR.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".person_detector.", dir=OUT_DIR.parent) as tmp:

@@ -19,12 +19,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from hrnet.config import Params
 from hrnet.data.validation import collect_issues
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
-from pipeline.tasks import get_task
+from pipeline.params import Params
+from pipeline.tasks import TASKS
 
 ISSUES_FILE = REPORTS_DIR / "data_issues.json"
 
@@ -54,7 +54,7 @@ def prepare(params: Params) -> None:
             atomic_directory(PREPARED_DIR) as tmp,
             collect_issues(params.data.on_bad_sample, display=_shown_as(tmp, PREPARED_DIR)) as issues,
         ):
-            get_task(params.task).prepare(params, tmp)
+            TASKS[params.task].prepare(params, tmp)
     except BaseException:
         if not parent_existed:  # leave no trace of a failed first run either
             with contextlib.suppress(OSError):

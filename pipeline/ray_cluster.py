@@ -19,8 +19,8 @@ from pathlib import Path
 
 import ray
 
-from hrnet.config import TuneConfig
 from hrnet.errors import InputError
+from pipeline.params import TuneConfig
 
 log = logging.getLogger("pipeline.tune")
 

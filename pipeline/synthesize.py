@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from hrnet.config import SYNTHETIC_ROOT, Params
 from hrnet.io import atomic_directory
 from pipeline.common import run_stage
-from pipeline.tasks import get_task
+from pipeline.params import SYNTHETIC_ROOT, Params
+from pipeline.tasks import TASKS
 
 log = logging.getLogger("pipeline.synthesize")
 
@@ -23,7 +23,7 @@ NOT_GENERATED = "NOT_GENERATED.txt"
 def synthesize(params: Params) -> None:
     with atomic_directory(SYNTHETIC_ROOT) as tmp:
         if params.data.source == "synthetic":
-            get_task(params.task).synthesize(params, tmp)
+            TASKS[params.task].synthesize(params, tmp)
         else:
             (tmp / NOT_GENERATED).write_text(
                 f"data.source is {params.data.source}: the data is read from data.root "

@@ -24,10 +24,10 @@ from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from hrnet.config import TASK_SECTIONS, Params
 from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
 from pipeline.divergence import StopOnDivergence
-from pipeline.tasks import get_task
+from pipeline.params import Params
+from pipeline.tasks import TASKS
 
 log = logging.getLogger("pipeline.train")
 
@@ -52,7 +52,7 @@ def run_identity(params: Params) -> dict[str, str]:
     ``train.epochs`` is left out so a finished run can be extended; evaluation, packaging and
     tuning settings do not change the weights.
     """
-    training = params.model_dump(mode="json", include={"seed", "task", "model", "train", *TASK_SECTIONS})
+    training = params.model_dump(mode="json", include={"seed", "task", "model", "train", *TASKS})
     training["train"].pop("epochs")
     fingerprint = hashlib.sha256(json.dumps(training, sort_keys=True).encode() + _code_digest().encode())
     return {
@@ -176,7 +176,7 @@ def setup_fit(params: Params, prepared_dir: Path) -> tuple[pl.LightningDataModul
     """
     torch.set_float32_matmul_precision(params.train.matmul_precision)
     pl.seed_everything(params.seed, workers=True, verbose=False)  # verbose prints once per rank
-    task = get_task(params.task)
+    task = TASKS[params.task]
     datamodule = task.build_datamodule(params, prepared_dir)
     module = task.build_module(params, prepared_dir)
     return datamodule, (torch.compile(module) if params.train.compile else module)

@@ -1,6 +1,6 @@
 """tune stage: a Ray Tune hyperparameter search on the prepared data; writes reports/tune.
 
-Every trial fits the train stage's own LightningModule and DataModule (``get_task(...)`` and
+Every trial fits the train stage's own LightningModule and DataModule (``pipeline.train.setup_fit`` and
 ``build_trainer``) with ``params.yaml`` plus its sampled values and the trial budget
 (``tune.epochs``, ``tune.limit_train_batches``). ``tune.search.<task>`` (for ``params.task``) holds
 the searched dotted params keys and the metric, which each trial reports after each validation
@@ -28,9 +28,9 @@ from typing import Any
 import pyarrow.fs
 from ray import tune as ray_tune
 
-from hrnet.config import Params, TuneConfig
 from hrnet.errors import InputError, MissingFileError
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
+from pipeline.params import Params, TuneConfig
 from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
 from pipeline.tune_report import TrialRow, rank, status_of, write_reports
 from pipeline.tune_trials import (

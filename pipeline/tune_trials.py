@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 import ray
 from ray import tune as ray_tune
 
-from hrnet.config import ConfigError, Params, TaskSearch, parse_params
 from hrnet.errors import InputError, MissingFileError
+from pipeline.params import ConfigError, Params, TaskSearch, parse_params
 from pipeline.train import build_trainer, setup_fit
 
 CHECKPOINT_NAME = "checkpoint.ckpt"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrnet.config import PAPER_HEADS, ConfigError, ModelConfig, Params, load_params, parse_params
+from pipeline.params import PAPER_HEADS, ConfigError, ModelConfig, Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import torch
 import yaml
 from conftest import copy_project, project_env, tiny_params
 
-from hrnet.config import parse_params
-from pipeline.tasks import get_task
+from pipeline.params import parse_params
+from pipeline.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_ddp_two_processes_write_one_set_of_artifacts(tmp_path, task, metric):
 
     # each rank trained on its half of every epoch (EpochSampler, drop_last): half the steps of one process
     params = parse_params(yaml.safe_load((project / "params.yaml").read_text()))
-    datamodule = get_task(task).build_datamodule(params, project / "data/prepared")
+    datamodule = TASKS[task].build_datamodule(params, project / "data/prepared")
     datamodule.setup("fit")
     per_rank = len(datamodule.train_dataloader().dataset) // 2
     batch_size = params.model_dump()[task]["batch_size"]

@@ -1,5 +1,6 @@
 """The library stands on its own: `pip install .` pulls in no pipeline tool, and using it imports none."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,24 @@ def test_the_library_requires_no_pipeline_tool_and_the_pipeline_extra_adds_them(
     assert not core & set(PIPELINE_ONLY), core
     assert set(PIPELINE_ONLY) <= {Requirement(r).name for r in project["optional-dependencies"]["pipeline"]}
     assert "pipeline" in (ROOT / "scripts" / "install.sh").read_text()  # the README's commands install it
+
+
+def _imported_packages(file: Path) -> set[str]:
+    """Top-level packages of the absolute imports in ``file``, lazy ones inside functions included."""
+    names = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_library_module_imports_a_pipeline_tool_or_the_pipeline():
+    # the params schema (pydantic) is the pipeline's: it lives in pipeline/params, not under hrnet/
+    forbidden = {*PIPELINE_ONLY, "pipeline"}
+    found = {file: _imported_packages(file) & forbidden for file in sorted((ROOT / "hrnet").rglob("*.py"))}
+    assert not {file.relative_to(ROOT).as_posix(): sorted(names) for file, names in found.items() if names}
 
 
 @pytest.mark.slow  # a fresh interpreter building three task models

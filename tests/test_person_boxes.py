@@ -13,10 +13,10 @@ import yaml
 from conftest import project_env, tiny_params
 
 import pipeline.tasks.pose as pose_task
-from hrnet.config import parse_params
 from hrnet.data.transforms import box_to_center_scale
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore
+from pipeline.params import parse_params
 
 DETECTOR_BOXES = "data/person_detector/detections.json"
 

@@ -210,8 +210,8 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
     """For the same (ground-truth) boxes, package.predict decodes what the evaluate stage decodes."""
     from conftest import tiny_params
 
-    from hrnet.config import parse_params
     from pipeline.common import PREPARED_DIR
+    from pipeline.params import parse_params
     from pipeline.prepare import prepare
     from pipeline.synthesize import synthesize
     from pipeline.tasks import pose as pose_task

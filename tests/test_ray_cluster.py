@@ -25,7 +25,7 @@ import yaml
 from conftest import ROOT, copy_project, project_env, tiny_params
 from test_tune import EPOCHS, FLAKY_TRIAL, METRIC, read_trials, row_config, sweep_params, trial_threads
 
-from hrnet.config import parse_params
+from pipeline.params import parse_params
 from pipeline.tune_report import BEST_COMMAND
 from pipeline.tune_trials import run_trial, set_dotted
 

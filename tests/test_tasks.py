@@ -12,14 +12,14 @@ import torch
 from conftest import deep_update, tiny_params
 
 import hrnet
-from hrnet.config import parse_params
 from hrnet.tasks.pose import JointsMSELoss
 from pipeline.common import PREPARED_DIR
 from pipeline.evaluate import evaluate, load_module
 from pipeline.package import package
+from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks import get_task
+from pipeline.tasks import TASKS
 from pipeline.train import train
 
 EXPECTED_METRICS = {
@@ -61,7 +61,7 @@ def run_params(task: str, head: str, extra: dict) -> dict:
 
 def zero_heatmap_loss(params) -> float:
     """The validation loss of a model that outputs all-zero heatmaps (weighted by batch size, as logged)."""
-    datamodule = get_task("pose").build_datamodule(params, PREPARED_DIR)
+    datamodule = TASKS["pose"].build_datamodule(params, PREPARED_DIR)
     datamodule.setup("validate")
     criterion, total, count = JointsMSELoss(), 0.0, 0
     for batch in datamodule.val_dataloader():
@@ -114,7 +114,7 @@ def test_task_head_learns_and_packages(task, head, extra, tmp_path, monkeypatch)
         if task == "detection":
             scripted = getattr(packaged, "scripted", packaged)  # FCOS: unwrapped from (losses, detections)
             assert meta["program"] == "model.pt" and isinstance(scripted, torch.jit.ScriptModule)
-            datamodule = get_task(task).build_datamodule(params, PREPARED_DIR)
+            datamodule = TASKS[task].build_datamodule(params, PREPARED_DIR)
             datamodule.setup("validate")
             images = [datamodule.val_dataloader().dataset[i][0] for i in range(2)]
             # non-square: a wide crop and a tall one of real validation images

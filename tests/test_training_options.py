@@ -14,11 +14,11 @@ import pytorch_lightning as pl
 import torch
 from conftest import tiny_params
 
-from hrnet.config import parse_params
 from hrnet.models import create_backbone
+from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks import get_task
+from pipeline.tasks import TASKS
 from pipeline.train import build_trainer, setup_fit
 
 torch.set_num_threads(1)
@@ -126,8 +126,8 @@ def test_model_pretrained_in_params_loads_the_backbone(prepared, task, tmp_path)
     weights = create_backbone("hrnet_w18_small").state_dict()
     path = tmp_path / "backbone.pth"
     torch.save(weights, path)
-    plain = get_task(task).build_module(params_for(task), prepared[task]).model.state_dict()
-    loaded = get_task(task).build_module(params_for(task, model={"pretrained": str(path)}), prepared[task])
+    plain = TASKS[task].build_module(params_for(task), prepared[task]).model.state_dict()
+    loaded = TASKS[task].build_module(params_for(task, model={"pretrained": str(path)}), prepared[task])
     state = loaded.model.state_dict()
     checked = 0
     for key, tensor in weights.items():

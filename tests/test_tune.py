@@ -17,7 +17,7 @@ import torch
 import yaml
 from conftest import tiny_params
 
-from hrnet.config import ConfigError, parse_params
+from pipeline.params import ConfigError, parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
 from pipeline.tune import run_sweep, sweep_name

@@ -11,10 +11,10 @@ import torch
 import yaml
 from conftest import ROOT, project_env, tiny_params
 
-from hrnet.config import ConfigError, parse_params
 from hrnet.models import CheckpointError, create_backbone, create_model, load_pretrained
 from hrnet.models.summary import count_macs, count_parameters
 from hrnet.tasks.segmentation import SegmentationModule
+from pipeline.params import ConfigError, parse_params
 
 SMALL = "hrnet_w18_small"  # 1 + 1 + 1 modules
 X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -51,8 +51,6 @@ from hrnet.benchmarks.report import (
 from hrnet.data.sampling import epoch_loader
 from hrnet.errors import InputError
 
-TASKS = ("pose", "segmentation")
-
 
 # ----------------------------------------------------------------------------- datasets
 def pose_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[str], dict[str, Any]]:
@@ -309,7 +307,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hrnet bench-data``."""
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
     parser.add_argument("--batch-size", type=int, default=8, help="DataLoader batch (collation included)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
     parser.add_argument("--warmup", type=int, default=8, help="untimed samples per pipeline")

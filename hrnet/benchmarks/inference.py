@@ -30,6 +30,7 @@ import torch
 from hrnet.benchmarks.report import RESULTS_DIR, machine_info, make_report, utc_now, write_and_print
 from hrnet.benchmarks.workload import build_ours, build_timm
 from hrnet.errors import InputError
+from hrnet.models.summary import DEFAULT_OUTPUTS
 
 Runner = Callable[[torch.Tensor], Any]
 
@@ -73,7 +74,7 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     height, width = args.input_size
     spec = {
         "model": args.model, "task": args.task, "head": args.head, "input_size": [height, width],
-        "num_outputs": args.num_outputs or {"pose": 17, "segmentation": 19}[args.task],
+        "num_outputs": args.num_outputs or DEFAULT_OUTPUTS[args.task],
         "timm_model": args.timm_model or args.model, "timm_feature_location": args.timm_feature_location,
         "timm": not args.no_timm, "batch_size": args.batch_size,
     }  # fmt: skip

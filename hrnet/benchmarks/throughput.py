@@ -71,8 +71,8 @@ from hrnet.benchmarks.workload import (
     resolve_device,
 )
 from hrnet.errors import InputError
+from hrnet.models.summary import DEFAULT_OUTPUTS
 
-DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
 PRECISIONS = ("fp32", "bf16-mixed")
 FLOP_CONVENTION = (
     "FLOPs/img = 2 x forward MACs (count_macs: every conv and matmul); train step = 3 x forward "

@@ -1,19 +1,29 @@
-"""One adapter per task, each with the same functions the stages call.
+"""The registry of tasks: :data:`TASKS` maps each task name to the :class:`~pipeline.tasks.base.Task`
+its adapter module (``pipeline/tasks/<name>.py``) fills in.
 
-``synthesize(params, out_dir)``, ``prepare(params, out_dir)``, ``build_datamodule(params, prepared_dir)``,
-``build_module(params, prepared_dir)``, ``MODULE`` (the LightningModule class),
-``evaluate(module, params, prepared_dir, out_dir) -> metrics`` and ``package_meta(params)``.
+Its names are the library's (``hrnet.models.TASKS``), which the params schema's ``task`` accepts;
+tests/test_task_registry.py checks that the three agree.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from pipeline.tasks import detection, pose, segmentation
+from pipeline.tasks.base import Task
 
-TASKS = ("pose", "segmentation", "detection")
+_ADAPTERS = {"pose": pose, "segmentation": segmentation, "detection": detection}
 
+TASKS: dict[str, Task] = {
+    name: Task(
+        name=name,
+        lightning_module=adapter.MODULE,
+        synthesize=adapter.synthesize,
+        prepare=adapter.prepare,
+        build_datamodule=adapter.build_datamodule,
+        build_module=adapter.build_module,
+        evaluate=adapter.evaluate,
+        package_meta=adapter.package_meta,
+    )
+    for name, adapter in _ADAPTERS.items()
+}
 
-def get_task(name: str) -> ModuleType:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return importlib.import_module(f"pipeline.tasks.{name}")
+__all__ = ["TASKS", "Task"]

@@ -1,15 +1,36 @@
-"""What the task adapters share."""
+"""What the task adapters share: the interface each one fills in, and the prepared index."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hrnet.config import Params
+import pytorch_lightning as pl
+
 from hrnet.errors import MissingFileError
 from hrnet.io import path_reference
+from pipeline.params import Params
 
 INDEX_DIR = Path("index")  # inside the prepared-data folder
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the stages call for one task; ``pipeline.tasks.TASKS`` holds one per task, by name."""
+
+    name: str
+    lightning_module: type[pl.LightningModule]  # what evaluate and package load the checkpoint as
+    synthesize: Callable[[Params, Path], None]  # (params, out_dir): the embedded synthetic dataset
+    prepare: Callable[[Params, Path], None]  # (params, out_dir): checks data.root, writes index/
+    build_datamodule: Callable[[Params, Path], pl.LightningDataModule]  # (params, prepared_dir)
+    build_module: Callable[[Params, Path], pl.LightningModule]  # (params, prepared_dir): untrained
+    # (trained module, params, prepared_dir, out_dir) -> metrics.json's entries, a trivial baseline's
+    # included; writes out_dir/predictions and out_dir/figures
+    evaluate: Callable[[Any, Params, Path, Path], dict[str, Any]]
+    package_meta: Callable[[Params], dict[str, Any]]  # the task's entries of package.json
 
 
 def index_reference(path: Path, index_file: Path) -> str:

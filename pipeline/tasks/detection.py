@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import torch
 
-from hrnet.config import Params
 from hrnet.data.detection_dataset import DetectionDataModule, detection_layout, read_categories
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.evaluation.coco_boxes import (
@@ -24,6 +23,7 @@ from hrnet.io import atomic_write_json
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS
 from hrnet.tasks.detection import DetectionModule
 from pipeline.common import PREPARED_DIR
+from pipeline.params import Params
 from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
 
 log = logging.getLogger("pipeline.detection")

@@ -15,7 +15,6 @@ import torch
 from pycocotools.coco import COCO
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.config import Params
 from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.pose_dataset import (
     PoseDataModule,
@@ -42,6 +41,7 @@ from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
 from pipeline.common import PREPARED_DIR
+from pipeline.params import Params
 from pipeline.tasks.base import INDEX_DIR, data_root, index_reference
 
 log = logging.getLogger("pipeline.pose")

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hrnet.config import Params
 from hrnet.data.cityscapes import (
     IGNORE_INDEX,
     NUM_CLASSES,
@@ -31,6 +30,7 @@ from hrnet.evaluation.segmentation import (
 from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
 from pipeline.common import PREPARED_DIR
+from pipeline.params import Params
 from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
 
 log = logging.getLogger("pipeline.segmentation")
