@@ -10,6 +10,7 @@ import itertools
 import logging
 import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ def markdown(study: Study, rows: list[Row], commit: str, png_name: str) -> str:
         "",
         f"Run on the embedded synthetic data with `python -m pipeline.study run studies/{study.name}.yaml`: "
         f"each variant at seeds {seeds}, shared overrides {_overrides(study.set)}, stages "
-        f"`{' '.join(study.targets)}`, commit `{commit}`. Scores x100 (the paper's scale): mean ± sample "
+        f"`{' '.join(study.targets)}`, commit(s) `{commit}`. Scores x100 (the paper's scale): mean ± sample "
         "standard deviation over the seeds, and each seed's score.",
         "",
         "| variant | overrides | metric | here: mean ± std | per seed | paper |",
@@ -195,17 +196,17 @@ def _paper_short(value: float | str) -> str:
     return f"{value:.1f}" if isinstance(value, float) else value[:18]
 
 
-def _commit(rev: str) -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", rev], capture_output=True, text=True)
-    return result.stdout.strip() or rev
+def _commits(revs: Sequence[str]) -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", *revs], capture_output=True, text=True)
+    return ", ".join(result.stdout.split()) or ", ".join(revs)
 
 
-def write_report(study: Study, found: dict, out: Path, rev: str = "HEAD") -> list[Path]:
+def write_report(study: Study, found: dict, out: Path, revs: Sequence[str] = ("HEAD",)) -> list[Path]:
     rows = collect(study, found)
     if not any(r.values for r in rows):
         log.warning("%s: no finished experiment yet; writing an empty report", study.name)
     md, png, js = (out / f"{study.name}{ext}" for ext in (".md", ".png", ".json"))
-    commit = _commit(rev)
+    commit = _commits(revs)
     chart(study, rows, png)
     atomic_write_text(md, markdown(study, rows, commit, png.name))
     runs_by_name = {run.name: {"variant": run.variant.name, "seed": run.seed} for run in runs(study)}

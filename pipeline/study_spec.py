@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from hrnet.errors import InputError, MissingFileError, UserError
+from pipeline.params import parse_params
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 # A variant's paper entry: a number (same scale as the paper's table) or a finding in words.
@@ -167,8 +168,6 @@ def apply_overrides(base: dict, overrides: dict[str, Any], where: str = "overrid
 
 def check_params(base: dict, overrides: dict[str, Any], where: str) -> None:
     """The overridden params pass the params.yaml schema (types, choices, cross-field rules)."""
-    from hrnet.config import parse_params  # the schema of params.yaml
-
     try:
         parse_params(apply_overrides(base, overrides, where), where)
     except UserError as exc:
