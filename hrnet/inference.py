@@ -15,10 +15,8 @@ import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec, flip_heatmaps, transform_preds
 from hrnet.data.coco_constants import FLIP_PAIRS
+from hrnet.data.images import normalise
 from hrnet.data.transforms import box_to_center_scale, get_affine_transform
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 HeatmapModel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -70,8 +68,7 @@ def crop_people(
         center, scale = box_to_center_scale(box, aspect_ratio=width / height)
         matrix = get_affine_transform(center, scale, 0.0, (width, height))
         crop = cv2.warpAffine(image_rgb, matrix, (width, height), flags=cv2.INTER_LINEAR)
-        crops.append((crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+        crops.append(crop)
         centers.append(center)
         scales.append(scale)
-    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-    return batch, np.asarray(centers), np.asarray(scales)
+    return normalise(np.stack(crops)), np.asarray(centers), np.asarray(scales)

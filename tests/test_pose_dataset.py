@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.data.pose_dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PoseDataModule,
     TopDownPoseDataset,
     index_path,

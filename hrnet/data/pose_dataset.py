@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
-from hrnet.data.images import read_image
+from hrnet.data.images import normalise, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
     affine_transform_points,
@@ -38,8 +38,6 @@ from hrnet.io import atomic_write_text, path_reference
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_AUG: dict = {
     "flip": True,
     "rot_factor": 40.0,
@@ -170,8 +168,6 @@ class TopDownPoseDataset(Dataset):
         cs = [box_to_center_scale(r["bbox"], aspect, padding) for r in records]
         self.centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(n, 2)
         self.scales = np.array([s for _, s in cs], dtype=np.float32).reshape(n, 2)
-        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
 
     def __len__(self) -> int:
         return len(self.files)
@@ -201,7 +197,7 @@ class TopDownPoseDataset(Dataset):
 
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.files))
-        image = read_image(self.files[index], rgb=False)
+        image = read_image(self.files[index])
         center, scale = self.centers[index].copy(), self.scales[index].copy()
         joints, vis = self.joints[index].copy(), self.vis[index].copy()
         rot, flip = 0.0, False
@@ -217,11 +213,8 @@ class TopDownPoseDataset(Dataset):
         crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
         joints_in = np.where(vis[:, None] > 0, affine_transform_points(joints, mat), joints)
         target, weight = self.codec.encode(joints_in, vis)
-
-        tensor = torch.from_numpy(crop).permute(2, 0, 1).flip(0).contiguous().float()  # BGR HWC -> RGB CHW
-        tensor = tensor.sub_(self._mean).div_(self._std)
         return {
-            "image": tensor,
+            "image": normalise(crop),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(weight).unsqueeze(-1),
             "meta": {

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.inference import IMAGENET_MEAN, IMAGENET_STD, crop_people, heatmaps_to_keypoints, predict_heatmaps
+from hrnet.data.images import normalise
+from hrnet.inference import crop_people, heatmaps_to_keypoints, predict_heatmaps
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -57,11 +58,9 @@ def predict_pose(
     return results
 
 
-def normalise(images: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+def resized_batch(images: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
     """RGB uint8 images resized to ``size`` (w, h), ImageNet-normalised, as (N, 3, h, w)."""
-    resized = [cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images]
-    batch = (np.stack(resized).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    return normalise(np.stack([cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images]))
 
 
 def predict_segmentation(
@@ -70,7 +69,7 @@ def predict_segmentation(
     """Per image: a (H, W) uint8 map of Cityscapes train ids at the image's own size."""
     maps = []
     for part in _chunks(len(images), batch_size):
-        logits = runner(normalise(images[part], input_size))
+        logits = runner(resized_batch(images[part], input_size))
         for image, image_logits in zip(images[part], logits):
             up = F.interpolate(
                 image_logits[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False
