@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec, flip_heatmaps, transform_preds
 from hrnet.data.coco_constants import FLIP_PAIRS
-from hrnet.data.images import normalise
-from hrnet.data.transforms import box_to_center_scale, get_affine_transform
 
 HeatmapModel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -56,19 +53,3 @@ def heatmaps_to_keypoints(
         else np.zeros((0, heatmaps.shape[1], 2))
     )
     return keypoints, maxvals.reshape(maxvals.shape[0], -1)
-
-
-def crop_people(
-    image_rgb: np.ndarray, boxes: Sequence[Sequence[float]], input_size: tuple[int, int]
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Affine-crops each ``[x, y, w, h]`` box to ``input_size`` (w, h) and normalises it."""
-    width, height = input_size
-    crops, centers, scales = [], [], []
-    for box in boxes:
-        center, scale = box_to_center_scale(box, aspect_ratio=width / height)
-        matrix = get_affine_transform(center, scale, 0.0, (width, height))
-        crop = cv2.warpAffine(image_rgb, matrix, (width, height), flags=cv2.INTER_LINEAR)
-        crops.append(crop)
-        centers.append(center)
-        scales.append(scale)
-    return normalise(np.stack(crops)), np.asarray(centers), np.asarray(scales)

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -28,10 +27,9 @@ from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
+    crop_person,
     fliplr_joints,
-    get_affine_transform,
     half_body_transform,
-    hflip_matrix,
 )
 from hrnet.errors import DataError, MissingFileError
 from hrnet.io import atomic_write_text, path_reference
@@ -116,7 +114,6 @@ def read_index(path: str | Path) -> tuple[list[dict], Path]:
     return index.records, index.image_dir
 
 
-# ----------------------------------------------------------------------------- images
 # ----------------------------------------------------------------------------- dataset
 class TopDownPoseDataset(Dataset):
     """Person crops around ``records`` boxes with MSRA heatmap targets.
@@ -208,9 +205,7 @@ class TopDownPoseDataset(Dataset):
             width = image.shape[1]
             joints, vis = fliplr_joints(joints, vis, width, self.flip_pairs)
             center[0] = width - center[0] - 1
-        mat = get_affine_transform(center, scale, rot, self.input_size)
-        warp = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ hflip_matrix(image.shape[1]))[:2] if flip else mat
-        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        crop, mat = crop_person(image, center, scale, self.input_size, rot, mirror=flip)
         joints_in = np.where(vis[:, None] > 0, affine_transform_points(joints, mat), joints)
         target, weight = self.codec.encode(joints_in, vis)
         return {

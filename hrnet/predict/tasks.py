@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.images import normalise
-from hrnet.inference import crop_people, heatmaps_to_keypoints, predict_heatmaps
+from hrnet.data.transforms import crop_people
+from hrnet.inference import heatmaps_to_keypoints, predict_heatmaps
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -37,15 +38,16 @@ def predict_pose(
     crops, centers, scales, owners = [], [], [], []
     for i, (image, image_boxes) in enumerate(zip(images, boxes)):
         if len(image_boxes):
-            batch, c, s = crop_people(image, image_boxes, input_size)
-            crops.append(batch)
+            image_crops, c, s = crop_people(image, image_boxes, input_size)
+            crops.append(image_crops)
             centers.append(c)
             scales.append(s)
             owners += [i] * len(image_boxes)
     results = [(np.zeros((0, 17, 2)), np.zeros((0, 17))) for _ in images]
     if not crops:
         return results
-    crop_batch, center, scale = torch.cat(crops), np.concatenate(centers), np.concatenate(scales)
+    center, scale = np.concatenate(centers), np.concatenate(scales)
+    crop_batch = normalise(np.concatenate(crops))
     heatmaps = torch.cat(
         [predict_heatmaps(runner, crop_batch[s], flip_test) for s in _chunks(len(owners), batch_size)]
     )
