@@ -1,9 +1,10 @@
-"""The ImageNet normalisation constants exist once: every module that holds one of them holds that very
-object (found by importing, not by reading source)."""
+"""The ImageNet normalisation constants and COCO's flip pairs and flip permutation exist once: every
+module that holds one of them holds that very object (found by importing, not by reading source)."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from types import ModuleType
 from typing import Any
@@ -14,8 +15,12 @@ import torch
 
 import hrnet
 import pipeline.tasks
+from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.coco_constants import FLIP_INDICES, FLIP_PAIRS, NUM_KEYPOINTS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalise
+from hrnet.data.pose_dataset import TopDownPoseDataset
 from hrnet.evaluation.segmentation import denormalize
+from hrnet.predict.tasks import pose_codec
 
 SKIPPED = ("hrnet.benchmarks",)  # command-line benchmarks, no library code
 
@@ -42,7 +47,7 @@ def equal_values(value: Any, reference: Any) -> bool:
 @pytest.fixture(scope="module")
 def holders() -> dict[str, list[tuple[str, Any]]]:
     """For each constant: ``(module.attribute, value)`` of every module attribute with its values."""
-    constants = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    constants = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "pairs": FLIP_PAIRS, "perm": FLIP_INDICES}
     found: dict[str, list[tuple[str, Any]]] = {name: [] for name in constants}
     for module in project_modules():
         for attribute, value in vars(module).items():
@@ -57,6 +62,8 @@ def holders() -> dict[str, list[tuple[str, Any]]]:
     [
         ("mean", IMAGENET_MEAN, {"hrnet.data.segmentation_dataset", "hrnet.evaluation.segmentation"}),
         ("std", IMAGENET_STD, {"hrnet.data.segmentation_dataset", "hrnet.evaluation.segmentation"}),
+        ("pairs", FLIP_PAIRS, {"hrnet.data"}),
+        ("perm", FLIP_INDICES, {"hrnet.codecs.heatmap", "hrnet.data.pose_dataset"}),
     ],
 )
 def test_every_copy_is_the_one_object(holders, name, reference, users):
@@ -64,6 +71,21 @@ def test_every_copy_is_the_one_object(holders, name, reference, users):
     assert not copies, f"{copies} hold their own copy; import it from where it is defined"
     modules = {where.rsplit(".", 1)[0] for where, _ in holders[name]}
     assert users <= modules  # the search does see the modules that use it
+
+
+def test_the_flip_permutation_is_derived_from_the_pairs():
+    assert sorted(FLIP_INDICES) == list(range(NUM_KEYPOINTS))
+    for a, b in FLIP_PAIRS:
+        assert (FLIP_INDICES[a], FLIP_INDICES[b]) == (b, a)
+    unpaired = set(range(NUM_KEYPOINTS)) - {k for pair in FLIP_PAIRS for k in pair}
+    assert unpaired == {0} and FLIP_INDICES[0] == 0  # the nose maps to itself
+
+
+def test_dataset_codec_and_packages_flip_with_the_one_permutation():
+    default = inspect.signature(TopDownPoseDataset).parameters["flip_indices"].default
+    assert default is FLIP_INDICES
+    assert MSRAHeatmapCodec((64, 64), (16, 16)).flip_indices is FLIP_INDICES
+    assert pose_codec({"input_size": [64, 64]}).flip_indices is FLIP_INDICES
 
 
 def test_normalise_and_denormalize_are_inverse_through_the_one_mean_and_std():

@@ -21,7 +21,6 @@ from hrnet.data.pose_dataset import (
     write_index,
 )
 from hrnet.data.transforms import affine_transform_points, box_to_center_scale, get_affine_transform
-from hrnet.inference import heatmaps_to_keypoints
 from hrnet.predict.tasks import predict_pose
 
 INPUT, HEATMAP = (192, 256), (48, 64)
@@ -131,11 +130,11 @@ def test_the_dataset_crops_a_box_to_the_pixels_inference_crops_it_to(image_dir, 
         return heatmaps
 
     image = read_image(image_dir / "000000000001.jpg")
-    ((keypoints, scores),) = predict_pose(network, [image], [boxes], INPUT, flip_test=False)
+    ((keypoints, scores),) = predict_pose(network, [image], [boxes], codec.with_test(flip_test=False))
     (inputs,) = seen
     for i in range(len(boxes)):
         assert torch.equal(inputs[i], dataset[i]["image"])
-    expected = heatmaps_to_keypoints(heatmaps, dataset.centers, dataset.scales, codec)
+    expected = codec.decode_keypoints(heatmaps, dataset.centers, dataset.scales)
     np.testing.assert_array_equal(keypoints, expected[0])
     np.testing.assert_array_equal(scores, expected[1])
 

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.coco_constants import FLIP_INDICES, NUM_KEYPOINTS, UPPER_BODY_IDS
 from hrnet.data.images import normalise, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
@@ -135,7 +135,7 @@ class TopDownPoseDataset(Dataset):
         train: bool,
         aug: dict | None = None,
         *,
-        flip_pairs: Sequence[Sequence[int]] = FLIP_PAIRS,
+        flip_indices: Sequence[int] = FLIP_INDICES,
         upper_body_ids: Sequence[int] = UPPER_BODY_IDS,
         padding: float = 1.25,
         seed: int = 0,
@@ -149,7 +149,7 @@ class TopDownPoseDataset(Dataset):
         if tuple(codec.input_size) != self.input_size:
             raise ValueError(f"codec input size {codec.input_size} != dataset input size {self.input_size}")
         self.codec, self.train = codec, train
-        self.flip_pairs, self.upper_body_ids = flip_pairs, upper_body_ids
+        self.flip_indices, self.upper_body_ids = flip_indices, upper_body_ids
         self.seed = seed
         aspect = self.input_size[0] / self.input_size[1]
         self.aspect_ratio = aspect
@@ -203,7 +203,7 @@ class TopDownPoseDataset(Dataset):
             center, scale, rot, flip = self._augment(rng, center, scale, joints, vis)
         if flip:  # mirror joints and center; the image mirror is folded into the warp below
             width = image.shape[1]
-            joints, vis = fliplr_joints(joints, vis, width, self.flip_pairs)
+            joints, vis = fliplr_joints(joints, vis, width, self.flip_indices)
             center[0] = width - center[0] - 1
         crop, mat = crop_person(image, center, scale, self.input_size, rot, mirror=flip)
         joints_in = np.where(vis[:, None] > 0, affine_transform_points(joints, mat), joints)

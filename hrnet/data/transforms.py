@@ -92,18 +92,17 @@ def hflip_matrix(width: int) -> np.ndarray:
 
 
 def fliplr_joints(
-    joints: np.ndarray, vis: np.ndarray, width: int, flip_pairs: Sequence[Sequence[int]]
+    joints: np.ndarray, vis: np.ndarray, width: int, flip_indices: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror joints (K, >=2) in an image of ``width`` and swap left/right pairs.
+    """Mirror joints (K, >=2) in an image of ``width`` and swap left/right joints: joint ``k`` of the
+    result is joint ``flip_indices[k]`` mirrored (``coco_constants.FLIP_INDICES`` for COCO).
 
     Returns new arrays; as in the reference, coordinates of joints with ``vis == 0`` become 0.
     """
     joints = np.array(joints, dtype=np.float32, copy=True)
     vis = np.array(vis, dtype=np.float32, copy=True)
     joints[:, 0] = width - joints[:, 0] - 1
-    perm = np.arange(len(joints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
+    perm = list(flip_indices)
     joints, vis = joints[perm], vis[perm]
     mask = vis.reshape(len(vis), -1)[:, :1] > 0
     return joints * mask, vis
