@@ -29,7 +29,6 @@ TRAIN_CODE = (
     "hrnet/evaluation",
     "hrnet/models",
     "hrnet/tasks",
-    "hrnet/inference.py",
     "hrnet/viz.py",
     "pipeline/__init__.py",
     "pipeline/common.py",

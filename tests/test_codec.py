@@ -1,4 +1,5 @@
-"""MSRA heatmap codec: reference-exact encoding, decoding, flip-back and inverse mapping."""
+"""MSRA heatmap codec: reference-exact encoding, decoding, flip-back and inverse mapping, and the one
+test-time path (flip test, shift, decode to image pixels) on hand-made heatmaps."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet.codecs.heatmap import MSRAHeatmapCodec, flip_heatmaps, transform_preds
-from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS
+from hrnet.codecs.heatmap import MSRAHeatmapCodec, transform_preds
+from hrnet.data.coco_constants import FLIP_INDICES, FLIP_PAIRS, NUM_KEYPOINTS
 from hrnet.data.transforms import affine_transform_points, get_affine_transform
 
 INPUT, HEATMAP = (192, 256), (48, 64)
@@ -151,22 +152,24 @@ def test_flip_back_with_shift_recovers_original_peaks(codec):
     joints = joints.astype(np.float64)
     original, _ = codec.encode(joints, np.ones(NUM_KEYPOINTS))
     mirrored, _ = codec.encode(flipped_keypoints(joints, INPUT[0]), np.ones(NUM_KEYPOINTS))
-    back = flip_heatmaps(torch.from_numpy(mirrored[None]), FLIP_PAIRS, shift=True)
+    back = codec.flip_back(torch.from_numpy(mirrored[None]))
     assert back.shape == (1, NUM_KEYPOINTS, 64, 48)
     peaks = codec.decode(original[None])[0]
     back_peaks = codec.decode(back)[0].numpy()
     np.testing.assert_allclose(back_peaks, peaks)
     # Without the shift the flipped-back maps sit one heatmap pixel to the left.
-    unshifted = codec.decode(flip_heatmaps(torch.from_numpy(mirrored[None]), FLIP_PAIRS, shift=False))[0]
+    unshifted = codec.decode(
+        codec.with_test(shift_heatmap=False).flip_back(torch.from_numpy(mirrored[None]))
+    )[0]
     np.testing.assert_allclose(unshifted.numpy()[..., 0], peaks[..., 0] - 1)
 
 
-def test_flip_heatmaps_swaps_pairs_and_keeps_first_column():
+def test_flip_back_swaps_pairs_and_keeps_first_column(codec):
     hm = torch.arange(2 * NUM_KEYPOINTS * 4 * 5, dtype=torch.float32).reshape(2, NUM_KEYPOINTS, 4, 5)
-    out = flip_heatmaps(hm, FLIP_PAIRS, shift=True)
+    out = codec.flip_back(hm)
     torch.testing.assert_close(out[:, 1, :, 1:], hm[:, 2].flip(-1)[..., :-1])
     torch.testing.assert_close(out[:, 0, :, 0], hm[:, 0, :, -1])  # column 0 duplicated
-    torch.testing.assert_close(flip_heatmaps(hm, FLIP_PAIRS, shift=False)[:, 9], hm[:, 10].flip(-1))
+    torch.testing.assert_close(codec.with_test(shift_heatmap=False).flip_back(hm)[:, 9], hm[:, 10].flip(-1))
 
 
 def test_transform_preds_inverts_the_heatmap_crop():
@@ -184,8 +187,8 @@ def test_transform_preds_inverts_the_heatmap_crop():
     hm, _ = codec.encode(
         affine_transform_points(pts, get_affine_transform(center, scale, 0, INPUT)), np.ones(3)
     )
-    image_pts, scores = codec.decode_to_image(hm[None], center[None], scale[None])
-    assert image_pts.shape == (1, 3, 2) and scores.shape == (1, 3, 1)
+    image_pts, scores = codec.decode_keypoints(hm[None], center[None], scale[None])
+    assert image_pts.shape == (1, 3, 2) and scores.shape == (1, 3)
     # One heatmap pixel is 200 * 1.2 / 48 = 5 image pixels; rounding costs at most half of it.
     assert np.abs(image_pts[0] - pts).max() <= 2.5 + 1e-3
 
@@ -195,3 +198,70 @@ def test_rejects_bad_sizes_and_shapes():
         MSRAHeatmapCodec((0, 10), (4, 4))
     with pytest.raises(ValueError):
         MSRAHeatmapCodec(INPUT, HEATMAP).decode(np.zeros((17, 8, 8), np.float32))
+
+
+# ----------------------------------------------------------------------------- the test-time path
+# A crop of 1.2 x 1.6 pixel_std units around (150, 120): one heatmap pixel is 5 image pixels and the
+# heatmap centre (24, 32) is the crop centre, so heatmap (x, y) is image (150 + 5 (x - 24), 120 + 5 (y - 32)).
+CENTER, SCALE = np.array([[150.0, 120.0]]), np.array([[1.2, 1.6]])
+L_WRIST, R_WRIST, ROW = 9, 10, 20
+
+
+class RecordingModel:
+    """Returns ``plain`` for the crops it was made with and ``mirrored`` for their mirror image."""
+
+    def __init__(self, images: torch.Tensor, plain: np.ndarray, mirrored: np.ndarray) -> None:
+        self.images, self.plain, self.mirrored = images, torch.from_numpy(plain), torch.from_numpy(mirrored)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if torch.equal(images, self.images):
+            return self.plain
+        assert torch.equal(images, self.images.flip(3)), "the flip test runs the horizontally mirrored crops"
+        return self.mirrored
+
+
+def hand_made_model() -> RecordingModel:
+    """Left wrist at heatmap (10, 20) in the plain pass; in the mirrored pass the right wrist channel
+    peaks at column 38 (1.0) with 0.6 at column 37: brought back and shifted, that is 1.0 at column 10
+    and 0.3 after averaging at column 11; not shifted, 1.0 at 9 and 0.6 at 10."""
+    plain = np.zeros((1, NUM_KEYPOINTS, 64, 48), np.float32)
+    plain[0, L_WRIST, ROW, 10] = 1.0
+    mirrored = np.zeros_like(plain)
+    mirrored[0, R_WRIST, ROW, 38], mirrored[0, R_WRIST, ROW, 37] = 1.0, 0.6
+    images = torch.randn(1, 3, INPUT[1], INPUT[0])
+    return RecordingModel(images, plain, mirrored)
+
+
+@pytest.mark.parametrize(
+    ("flip_test", "shift_heatmap", "heatmap_x", "score"),
+    [
+        (False, True, 10.0, 1.0),  # the plain pass alone: an isolated peak, no quarter step
+        (True, True, 10.25, 1.0),  # peaks coincide; the mirrored 0.6 (averaged 0.3) pulls right
+        (True, False, 9.75, 0.8),  # unshifted: 0.5 at 9, (1 + 0.6) / 2 at 10, so a step left
+    ],
+)
+def test_predict_runs_the_flip_test_the_settings_ask_for(codec, flip_test, shift_heatmap, heatmap_x, score):
+    model = hand_made_model()
+    tested = codec.with_test(flip_test=flip_test, shift_heatmap=shift_heatmap)
+    keypoints, scores = tested.predict(model, model.images, CENTER, SCALE)
+    assert keypoints.shape == (1, NUM_KEYPOINTS, 2) and scores.shape == (1, NUM_KEYPOINTS)
+    expected = [150 + 5 * (heatmap_x - 24), 120 + 5 * (ROW - 32)]
+    np.testing.assert_allclose(keypoints[0, L_WRIST], expected, atol=1e-3)
+    assert scores[0, L_WRIST] == pytest.approx(score)
+    assert scores[0, R_WRIST] == 0.0  # neither pass has a right wrist: nothing was swapped in
+
+
+def test_test_time_settings_are_the_codecs_and_default_to_the_reference(codec):
+    assert codec.flip_test and codec.shift_heatmap and codec.flip_indices is FLIP_INDICES
+    changed = codec.with_test(flip_test=False)
+    assert not changed.flip_test and changed.shift_heatmap and codec.flip_test  # a copy
+    assert (changed.input_size, changed.heatmap_size, changed.sigma) == (INPUT, HEATMAP, 2.0)
+    with pytest.raises(ValueError, match="unknown test-time settings"):
+        codec.with_test(flip=True)
+
+
+def test_decode_keypoints_refuses_heatmaps_of_another_size(codec):
+    with pytest.raises(ValueError, match=r"heatmaps are 24x32 .* decodes 48x64"):
+        codec.decode_keypoints(np.zeros((1, NUM_KEYPOINTS, 32, 24), np.float32), CENTER, SCALE)
+    with pytest.raises(ValueError, match="17 heatmaps, but 3 flip indices"):
+        MSRAHeatmapCodec(INPUT, HEATMAP, flip_indices=(0, 2, 1)).flip_back(torch.zeros(1, 17, 64, 48))

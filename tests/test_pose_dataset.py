@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from hrnet.data.pose_dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PoseDataModule,
     TopDownPoseDataset,
     index_path,
@@ -22,6 +21,7 @@ from hrnet.data.pose_dataset import (
     write_index,
 )
 from hrnet.data.transforms import affine_transform_points, box_to_center_scale, get_affine_transform
+from hrnet.predict.tasks import predict_pose
 
 INPUT, HEATMAP = (192, 256), (48, 64)
 WIDTH, HEIGHT = 200, 160
@@ -114,6 +114,29 @@ def test_flip_mirrors_image_joints_and_center(image_dir, codec):
     plain.centers[0] = sample["meta"]["center"].numpy()
     expected = plain[0]["image"]
     assert (sample["image"] - expected).abs().mean() < 0.02
+
+
+def test_the_dataset_crops_a_box_to_the_pixels_inference_crops_it_to(image_dir, codec):
+    """The network sees the same input for a box in the evaluate stage (the dataset) as in
+    ``hrnet predict`` (crop, normalise, run), and the keypoints are mapped back through the same crop."""
+    boxes = [BBOX, [150.0, 100.0, 80.0, 90.0]]  # the second runs off the 200 x 160 image: zeros outside
+    records = [{**make_record(), "bbox": box} for box in boxes]
+    dataset = TopDownPoseDataset(records, image_dir, INPUT, codec, train=False)
+    heatmaps = torch.rand(len(boxes), 17, HEATMAP[1], HEATMAP[0], generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def network(images: torch.Tensor) -> torch.Tensor:
+        seen.append(images)
+        return heatmaps
+
+    image = read_image(image_dir / "000000000001.jpg")
+    ((keypoints, scores),) = predict_pose(network, [image], [boxes], codec.with_test(flip_test=False))
+    (inputs,) = seen
+    for i in range(len(boxes)):
+        assert torch.equal(inputs[i], dataset[i]["image"])
+    expected = codec.decode_keypoints(heatmaps, dataset.centers, dataset.scales)
+    np.testing.assert_array_equal(keypoints, expected[0])
+    np.testing.assert_array_equal(scores, expected[1])
 
 
 def test_train_augmentation_runs_and_is_reproducible(image_dir, codec):

@@ -239,3 +239,36 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
     for image_rows, people in zip(rows, found):
         np.testing.assert_allclose(people.keypoints, keypoints[image_rows], atol=1e-3)
         np.testing.assert_allclose(people.scores, scores[image_rows], atol=1e-4)
+
+
+def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_path):
+    from conftest import tiny_params
+
+    from hrnet.config import parse_params
+    from hrnet.predict.api import ModelPackage
+    from hrnet.predict.tasks import pose_codec
+    from pipeline.tasks.pose import package_meta
+
+    settings = {"flip_test": False, "shift_heatmap": False, "keypoint_score_threshold": 0.3}
+    meta = {"task": "pose", **package_meta(parse_params(tiny_params(evaluate={"pose": settings})))}
+    codec = pose_codec(meta)
+    assert (codec.flip_test, codec.shift_heatmap, codec.input_size, codec.heatmap_size) == (
+        False, False, (64, 64), (16, 16),
+    )  # fmt: skip
+    old = pose_codec({"input_size": [64, 96]})  # a package from before these were recorded
+    assert (old.heatmap_size, old.flip_test, old.shift_heatmap) == ((16, 24), True, True)
+
+    calls = []
+
+    def network(images: torch.Tensor) -> torch.Tensor:  # every joint scores 0.25
+        calls.append(len(images))
+        return torch.full((len(images), 17, 16, 16), 0.25)
+
+    image = np.zeros((80, 60, 3), np.uint8)
+    for threshold, person_score in ((0.3, 0.0), (0.2, 0.25)):
+        package = ModelPackage(tmp_path, {**meta, "keypoint_score_threshold": threshold}, network)
+        (found,) = package.predict_pose([image], boxes=[[[5, 5, 40, 60]]])
+        assert found.person_scores == pytest.approx([person_score])
+    assert calls == [1, 1]  # flip_test off: one pass each
+    package.predict_pose([image], boxes=[[[5, 5, 40, 60]]], flip_test=True)
+    assert calls == [1, 1, 1, 1]  # asked for: the plain and the mirrored pass

@@ -18,7 +18,7 @@ STAGES = ("synthesize", "prepare", "train", "evaluate", "package")
 # Imported by the task adapters (pipeline/tasks/*.py) for the later stages, never run by the data
 # stages: a change there cannot change generated or prepared data, so they are not its deps.
 MODEL_CODE = ("hrnet/__init__.py", "hrnet/models", "hrnet/tasks", "hrnet/codecs", "hrnet/evaluation",
-              "hrnet/inference.py", "hrnet/viz.py", "pipeline/__init__.py")  # fmt: skip
+              "hrnet/viz.py", "pipeline/__init__.py")  # fmt: skip
 IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+((?:hrnet|pipeline)(?:\.\w+)*)$")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.coco_constants import FLIP_INDICES, NUM_KEYPOINTS, UPPER_BODY_IDS
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
@@ -72,12 +72,12 @@ def test_fliplr_joints_mirrors_swaps_and_zeroes_unlabeled():
     joints = np.arange(NUM_KEYPOINTS * 2, dtype=np.float32).reshape(NUM_KEYPOINTS, 2) + 1
     vis = np.ones(NUM_KEYPOINTS, np.float32)
     vis[3] = 0  # left ear unlabeled
-    flipped, fvis = fliplr_joints(joints, vis, 100, FLIP_PAIRS)
+    flipped, fvis = fliplr_joints(joints, vis, 100, FLIP_INDICES)
     assert flipped[0, 0] == 100 - 1 - joints[0, 0]  # nose has no partner
     np.testing.assert_allclose(flipped[1], [100 - 1 - joints[2, 0], joints[2, 1]])  # left eye <- right eye
     assert fvis[4] == 0 and np.all(flipped[4] == 0)  # the unlabeled left ear is now the right ear
     assert fvis[3] == 1
-    twice, tvis = fliplr_joints(flipped, fvis, 100, FLIP_PAIRS)
+    twice, tvis = fliplr_joints(flipped, fvis, 100, FLIP_INDICES)
     np.testing.assert_allclose(twice[vis > 0], joints[vis > 0])
     np.testing.assert_array_equal(tvis, vis)
     assert joints[0, 0] == 1  # inputs are not modified

@@ -1,5 +1,5 @@
-"""Target codecs kept apart from the networks: keypoints <-> training targets."""
+"""Target codecs kept apart from the networks: keypoints <-> training targets, and test-time decoding."""
 
-from hrnet.codecs.heatmap import MSRAHeatmapCodec, flip_heatmaps, transform_preds
+from hrnet.codecs.heatmap import MSRAHeatmapCodec, transform_preds
 
-__all__ = ["MSRAHeatmapCodec", "flip_heatmaps", "transform_preds"]
+__all__ = ["MSRAHeatmapCodec", "transform_preds"]

@@ -5,26 +5,34 @@
   keypoints and for those whose window misses the heatmap entirely.
 * ``decode``: per-map argmax, then a quarter-pixel step toward the higher neighbour along x and
   y (the reference post-processing), in heatmap pixel coordinates.
-* ``flip_heatmaps``: maps predicted on a mirrored crop back to the original orientation.
+* ``predict``: the one test-time path of the evaluate stage and of packages: the network on
+  normalised crops, the flip test (``flip_test``, ``shift_heatmap``: settings the codec carries,
+  given by ``evaluate.pose`` or a package's metadata), ``decode``, then the inverse crop affine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from hrnet.data.coco_constants import FLIP_INDICES
 from hrnet.data.transforms import affine_transform_points, get_affine_transform
 
 HeatmapArray = np.ndarray | torch.Tensor
+HeatmapModel = Callable[[torch.Tensor], torch.Tensor]
 
 
 class MSRAHeatmapCodec:
     """Keypoints <-> Gaussian heatmaps. Sizes are ``(width, height)``.
 
     ``unbiased=True`` centres each Gaussian on the exact sub-pixel location instead of the
-    rounded pixel (not the reference behaviour; off by default).
+    rounded pixel (not the reference behaviour; off by default). The test-time settings, used by
+    :meth:`predict` only: ``flip_test`` (average with the mirrored crop's heatmaps), ``shift_heatmap``
+    (move those one pixel right, as the reference does) and ``flip_indices``, the left/right
+    permutation of the keypoints (COCO's by default).
     """
 
     def __init__(
@@ -33,6 +41,10 @@ class MSRAHeatmapCodec:
         heatmap_size: Sequence[int],
         sigma: float = 2.0,
         unbiased: bool = False,
+        *,
+        flip_test: bool = True,
+        shift_heatmap: bool = True,
+        flip_indices: Sequence[int] = FLIP_INDICES,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
@@ -40,6 +52,8 @@ class MSRAHeatmapCodec:
             raise ValueError(f"invalid codec sizes {input_size}/{heatmap_size} or sigma {sigma}")
         self.sigma = float(sigma)
         self.unbiased = unbiased
+        self.flip_test, self.shift_heatmap = bool(flip_test), bool(shift_heatmap)
+        self.flip_indices = flip_indices
         self.stride = np.array(self.input_size, dtype=np.float64) / np.array(self.heatmap_size)
         w, h = self.heatmap_size
         self._xs = np.arange(w, dtype=np.float32)
@@ -48,7 +62,8 @@ class MSRAHeatmapCodec:
     def __repr__(self) -> str:
         return (
             f"MSRAHeatmapCodec(input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
-            f"sigma={self.sigma}, unbiased={self.unbiased})"
+            f"sigma={self.sigma}, unbiased={self.unbiased}, flip_test={self.flip_test}, "
+            f"shift_heatmap={self.shift_heatmap})"
         )
 
     def encode(self, keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,34 +131,64 @@ class MSRAHeatmapCodec:
             return coords.numpy(), maxvals.numpy()
         return coords, maxvals
 
-    def decode_to_image(
+    def with_test(self, **settings: bool) -> MSRAHeatmapCodec:
+        """A copy with other test-time settings: ``flip_test``, ``shift_heatmap``."""
+        unknown = set(settings) - {"flip_test", "shift_heatmap"}
+        if unknown:
+            raise ValueError(f"unknown test-time settings {sorted(unknown)}; known: flip_test, shift_heatmap")
+        codec = copy.copy(self)
+        for name, value in settings.items():
+            setattr(codec, name, bool(value))
+        return codec
+
+    def flip_back(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        """Heatmaps (N, K, H, W) predicted on mirrored crops, brought back to the original frame.
+
+        Mirrors along W, puts channel ``flip_indices[k]`` at ``k`` (left <-> right) and, with
+        ``shift_heatmap``, moves the maps one pixel right (column 0 is kept), as the reference does.
+        """
+        if heatmaps.ndim != 4:
+            raise ValueError(f"heatmaps must be (N, K, H, W), got shape {tuple(heatmaps.shape)}")
+        if heatmaps.shape[1] != len(self.flip_indices):
+            raise ValueError(f"{heatmaps.shape[1]} heatmaps, but {len(self.flip_indices)} flip indices")
+        out = heatmaps.flip(-1)[:, list(self.flip_indices)]
+        if self.shift_heatmap:
+            out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+        return out
+
+    @torch.no_grad()
+    def predict(
+        self, model: HeatmapModel, images: torch.Tensor, centers: np.ndarray, scales: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The test-time path: normalised crops (N, 3, h, w) cut at ``centers``/``scales`` (N, 2)
+        -> keypoints (N, K, 2) in image pixels and their scores (N, K).
+
+        With ``flip_test`` the mirrored batch is run too; its heatmaps, brought back by
+        :meth:`flip_back`, are averaged in before decoding.
+        """
+        heatmaps = model(images)
+        if self.flip_test:
+            heatmaps = (heatmaps + self.flip_back(model(torch.flip(images, dims=[3])))) * 0.5
+        return self.decode_keypoints(heatmaps, centers, scales)
+
+    def decode_keypoints(
         self, heatmaps: HeatmapArray, centers: np.ndarray, scales: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode and map back to original-image pixels: coords (N, K, 2), maxvals (N, K, 1)."""
+        """Heatmaps (N, K, H, W) of crops at ``centers``/``scales`` (N, 2) -> keypoints (N, K, 2) in
+        image pixels (:meth:`decode`, then the inverse crop affine) and scores (N, K), the maxima."""
+        if isinstance(heatmaps, torch.Tensor):
+            heatmaps = heatmaps.detach().float().cpu().numpy()
+        if heatmaps.ndim == 4 and heatmaps.shape[:-3:-1] != self.heatmap_size:
+            raise ValueError(
+                f"heatmaps are {heatmaps.shape[-1]}x{heatmaps.shape[-2]} (width x height); this codec "
+                f"decodes {self.heatmap_size[0]}x{self.heatmap_size[1]}"
+            )
         coords, maxvals = self.decode(heatmaps)
-        if isinstance(coords, torch.Tensor):
-            coords, maxvals = coords.cpu().numpy(), maxvals.cpu().numpy()
-        out = transform_preds(coords, np.asarray(centers), np.asarray(scales), self.heatmap_size)
-        return out.astype(np.float32), maxvals
-
-
-def flip_heatmaps(
-    heatmaps: torch.Tensor, flip_pairs: Sequence[Sequence[int]], shift: bool = True
-) -> torch.Tensor:
-    """Heatmaps (N, K, H, W) predicted on a mirrored input, brought back to the original frame.
-
-    Mirrors along W, swaps each (left, right) channel pair and, with ``shift``, moves the maps one
-    pixel right (column 0 is kept), as the reference flip test does.
-    """
-    if heatmaps.ndim != 4:
-        raise ValueError(f"heatmaps must be (N, K, H, W), got shape {tuple(heatmaps.shape)}")
-    perm = list(range(heatmaps.shape[1]))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    out = heatmaps.flip(-1)[:, perm]
-    if shift:
-        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
-    return out
+        if len(coords):
+            keypoints = transform_preds(coords, np.asarray(centers), np.asarray(scales), self.heatmap_size)
+        else:
+            keypoints = np.zeros((0, heatmaps.shape[1], 2))
+        return keypoints, maxvals.reshape(maxvals.shape[0], -1)
 
 
 def transform_preds(

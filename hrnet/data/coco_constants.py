@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 KEYPOINT_NAMES: tuple[str, ...] = (
@@ -55,12 +57,19 @@ OKS_SIGMAS = np.array(
 ) / 10.0  # fmt: skip
 
 
-def flip_permutation(num_keypoints: int = NUM_KEYPOINTS, pairs=FLIP_PAIRS) -> list[int]:
+def flip_permutation(
+    num_keypoints: int = NUM_KEYPOINTS, pairs: Sequence[Sequence[int]] = FLIP_PAIRS
+) -> tuple[int, ...]:
     """Index map ``perm`` such that ``flipped[k] = original[perm[k]]`` swaps every pair."""
     perm = list(range(num_keypoints))
     for a, b in pairs:
         perm[a], perm[b] = b, a
-    return perm
+    return tuple(perm)
+
+
+# The one flip permutation of COCO's keypoints: the dataset's flip augmentation and the codec's flip
+# test both index with it.
+FLIP_INDICES: tuple[int, ...] = flip_permutation()
 
 
 # The 80 COCO detection categories as (id, name, supercategory), ids as in the annotation files.

@@ -1,10 +1,14 @@
-"""The one image reader of every task's datasets (and of `hrnet predict`).
+"""The one image reader of every task's datasets (and of `hrnet predict`), and the one normalisation.
 
 A missing, empty, corrupt or truncated file raises a one-line error naming it: OpenCV decodes a
 truncated JPEG without complaint (grey rows at the bottom), so a JPEG must end with its end-of-image
 marker. Dataset images are read with EXIF orientation ignored, as the official HRNet code and COCO's
 annotations do (the stored pixels are what the boxes and keypoints refer to); `hrnet predict` applies
 it, as a photo viewer would.
+
+Every network input is RGB scaled by the ImageNet mean and std below (the pretrained backbones'
+statistics): :func:`normalise` for pose crops, training and predicting, and segmentation predict; the
+segmentation dataset applies the same constants plane by plane.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from hrnet.errors import DataError, MissingFileError
 
@@ -24,6 +29,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 EOI_WINDOW = 4096  # the end marker must be within the file's last 4 KiB (trailing padding is allowed)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, of pixel values in [0, 1]
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+_MEAN_255 = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
+_STD_255 = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
 
 
 def truncated_jpeg(data: bytes) -> bool:
@@ -56,3 +66,11 @@ def read_image(path: str | Path, *, rgb: bool = True, exif_orientation: bool = F
     if image is None:
         raise DataError(f"{path}: not a decodable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if rgb else image
+
+
+def normalise(images: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) or (N, H, W, 3) -> float32 (3, H, W) or (N, 3, H, W), ImageNet-normalised."""
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or images.shape[-1] != 3:
+        raise ValueError(f"expected RGB uint8 images (..., H, W, 3), got {images.dtype} {images.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).movedim(-1, -3).contiguous().float()
+    return tensor.sub_(_MEAN_255).div_(_STD_255)

@@ -15,31 +15,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.data.coco_constants import FLIP_PAIRS, NUM_KEYPOINTS, UPPER_BODY_IDS
-from hrnet.data.images import read_image
+from hrnet.data.coco_constants import FLIP_INDICES, NUM_KEYPOINTS, UPPER_BODY_IDS
+from hrnet.data.images import normalise, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
+    crop_person,
     fliplr_joints,
-    get_affine_transform,
     half_body_transform,
-    hflip_matrix,
 )
 from hrnet.errors import DataError, MissingFileError
 from hrnet.io import atomic_write_text, path_reference
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_AUG: dict = {
     "flip": True,
     "rot_factor": 40.0,
@@ -118,7 +114,6 @@ def read_index(path: str | Path) -> tuple[list[dict], Path]:
     return index.records, index.image_dir
 
 
-# ----------------------------------------------------------------------------- images
 # ----------------------------------------------------------------------------- dataset
 class TopDownPoseDataset(Dataset):
     """Person crops around ``records`` boxes with MSRA heatmap targets.
@@ -140,7 +135,7 @@ class TopDownPoseDataset(Dataset):
         train: bool,
         aug: dict | None = None,
         *,
-        flip_pairs: Sequence[Sequence[int]] = FLIP_PAIRS,
+        flip_indices: Sequence[int] = FLIP_INDICES,
         upper_body_ids: Sequence[int] = UPPER_BODY_IDS,
         padding: float = 1.25,
         seed: int = 0,
@@ -154,7 +149,7 @@ class TopDownPoseDataset(Dataset):
         if tuple(codec.input_size) != self.input_size:
             raise ValueError(f"codec input size {codec.input_size} != dataset input size {self.input_size}")
         self.codec, self.train = codec, train
-        self.flip_pairs, self.upper_body_ids = flip_pairs, upper_body_ids
+        self.flip_indices, self.upper_body_ids = flip_indices, upper_body_ids
         self.seed = seed
         aspect = self.input_size[0] / self.input_size[1]
         self.aspect_ratio = aspect
@@ -170,8 +165,6 @@ class TopDownPoseDataset(Dataset):
         cs = [box_to_center_scale(r["bbox"], aspect, padding) for r in records]
         self.centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(n, 2)
         self.scales = np.array([s for _, s in cs], dtype=np.float32).reshape(n, 2)
-        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
 
     def __len__(self) -> int:
         return len(self.files)
@@ -201,7 +194,7 @@ class TopDownPoseDataset(Dataset):
 
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.files))
-        image = read_image(self.files[index], rgb=False)
+        image = read_image(self.files[index])
         center, scale = self.centers[index].copy(), self.scales[index].copy()
         joints, vis = self.joints[index].copy(), self.vis[index].copy()
         rot, flip = 0.0, False
@@ -210,18 +203,13 @@ class TopDownPoseDataset(Dataset):
             center, scale, rot, flip = self._augment(rng, center, scale, joints, vis)
         if flip:  # mirror joints and center; the image mirror is folded into the warp below
             width = image.shape[1]
-            joints, vis = fliplr_joints(joints, vis, width, self.flip_pairs)
+            joints, vis = fliplr_joints(joints, vis, width, self.flip_indices)
             center[0] = width - center[0] - 1
-        mat = get_affine_transform(center, scale, rot, self.input_size)
-        warp = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ hflip_matrix(image.shape[1]))[:2] if flip else mat
-        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        crop, mat = crop_person(image, center, scale, self.input_size, rot, mirror=flip)
         joints_in = np.where(vis[:, None] > 0, affine_transform_points(joints, mat), joints)
         target, weight = self.codec.encode(joints_in, vis)
-
-        tensor = torch.from_numpy(crop).permute(2, 0, 1).flip(0).contiguous().float()  # BGR HWC -> RGB CHW
-        tensor = tensor.sub_(self._mean).div_(self._std)
         return {
-            "image": tensor,
+            "image": normalise(crop),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(weight).unsqueeze(-1),
             "meta": {

@@ -26,8 +26,7 @@ from hrnet.data.cityscapes import (
     list_cityscapes_pairs,
     read_label_ids,
 )
-from hrnet.data.images import read_image
-from hrnet.data.pose_dataset import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.errors import DataError
 

@@ -92,18 +92,17 @@ def hflip_matrix(width: int) -> np.ndarray:
 
 
 def fliplr_joints(
-    joints: np.ndarray, vis: np.ndarray, width: int, flip_pairs: Sequence[Sequence[int]]
+    joints: np.ndarray, vis: np.ndarray, width: int, flip_indices: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror joints (K, >=2) in an image of ``width`` and swap left/right pairs.
+    """Mirror joints (K, >=2) in an image of ``width`` and swap left/right joints: joint ``k`` of the
+    result is joint ``flip_indices[k]`` mirrored (``coco_constants.FLIP_INDICES`` for COCO).
 
     Returns new arrays; as in the reference, coordinates of joints with ``vis == 0`` become 0.
     """
     joints = np.array(joints, dtype=np.float32, copy=True)
     vis = np.array(vis, dtype=np.float32, copy=True)
     joints[:, 0] = width - joints[:, 0] - 1
-    perm = np.arange(len(joints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
+    perm = list(flip_indices)
     joints, vis = joints[perm], vis[perm]
     mask = vis.reshape(len(vis), -1)[:, :1] > 0
     return joints * mask, vis
@@ -157,3 +156,38 @@ def crop_image(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(border_value,) * 3,
     )
+
+
+def crop_person(
+    image: np.ndarray,
+    center: ArrayLike,
+    scale: ArrayLike,
+    output_size: Sequence[int],
+    rot_deg: float = 0.0,
+    mirror: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top-down crop of the dataset and of inference: the region (center, scale, rotation) of
+    ``image`` warped to ``output_size`` (w, h), bilinear, zeros outside the image.
+
+    With ``mirror`` the image is flipped horizontally first and ``center`` is in the flipped frame;
+    the flip is folded into the one warp. Returns the crop and the (2, 3) affine from the (flipped)
+    image frame to the crop, which maps keypoints the same way.
+    """
+    mat = get_affine_transform(center, scale, rot_deg, output_size)
+    warp = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ hflip_matrix(image.shape[1]))[:2] if mirror else mat
+    return crop_image(image, warp, output_size), mat
+
+
+def crop_people(
+    image: np.ndarray, boxes: Sequence[ArrayLike], input_size: Sequence[int], padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inference crops at ``[x, y, w, h]`` boxes, as the dataset crops its evaluation samples: crops
+    (N, h, w, 3) of ``image``'s dtype, centers (N, 2) and scales (N, 2)."""
+    width, height = int(input_size[0]), int(input_size[1])
+    crops = np.zeros((len(boxes), height, width, *image.shape[2:]), dtype=image.dtype)
+    centers = np.zeros((len(boxes), 2), dtype=np.float32)
+    scales = np.zeros((len(boxes), 2), dtype=np.float32)
+    for i, box in enumerate(boxes):
+        centers[i], scales[i] = box_to_center_scale(box, width / height, padding)
+        crops[i] = crop_person(image, centers[i], scales[i], (width, height))[0]
+    return crops, centers, scales

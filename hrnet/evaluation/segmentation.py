@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet.data.cityscapes import CLASS_COLORS, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID
+from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.io import atomic_path
 
 ArrayLike = torch.Tensor | np.ndarray
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # as the datasets
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -14,7 +14,7 @@ from hrnet.evaluation.nms import oks_nms
 from hrnet.predict import tasks
 
 DETECTOR_PERSON = "person"
-KEYPOINT_SCORE_THRESHOLD = 0.2  # the official in_vis_thre of the person rescoring
+KEYPOINT_SCORE_THRESHOLD = 0.2  # the official in_vis_thre, for packages that do not record theirs
 OKS_NMS_THRESHOLD = 0.9  # the official oks_thre
 NO_BOXES = (
     "pose packages need person boxes: give --boxes FILE (JSON [[x, y, w, h], ...]) or "
@@ -102,12 +102,15 @@ class ModelPackage:
         else:
             boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes]
             box_scores = [np.ones(len(b)) for b in boxes]
-        flip = bool(self.meta.get("flip_test", True)) if flip_test is None else flip_test
-        people = tasks.predict_pose(self.model, images, boxes, self.input_size, flip, self.batch_size)
+        codec = tasks.pose_codec(self.meta)
+        if flip_test is not None:
+            codec = codec.with_test(flip_test=flip_test)
+        people = tasks.predict_pose(self.model, images, boxes, codec, self.batch_size)
+        threshold = float(self.meta.get("keypoint_score_threshold", KEYPOINT_SCORE_THRESHOLD))
         out = []
         for (keypoints, scores), image_boxes, image_box_scores in zip(people, boxes, box_scores):
-            confident = np.where(scores > KEYPOINT_SCORE_THRESHOLD, scores, 0.0)
-            counts = (scores > KEYPOINT_SCORE_THRESHOLD).sum(1)
+            confident = np.where(scores > threshold, scores, 0.0)
+            counts = (scores > threshold).sum(1)
             person = image_box_scores * np.divide(
                 confident.sum(1), counts, out=np.zeros(len(counts)), where=counts > 0
             )

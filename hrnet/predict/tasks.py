@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.inference import IMAGENET_MEAN, IMAGENET_STD, crop_people, heatmaps_to_keypoints, predict_heatmaps
+from hrnet.data.images import normalise
+from hrnet.data.transforms import crop_people
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -24,32 +25,45 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
 
 
+def pose_codec(meta: dict[str, Any]) -> MSRAHeatmapCodec:
+    """The codec of a pose package: its input and heatmap sizes and the test-time settings it was
+    evaluated with. Packages from before ``heatmap_size`` and ``shift_heatmap`` were recorded had
+    1/4-size heatmaps and the shift on."""
+    width, height = (int(v) for v in meta["input_size"])
+    heatmap_size = meta.get("heatmap_size") or (width // 4, height // 4)
+    return MSRAHeatmapCodec(
+        (width, height),
+        heatmap_size,
+        flip_test=bool(meta.get("flip_test", True)),
+        shift_heatmap=bool(meta.get("shift_heatmap", True)),
+    )
+
+
 def predict_pose(
     runner: Runner,
     images: Sequence[np.ndarray],
     boxes: Sequence[Sequence[Sequence[float]]],
-    input_size: tuple[int, int],
-    flip_test: bool = True,
+    codec: MSRAHeatmapCodec,
     batch_size: int = 8,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per image: keypoints (N, 17, 2) and scores (N, 17) for its ``[x, y, w, h]`` boxes."""
     crops, centers, scales, owners = [], [], [], []
     for i, (image, image_boxes) in enumerate(zip(images, boxes)):
         if len(image_boxes):
-            batch, c, s = crop_people(image, image_boxes, input_size)
-            crops.append(batch)
+            image_crops, c, s = crop_people(image, image_boxes, codec.input_size)
+            crops.append(image_crops)
             centers.append(c)
             scales.append(s)
             owners += [i] * len(image_boxes)
     results = [(np.zeros((0, 17, 2)), np.zeros((0, 17))) for _ in images]
     if not crops:
         return results
-    crop_batch, center, scale = torch.cat(crops), np.concatenate(centers), np.concatenate(scales)
-    heatmaps = torch.cat(
-        [predict_heatmaps(runner, crop_batch[s], flip_test) for s in _chunks(len(owners), batch_size)]
-    )
-    codec = MSRAHeatmapCodec(input_size=input_size, heatmap_size=tuple(heatmaps.shape[-1:-3:-1]))
-    keypoints, scores = heatmaps_to_keypoints(heatmaps, center, scale, codec)
+    crop_batch, center, scale = np.concatenate(crops), np.concatenate(centers), np.concatenate(scales)
+    found = [
+        codec.predict(runner, normalise(crop_batch[s]), center[s], scale[s])
+        for s in _chunks(len(owners), batch_size)
+    ]
+    keypoints, scores = np.concatenate([k for k, _ in found]), np.concatenate([v for _, v in found])
     owners_arr = np.asarray(owners)
     for i in set(owners):
         rows = owners_arr == i
@@ -57,11 +71,9 @@ def predict_pose(
     return results
 
 
-def normalise(images: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+def resized_batch(images: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
     """RGB uint8 images resized to ``size`` (w, h), ImageNet-normalised, as (N, 3, h, w)."""
-    resized = [cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images]
-    batch = (np.stack(resized).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    return normalise(np.stack([cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images]))
 
 
 def predict_segmentation(
@@ -70,7 +82,7 @@ def predict_segmentation(
     """Per image: a (H, W) uint8 map of Cityscapes train ids at the image's own size."""
     maps = []
     for part in _chunks(len(images), batch_size):
-        logits = runner(normalise(images[part], input_size))
+        logits = runner(resized_batch(images[part], input_size))
         for image, image_logits in zip(images[part], logits):
             up = F.interpolate(
                 image_logits[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False

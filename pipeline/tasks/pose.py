@@ -36,7 +36,6 @@ from hrnet.evaluation.coco_keypoints import (
 )
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore
-from hrnet.inference import heatmaps_to_keypoints, predict_heatmaps
 from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
@@ -121,19 +120,22 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstim
     )
 
 
+def evaluation_codec(params: Params, codec: MSRAHeatmapCodec) -> MSRAHeatmapCodec:
+    """``codec`` with the test-time settings of ``evaluate.pose``."""
+    test = params.evaluate.pose
+    return codec.with_test(flip_test=test.flip_test, shift_heatmap=test.shift_heatmap)
+
+
 def _predict(
     module: PoseEstimationModule, params: Params, dataset: TopDownPoseDataset
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2), scores (N, K), dataset indices (N,) and crop scales (N, 2)."""
-    test = params.evaluate.pose
+    codec = evaluation_codec(params, dataset.codec)
     loader = epoch_loader(dataset, params.pose.eval_batch_size, False, params.seed, params.train.num_workers)
     keypoints, scores, indices, scales = [], [], [], []
     for batch in loader:
-        heatmaps = predict_heatmaps(module, batch["image"], test.flip_test, test.shift_heatmap)
         meta = batch["meta"]
-        kps, kp_scores = heatmaps_to_keypoints(
-            heatmaps, meta["center"].numpy(), meta["scale"].numpy(), dataset.codec
-        )
+        kps, kp_scores = codec.predict(module, batch["image"], meta["center"].numpy(), meta["scale"].numpy())
         keypoints.append(kps)
         scores.append(kp_scores)
         indices.append(meta["index"].numpy())
@@ -282,9 +284,14 @@ def evaluate(
 
 
 def package_meta(params: Params) -> dict[str, Any]:
+    """The package's input and the test-time settings it was evaluated with, which it predicts with."""
+    test = params.evaluate.pose
     return {
         "input_size": list(params.pose.input_size),
-        "num_joints": 17,
+        "heatmap_size": list(params.pose.heatmap_size),
+        "num_joints": NUM_KEYPOINTS,
         "outputs": "17 COCO keypoint heatmaps at 1/4 input resolution",
-        "flip_test": params.evaluate.pose.flip_test,
+        "flip_test": test.flip_test,
+        "shift_heatmap": test.shift_heatmap,
+        "keypoint_score_threshold": test.keypoint_score_threshold,
     }
