@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -36,8 +37,17 @@ class DvcError(UserError):
     """A dvc command failed; the message is its last line of output."""
 
 
+def dvc_command() -> str:
+    """The dvc of this interpreter's environment (works without an activated venv), else dvc on PATH."""
+    beside = Path(sys.executable).with_name("dvc")
+    found = str(beside) if beside.is_file() else shutil.which("dvc")
+    if found is None:
+        raise DvcError("dvc not found: install the pipeline (pip install '.[pipeline]', scripts/install.sh)")
+    return found
+
+
 def dvc(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    result = subprocess.run([dvc_command(), *args], capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
         raise DvcError(f"dvc {' '.join(args[:3])} ...: {last}")

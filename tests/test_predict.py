@@ -244,7 +244,7 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
 def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_path):
     from conftest import tiny_params
 
-    from hrnet.config import parse_params
+    from pipeline.params import parse_params
     from hrnet.predict.api import ModelPackage
     from hrnet.predict.tasks import pose_codec
     from pipeline.tasks.pose import package_meta
