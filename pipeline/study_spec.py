@@ -14,16 +14,16 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -39,23 +39,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError(f"{value!r} is not a slug (lower-case letters, digits, _)")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+
+
 class Variant(_Strict):
-    name: str = Field(description="short slug, part of each experiment's name")
+    name: Slug = Field(description="short slug, part of each experiment's name")
     label: str | None = Field(None, description="as the report writes it; default: name")
     set: dict[str, Any] = Field(default_factory=dict, description="-S overrides of this variant")
     metrics: list[str] | None = Field(None, description="keys of reports/metrics.json; default: the study's")
     paper: dict[str, PaperValue] = Field(default_factory=dict, description="metric -> the paper's figure")
 
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"{value!r} is not a slug (lower-case letters, digits, _)")
-        return value
-
 
 class Study(_Strict):
-    name: str
+    name: Slug
     title: str
     description: str = ""
     paper_source: str = Field(description="where the paper's figures come from (paper, table/figure)")
@@ -65,13 +67,6 @@ class Study(_Strict):
     targets: list[str] = Field(default_factory=lambda: ["evaluate"], description="stages dvc exp run runs")
     variants: list[Variant] = Field(min_length=2)
     _base: dict[str, Any] = PrivateAttr(default_factory=dict)  # params.yaml the overrides apply to
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"{value!r} is not a slug (lower-case letters, digits, _)")
-        return value
 
     @model_validator(mode="after")
     def _distinct(self) -> Study:
