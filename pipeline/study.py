@@ -58,7 +58,15 @@ def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
     """The experiments whose baseline is one of the commits ``revs``, with state, metrics and params."""
     found: dict[str, Experiment] = {}
     rev_args = [arg for rev in revs for arg in ("--rev", rev)]
-    for baseline in json.loads(dvc("exp", "show", "--json", *rev_args) or "[]"):
+    for attempt in range(3):  # exp show can race with a queued run removing its temporary workspace
+        try:
+            shown = json.loads(dvc("exp", "show", "--json", *rev_args) or "[]")
+            break
+        except DvcError:
+            if attempt == 2:
+                raise
+            time.sleep(2)
+    for baseline in shown:
         for exp in baseline.get("experiments") or []:
             rev = (exp.get("revs") or [{}])[0]
             name = exp.get("name") or rev.get("name")
