@@ -105,8 +105,8 @@ def test_report_gives_mean_and_std_per_variant_beside_the_paper(tmp_path):
     assert [(r.variant, r.values) for r in rows] == [("a", {1: 50.0, 2: 54.0}), ("b", {1: 60.0, 2: 62.0})]
     assert rows[0].mean == pytest.approx(52.0) and rows[0].std == pytest.approx(2.8284, abs=1e-4)
     # here b beats a, the paper has a > b: the report says the pair is out of the paper's order
-    expected = "AP: paper a > b; here b > a. 0 of 1 pairs in the paper's order"
-    assert ordering(rows, "AP") == f"{expected} (0 by more than one standard deviation)."
+    expected = "AP: paper a > b; here b > a. 0 of 1 pairs in the paper's order by the mean, 0 on every seed."
+    assert ordering(rows, "AP") == expected
 
     md, png, js = write_report(study, found, tmp_path / "out")
     text = md.read_text()
@@ -114,6 +114,18 @@ def test_report_gives_mean_and_std_per_variant_beside_the_paper(tmp_path):
     assert "| b | `model.fusion=final` | AP | 61.0 ± 1.4 | 60.0, 62.0 | 70.8 |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(js.read_text())["rows"][1]["mean"] == pytest.approx(61.0)
+
+
+def test_order_is_judged_seed_by_seed(tmp_path):
+    """Seed 2's data is harder for both variants: the means overlap, yet a > b holds on each seed."""
+    study = load_study(write_study(tmp_path), ROOT / "params.yaml")
+    scores = [0.60, 0.40, 0.58, 0.38]  # a: 60, 40; b: 58, 38
+    found = {run.name: Experiment(DONE, {"AP": s}) for run, s in zip(runs(study), scores, strict=True)}
+    line = ordering(collect(study, found), "AP")
+    assert line.endswith("1 of 1 pairs in the paper's order by the mean, 1 on every seed.")
+    scores = [0.60, 0.40, 0.58, 0.42]  # b wins on seed 2
+    found = {run.name: Experiment(DONE, {"AP": s}) for run, s in zip(runs(study), scores, strict=True)}
+    assert ordering(collect(study, found), "AP").endswith("by the mean, 0 on every seed.")
 
 
 def test_report_marks_rows_missing_a_seed(tmp_path):
@@ -166,3 +178,20 @@ def test_a_run_done_under_another_name_with_the_same_params_counts_as_done(tmp_p
     assert collect(study, found)[0].values == {1: 50.0}
     other = dict(first.params, seed=99)
     assert states(study, {"x": Experiment(DONE, {"AP": 0.5}, other)})[first.name] == MISSING
+
+
+def test_report_orders_each_task_on_its_own_without_paper_numbers(tmp_path):
+    """The heads study: pose AP and detection AP are different scores and are never ranked together."""
+    variants = [
+        {"name": "pose_v1", "set": {"task": "pose", "model.head": "v1"}},
+        {"name": "pose_v2", "set": {"task": "pose", "model.head": "v2"}},
+        {"name": "det_v1", "set": {"task": "detection", "model.head": "v1"}},
+        {"name": "det_v2p", "set": {"task": "detection", "model.head": "v2p"}},
+    ]
+    study = load_study(write_study(tmp_path, set={}, variants=variants), ROOT / "params.yaml")
+    scores = [0.50, 0.40, 0.55, 0.45, 0.20, 0.10, 0.30, 0.25]
+    found = {run.name: Experiment(DONE, {"AP": s}) for run, s in zip(runs(study), scores, strict=True)}
+    md, _, _ = write_report(study, found, tmp_path / "out")
+    text = md.read_text()
+    assert "- pose AP: here pose_v2 (50.0) > pose_v1 (45.0); on every seed: pose_v2 > pose_v1." in text
+    assert "- detection AP: here det_v2p (27.5) > det_v1 (15.0); on every seed: det_v2p > det_v1." in text
