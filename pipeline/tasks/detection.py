@@ -93,8 +93,7 @@ def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
             ann_file, image_dir, "instances", split=role, out_dir=out_dir, issues=issues
         )
         write_split_index(out_dir / INDEX_DIR / f"{role}.json", checked, split)
-        log.info("%s: %d images from %s, %d categories", role, len(checked.records), ann_file,
-                 checked.categories.num_classes if checked.categories else 0)  # fmt: skip
+        log.info("%s: %d images from %s", role, len(checked.records), ann_file)
 
 
 def read_split(prepared_dir: Path, role: str) -> DetectionSplit:
