@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -234,6 +234,30 @@ class CheckedRecords:
     dropped: int = 0
 
 
+@dataclass
+class _Pass:
+    """One pass over a file's records: reports problems to the log and counts what it drops."""
+
+    ann_file: Path
+    split: str
+    issues: IssueLog
+    dropped: int = 0
+
+    def drop(self, record: str, problem: str | None = None, record_id: int | None = None) -> None:
+        """Drops a record, reporting ``problem`` (None: already reported, as its image)."""
+        if problem is not None:
+            self.issues.add(self.split, self.ann_file, record, problem, record_id)
+        self.dropped += 1
+
+    def objects(self, dataset: dict[str, Any], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(index, entry)`` of the JSON objects in ``dataset[name]``; any other entry is dropped."""
+        for index, entry in enumerate(dataset[name]):
+            if isinstance(entry, dict):
+                yield index, entry
+            else:
+                self.drop(f"{name}[{index}]", f"is a JSON {json_type(entry)} (expected an object)")
+
+
 def validate_records(
     dataset: dict[str, Any],
     ann_file: Path,
@@ -249,48 +273,34 @@ def validate_records(
     drops one of no size or outside its image silently, which the prepare stage reports instead.
     """
     categories = category_ids(ann_file, dataset["categories"]) if kind == "instances" else set()
+    check = _Pass(ann_file, split, issues)
     images: dict[int, dict[str, Any]] = {}
     seen_images: set[int] = set()
     bad_images: set[int] = set()  # ids whose (only) entry was reported: their annotations go too
-    dropped = 0
-    for index, entry in enumerate(dataset["images"]):
-        if not isinstance(entry, dict):
-            issues.add(
-                split, ann_file, f"images[{index}]", f"is a JSON {json_type(entry)} (expected an object)"
-            )
-            dropped += 1
-            continue
+    for index, entry in check.objects(dataset, "images"):
         record, record_id = _record("image", index, entry)
         problem = _image_problem(entry, seen_images)
         if record_id is not None:
             seen_images.add(record_id)
         if problem:
-            issues.add(split, ann_file, record, problem, record_id)
-            dropped += 1
+            check.drop(record, problem, record_id)
             if record_id is not None and record_id not in images:
                 bad_images.add(record_id)
             continue
         images[entry["id"]] = entry
     kept: list[dict[str, Any]] = []
     seen: set[int] = set()
-    for index, ann in enumerate(dataset["annotations"]):
-        if not isinstance(ann, dict):
-            issues.add(
-                split, ann_file, f"annotations[{index}]", f"is a JSON {json_type(ann)} (expected an object)"
-            )
-            dropped += 1
-            continue
-        if _is_int(ann.get("image_id")) and ann["image_id"] in bad_images:
-            dropped += 1  # its image entry was reported (and skipped) already
-            continue
+    for index, ann in check.objects(dataset, "annotations"):
         record, record_id = _record("annotation", index, ann)
+        if _is_int(ann.get("image_id")) and ann["image_id"] in bad_images:
+            check.drop(record)
+            continue
         problem = _annotation_problem(ann, kind, images, categories, seen, person_box_geometry)
         if problem:
-            issues.add(split, ann_file, record, problem, record_id)
-            dropped += 1
+            check.drop(record, problem, record_id)
             continue
         seen.add(ann["id"])
         kept.append(ann)
-    if not dropped:
+    if not check.dropped:
         return CheckedRecords(dataset)
-    return CheckedRecords({**dataset, "images": list(images.values()), "annotations": kept}, dropped)
+    return CheckedRecords({**dataset, "images": list(images.values()), "annotations": kept}, check.dropped)
