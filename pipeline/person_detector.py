@@ -19,7 +19,8 @@ from hrnet.io import atomic_write_json, replace_directory
 from pipeline.common import PREPARED_DIR, run_stage
 from pipeline.params import Params, parse_params
 from pipeline.tasks import TASKS
-from pipeline.tasks.base import INDEX_DIR, index_reference
+from pipeline.tasks.base import INDEX_DIR
+from pipeline.tasks.detection import write_checked_index
 from pipeline.tasks.pose import read_split
 from pipeline.train import build_trainer, setup_fit
 
@@ -43,13 +44,7 @@ def write_detection_index(prepared_dir: Path, out_dir: Path) -> None:
     for role in ("train", "val"):
         split = read_split(prepared_dir, role)
         path = out_dir / INDEX_DIR / f"{role}.json"
-        manifest = {
-            "task": "detection",
-            "split": role,
-            "ann_file": index_reference(split.meta["ann_file"], path),
-            "image_dir": index_reference(split.image_dir, path),
-        }
-        atomic_write_json(path, manifest)
+        write_checked_index(path, Path(split.meta["ann_file"]), split.image_dir, role)
 
 
 def person_detector(params: Params) -> None:

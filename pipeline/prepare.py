@@ -6,9 +6,10 @@ synthetic data that the synthesize stage writes, or a real COCO / Cityscapes fol
 Everything lands in ``data/prepared/`` at once, through a temporary folder renamed into place,
 so a failed or killed run leaves the previous prepared data untouched.
 
-Input data is checked on the way (``hrnet.data.validation``). Under ``data.on_bad_sample: fail``
-the first bad record ends the stage with one line ``error: <file>: <record>: <what> (expected ...)``
-and nothing is written; under ``skip`` bad records are left out. Either way a successful run
+Input data is checked on the way (``hrnet.data.validation``), every task's alike, into one
+:class:`~hrnet.data.issues.IssueLog`. Under ``data.on_bad_sample: fail`` the first bad record ends
+the stage with one line ``error: <file>: <record>: <what> (expected ...)`` and nothing is written;
+under ``skip`` bad records (images, labels, annotations) are left out. Either way a successful run
 writes ``reports/data_issues.json``: how many records were skipped and the first offenders.
 """
 
@@ -19,7 +20,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from hrnet.data.validation import collect_issues
+from hrnet.data.issues import IssueLog
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
@@ -49,12 +50,11 @@ def prepare(params: Params) -> None:
         )
     parent = PREPARED_DIR.parent
     parent_existed = parent.exists()
+    issues = IssueLog(params.data.on_bad_sample)
     try:
-        with (
-            atomic_directory(PREPARED_DIR) as tmp,
-            collect_issues(params.data.on_bad_sample, display=_shown_as(tmp, PREPARED_DIR)) as issues,
-        ):
-            TASKS[params.task].prepare(params, tmp)
+        with atomic_directory(PREPARED_DIR) as tmp:
+            issues.display = _shown_as(tmp, PREPARED_DIR)
+            TASKS[params.task].prepare(params, tmp, issues)
     except BaseException:
         if not parent_existed:  # leave no trace of a failed first run either
             with contextlib.suppress(OSError):

@@ -14,9 +14,9 @@ from hrnet.data.cityscapes import (
     IGNORE_INDEX,
     TRAIN_ID_TO_LABEL_ID,
     label_id_lut,
-    list_cityscapes_pairs,
     read_label_ids,
 )
+from hrnet.data.formats.cityscapes import list_cityscapes_pairs
 from hrnet.data.images import read_image
 from hrnet.data.segmentation_dataset import CityscapesSegDataset
 from hrnet.data.synthetic.cityscapes import generate_cityscapes, main, render_scene

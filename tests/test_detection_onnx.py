@@ -17,7 +17,7 @@ from pipeline.package import package
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks.detection import _split
+from pipeline.tasks.detection import read_split
 from pipeline.train import train
 
 GRAPHS = {
@@ -82,9 +82,7 @@ def test_onnx_package_detects_what_the_torch_package_detects(detector, tmp_path,
     assert set(check["per_graph"]) == set(GRAPHS[detector])
     assert 0 < check["max_abs_diff"] == max(check["per_graph"].values()) <= check["tolerance"] == 1e-3
 
-    ann_file, image_dir = _split(PREPARED_DIR, "val")
-    names = [record["file_name"] for record in json.loads(Path(ann_file).read_text())["images"]]
-    images = [Path(image_dir) / name for name in names[:3]]
+    images = [Path(record["file_name"]) for record in read_split(PREPARED_DIR, "val").records[:3]]
     folder = tmp_path / "images"
     folder.mkdir()
     for image in images:

@@ -19,9 +19,9 @@ from hrnet.data.cityscapes import (
     CLASS_NAMES,
     IGNORE_INDEX,
     label_id_lut,
-    list_cityscapes_pairs,
     read_label_ids,
 )
+from hrnet.data.formats.cityscapes import list_cityscapes_pairs
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.evaluation.segmentation import (
     colorize,

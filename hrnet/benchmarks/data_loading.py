@@ -80,7 +80,7 @@ def pose_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[st
 
 
 def segmentation_dataset(root: Path, args: argparse.Namespace) -> tuple[Dataset, list[str], dict[str, Any]]:
-    from hrnet.data.cityscapes import list_cityscapes_pairs
+    from hrnet.data.formats.cityscapes import list_cityscapes_pairs
     from hrnet.data.segmentation_dataset import CityscapesSegDataset
     from hrnet.data.synthetic.cityscapes import generate_cityscapes
 

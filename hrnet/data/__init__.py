@@ -1,10 +1,19 @@
-"""Pose data: COCO metadata, the synthetic COCO generator, the COCO reader, top-down transforms
-and the dataset/DataModule.
+"""Data: dataset formats, checks, samples and DataModules for every task.
 
-Submodules: ``coco_constants``, ``synthetic`` (``generate_coco_keypoints``), ``coco_reader``
-(``coco_layout``, ``load_person_instances``), ``transforms`` and ``pose_dataset``
-(``TopDownPoseDataset``, ``PoseDataModule``, ``write_index``/``read_index``). Only the light
-modules are imported here; import ``hrnet.data.pose_dataset`` for the Lightning parts.
+Layout:
+
+- ``formats/``: the readers of the formats on disk: ``formats.coco`` (the one COCO loader,
+  keypoints and instances, records checked by ``formats.coco_records``) and
+  ``formats.cityscapes`` (the Cityscapes folder layout);
+- ``validation/``: the prepare stage's checks (layout, image files, a COCO or Cityscapes split),
+  each reporting to the ``issues.IssueLog`` it is given (``data.on_bad_sample``);
+- ``synthetic/``: the embedded synthetic datasets; ``images``: the one image reader;
+- one Dataset/DataModule file per task: ``pose_dataset`` (with ``coco_reader``'s person records),
+  ``segmentation_dataset`` (with ``cityscapes``' label table), ``detection_dataset`` (with
+  ``detection_records``);
+- ``coco_constants``, ``transforms``, ``sampling``.
+
+Only the light modules are imported here; import the ``*_dataset`` modules for the Lightning parts.
 """
 
 from hrnet.data.coco_constants import (

@@ -1,9 +1,6 @@
-"""Cityscapes layout reader and the labelId -> trainId mapping.
+"""The Cityscapes label table: labelId -> trainId mapping, class names and colours, label files.
 
-Layout (as distributed)::
-
-    root/leftImg8bit/{split}/<city>/<city>_<seq>_<frame>_leftImg8bit.png   (RGB PNG)
-    root/gtFine/{split}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png     (8-bit grey PNG)
+The folder layout is read by :mod:`hrnet.data.formats.cityscapes`.
 
 Every table here is derived from ``cityscapesscripts.helpers.labels``: label ids whose train id is
 255 (or -1) map to the ignore index, the 19 evaluated classes map to train ids 0..18.
@@ -11,7 +8,6 @@ Every table here is derived from ``cityscapesscripts.helpers.labels``: label ids
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import cv2
@@ -45,15 +41,21 @@ def label_id_lut(ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     return lut
 
 
-def check_label_ids(label: np.ndarray, path: str | Path) -> None:
-    """Raise ``ValueError`` naming ``path`` when ``label`` holds ids outside the Cityscapes table."""
+def label_ids_problem(label: np.ndarray) -> str | None:
+    """Why ``label`` holds ids outside the Cityscapes table, or None."""
     top = int(label.max()) if label.size else 0
     if KNOWN_LABEL_IDS[: top + 1].all():  # fast path: every id up to the maximum is known
-        return
+        return None
     present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
     bad = [int(v) for v in present if not KNOWN_LABEL_IDS[v]]
-    if bad:
-        raise DataError(f"{path}: label ids {bad} are not in the Cityscapes label table")
+    return f"label ids {bad} are not in the Cityscapes label table" if bad else None
+
+
+def check_label_ids(label: np.ndarray, path: str | Path) -> None:
+    """Raise ``ValueError`` naming ``path`` when ``label`` holds ids outside the Cityscapes table."""
+    problem = label_ids_problem(label)
+    if problem:
+        raise DataError(f"{path}: {problem}")
 
 
 def read_label_ids(path: str | Path) -> np.ndarray:
@@ -70,59 +72,3 @@ def read_label_ids(path: str | Path) -> np.ndarray:
         )
     check_label_ids(label, path)
     return label
-
-
-def png_header(path: Path) -> tuple[int, int, int, int]:
-    """``(width, height, bit_depth, color_type)`` from a PNG's IHDR chunk, without decoding."""
-    with open(path, "rb") as handle:
-        head = handle.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise DataError(f"{path}: not a PNG file")
-    width, height, depth, color = struct.unpack(">IIBB", head[16:26])
-    return width, height, depth, color
-
-
-def label_path_for(image_path: Path, root: Path, split: str) -> Path:
-    """The ``gtFine`` labelIds file that belongs to a ``leftImg8bit`` image."""
-    stem = image_path.name[: -len(IMAGE_SUFFIX)]
-    return root / "gtFine" / split / image_path.parent.name / f"{stem}{LABEL_SUFFIX}"
-
-
-def list_cityscapes_pairs(
-    root: str | Path, split: str, *, check_label_values: bool = False
-) -> list[tuple[Path, Path]]:
-    """Sorted ``(image, labelIds)`` pairs of ``split``.
-
-    Checks (each failure is a one-line ``FileNotFoundError``/``ValueError`` naming the path):
-    the root and split folders exist, the split holds images, every image has its label file,
-    both are PNGs of the same size (read from the headers) and the label is 8-bit grey. With
-    ``check_label_values`` every label is decoded and its ids checked against the Cityscapes
-    table (the dataset does that check anyway when it loads a label).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise MissingFileError(f"{root}: Cityscapes root not found")
-    image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
-    for folder in (image_dir, label_dir):
-        if not folder.is_dir():
-            raise MissingFileError(f"{folder}: split folder not found")
-    images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
-    if not images:
-        raise DataError(f"{image_dir}: no <city>/*{IMAGE_SUFFIX} files")
-    pairs = []
-    for image_path in images:
-        label_path = label_path_for(image_path, root, split)
-        if not label_path.is_file():
-            raise MissingFileError(f"{label_path}: label file not found (for {image_path.name})")
-        iw, ih, _, _ = png_header(image_path)
-        lw, lh, depth, color = png_header(label_path)
-        if (depth, color) != (8, 0):
-            raise DataError(
-                f"{label_path}: label must be an 8-bit greyscale PNG (depth {depth}, colour type {color})"
-            )
-        if (iw, ih) != (lw, lh):
-            raise DataError(f"{label_path}: label size {lw}x{lh} differs from image size {iw}x{ih}")
-        if check_label_values:
-            read_label_ids(label_path)
-        pairs.append((image_path, label_path))
-    return pairs

@@ -8,46 +8,19 @@ A record is a plain dict::
      "area": float}
 
 The image directory is not repeated per record; callers keep it once (see ``write_index``).
+The file itself is read and checked by the one COCO loader, :func:`hrnet.data.formats.coco.load_coco`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
-from pycocotools.coco import COCO
-
 from hrnet.data.coco_constants import NUM_KEYPOINTS
-from hrnet.errors import DataError, MissingFileError
+from hrnet.data.formats.coco import SOURCES, CocoIndex, coco_layout, load_coco
+from hrnet.data.formats.coco_records import PERSON_CATEGORY_ID
+from hrnet.errors import MissingFileError
 
-PERSON_CATEGORY_ID = 1
-SOURCES = ("synthetic", "coco")
-
-
-def coco_layout(
-    source: str, root: Path, split: str, *, must_exist: bool = True, annotations: str = "person_keypoints"
-) -> tuple[Path, Path]:
-    """(annotation file, image directory) of ``split`` for a dataset ``source`` under ``root``.
-
-    ``synthetic``: ``annotations/person_keypoints_{split}.json`` and ``images/{split}``;
-    ``coco``: ``annotations/person_keypoints_{split}2017.json`` and ``{split}2017``.
-    """
-    root = Path(root)
-    if source == "synthetic":
-        ann_file = root / "annotations" / f"{annotations}_{split}.json"
-        image_dir = root / "images" / split
-    elif source == "coco":
-        ann_file = root / "annotations" / f"{annotations}_{split}2017.json"
-        image_dir = root / f"{split}2017"
-    else:
-        raise DataError(f"unknown dataset source {source!r}; expected one of {', '.join(SOURCES)}")
-    if must_exist:
-        if not ann_file.is_file():
-            raise MissingFileError(f"{ann_file}: annotation file not found ({source} layout)")
-        if not image_dir.is_dir():
-            raise MissingFileError(f"{image_dir}: image directory not found ({source} layout)")
-    return ann_file, image_dir
+__all__ = ["PERSON_CATEGORY_ID", "SOURCES", "clean_bbox", "coco_layout", "load_person_instances"]
 
 
 def clean_bbox(bbox: list[float], width: int, height: int) -> list[float] | None:
@@ -66,52 +39,33 @@ def clean_bbox(bbox: list[float], width: int, height: int) -> list[float] | None
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def _load_coco(ann_file: Path, dataset: dict | None = None) -> COCO:
-    if dataset is None and not ann_file.is_file():
-        raise MissingFileError(f"{ann_file}: annotation file not found")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-            if dataset is None:
-                return COCO(str(ann_file))
-            coco = COCO()
-            coco.dataset = dataset
-            coco.createIndex()
-            return coco
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{ann_file}: not a valid COCO annotation file ({exc})") from exc
-
-
 def load_person_instances(
-    ann_file: Path, image_dir: Path, *, require_keypoints: bool = True, dataset: dict | None = None
+    ann_file: Path, image_dir: Path, *, require_keypoints: bool = True, coco: CocoIndex | None = None
 ) -> list[dict]:
     """Person instances of a COCO keypoint file, sorted by (image_id, ann_id).
 
     Skips crowd regions, non-person categories, boxes with zero area or outside the image and,
-    with ``require_keypoints``, instances without any labeled keypoint (v > 0). ``dataset`` is
-    the already parsed (and checked, see ``hrnet.data.validation``) content of ``ann_file``; the
-    file is read when it is None.
+    with ``require_keypoints``, instances without any labeled keypoint (v > 0). ``coco`` is
+    ``ann_file`` already loaded (and checked); without it the file is loaded here, and its
+    first bad record raises (a box of no size or outside its image is skipped, as the reference
+    reader does).
     """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
-    coco = _load_coco(ann_file, dataset)
+    coco = coco if coco is not None else load_coco(ann_file, "keypoints", person_box_geometry=False)
     if not image_dir.is_dir():
         raise MissingFileError(f"{image_dir}: image directory not found")
     records: list[dict] = []
-    for image_id in sorted(coco.getImgIds()):
+    for image_id in coco.image_ids():
         image = coco.imgs[image_id]
         width, height = int(image["width"]), int(image["height"])
-        ann_ids = coco.getAnnIds(imgIds=[image_id], catIds=[PERSON_CATEGORY_ID], iscrowd=False)
-        for ann in sorted(coco.loadAnns(ann_ids), key=lambda a: a["id"]):
+        people = (a for a in coco.anns(image_id) if a["category_id"] == PERSON_CATEGORY_ID)
+        for ann in sorted(people, key=lambda a: a["id"]):
             if ann.get("iscrowd", 0) or float(ann.get("area", 0)) <= 0:
                 continue
             bbox = clean_bbox(ann["bbox"], width, height)
             if bbox is None:
                 continue
             flat = ann.get("keypoints") or [0] * (3 * NUM_KEYPOINTS)
-            if len(flat) != 3 * NUM_KEYPOINTS:
-                raise DataError(
-                    f"{ann_file}: annotation {ann['id']} has {len(flat)} keypoint values, "
-                    f"expected {3 * NUM_KEYPOINTS}"
-                )
             keypoints = [
                 [float(flat[3 * k]), float(flat[3 * k + 1]), int(flat[3 * k + 2])]
                 for k in range(NUM_KEYPOINTS)

@@ -23,9 +23,9 @@ from torch.utils.data import Dataset
 from hrnet.data.cityscapes import (
     IGNORE_INDEX,
     label_id_lut,
-    list_cityscapes_pairs,
     read_label_ids,
 )
+from hrnet.data.formats.cityscapes import list_cityscapes_pairs
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.errors import DataError

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from hrnet.data.issues import IssueLog
 from hrnet.errors import MissingFileError
 from hrnet.io import path_reference
 from pipeline.params import Params
@@ -24,7 +25,8 @@ class Task:
     name: str
     lightning_module: type[pl.LightningModule]  # what evaluate and package load the checkpoint as
     synthesize: Callable[[Params, Path], None]  # (params, out_dir): the embedded synthetic dataset
-    prepare: Callable[[Params, Path], None]  # (params, out_dir): checks data.root, writes index/
+    # (params, out_dir, issue log): checks data.root, writes index/; bad records go to the log
+    prepare: Callable[[Params, Path, IssueLog], None]
     build_datamodule: Callable[[Params, Path], pl.LightningDataModule]  # (params, prepared_dir)
     build_module: Callable[[Params, Path], pl.LightningModule]  # (params, prepared_dir): untrained
     # (trained module, params, prepared_dir, out_dir) -> metrics.json's entries, a trivial baseline's

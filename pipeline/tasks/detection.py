@@ -10,8 +10,18 @@ import cv2
 import numpy as np
 import torch
 
-from hrnet.data.detection_dataset import DetectionDataModule, detection_layout, read_categories
+from hrnet.data.detection_dataset import DetectionDataModule
+from hrnet.data.detection_records import (
+    CategoryMap,
+    DetectionSplit,
+    categories_of,
+    detection_records,
+    in_folder,
+)
+from hrnet.data.formats.coco import load_coco
+from hrnet.data.issues import IssueLog
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
+from hrnet.data.validation import CheckedSplit, check_coco_split, locate_split
 from hrnet.evaluation.coco_boxes import (
     center_box_baseline,
     draw_boxes,
@@ -46,34 +56,61 @@ def synthesize(params: Params, out_dir: Path) -> None:
     log.info("generated synthetic COCO instances: %s", counts)
 
 
-def prepare(params: Params, out_dir: Path) -> None:
-    """Locates and checks the COCO-layout data at ``data.root``; writes a manifest of each split."""
+def write_split_index(path: Path, checked: CheckedSplit, split: str) -> None:
+    """Writes the prepared index of one checked split: its records, categories and scoring file."""
+    categories = checked.categories
+    assert categories is not None  # check_coco_split sets those of an instances file
+    index: dict[str, Any] = {
+        "task": "detection",
+        "split": split,
+        "ann_file": index_reference(checked.ann_file, path),
+        "image_dir": index_reference(checked.image_dir, path),
+        "categories": categories.label_names,
+        "category_ids": list(categories.category_ids),
+        "records": checked.records,
+    }
+    if checked.skipped:
+        index["skipped_records"] = checked.skipped
+    atomic_write_json(path, index, indent=None)
+
+
+def write_checked_index(path: Path, ann_file: Path, image_dir: Path, split: str) -> None:
+    """The index of a split an earlier prepare stage checked already (its images are not read again)."""
+    coco = load_coco(ann_file, "instances")
+    checked = CheckedSplit(
+        detection_records(coco), image_dir, ann_file, ann_file, categories=categories_of(coco)
+    )
+    write_split_index(path, checked, split)
+
+
+def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
+    """Locates and checks the COCO-layout data at ``data.root`` (bad records go to ``issues``);
+    writes the index of each split."""
     root = data_root(params)
     for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
-        ann_file, image_dir = detection_layout(params.data.source, root, split)
-        categories = read_categories(ann_file)
-        path = out_dir / INDEX_DIR / f"{role}.json"
-        manifest = {
-            "task": "detection",
-            "split": split,
-            "ann_file": index_reference(ann_file, path),
-            "image_dir": index_reference(image_dir, path),
-            "categories": categories.label_names,
-        }
-        atomic_write_json(path, manifest)
-        log.info("%s: %s, %d categories", role, ann_file, categories.num_classes)
+        ann_file, image_dir = locate_split(params.data.source, root, split, "instances")
+        checked = check_coco_split(
+            ann_file, image_dir, "instances", split=role, out_dir=out_dir, issues=issues
+        )
+        write_split_index(out_dir / INDEX_DIR / f"{role}.json", checked, split)
+        log.info("%s: %d images from %s", role, len(checked.records), ann_file)
 
 
-def _split(prepared_dir: Path, role: str) -> tuple[Path, Path]:
+def read_split(prepared_dir: Path, role: str) -> DetectionSplit:
+    """The prepared split of ``role`` ("train" or "val"): records with their image paths resolved."""
     index = read_index(prepared_dir, role)
-    return index["ann_file"], index["image_dir"]
+    names = index["categories"]
+    categories = CategoryMap(
+        tuple(index["category_ids"]), tuple(names[str(label)] for label in range(1, len(names) + 1))
+    )
+    return DetectionSplit(in_folder(index["records"], index["image_dir"]), categories, index["ann_file"])
 
 
 def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
     det = params.detection
     datamodule = DetectionDataModule(
         None,
-        splits={role: _split(prepared_dir, role) for role in ("train", "val")},
+        splits={role: read_split(prepared_dir, role) for role in ("train", "val")},
         source=params.data.source,
         train_split=params.data.train_split,
         val_split=params.data.val_split,
@@ -88,7 +125,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
 
 def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> DetectionModule:
     det = params.detection
-    categories = read_categories(_split(prepared_dir, "val")[0])
+    categories = read_split(prepared_dir, "val").categories
     return DetectionModule(
         model_name=params.model.name,
         head=params.model.head,

@@ -16,6 +16,7 @@ from pycocotools.coco import COCO
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import NUM_KEYPOINTS
+from hrnet.data.issues import IssueLog
 from hrnet.data.pose_dataset import (
     PoseDataModule,
     PoseIndex,
@@ -26,7 +27,7 @@ from hrnet.data.pose_dataset import (
 )
 from hrnet.data.sampling import epoch_loader
 from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
-from hrnet.data.validation import check_keypoint_split, locate_split
+from hrnet.data.validation import check_coco_split, locate_split
 from hrnet.evaluation.coco_keypoints import (
     REPORTED_STATS,
     evaluate_keypoints,
@@ -62,15 +63,18 @@ def synthesize(params: Params, out_dir: Path) -> None:
     log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
 
 
-def prepare(params: Params, out_dir: Path) -> None:
-    """Locates and checks the data at ``data.root``; writes ``index/{train,val}.json``."""
+def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
+    """Locates and checks the data at ``data.root`` (bad records go to ``issues``); writes
+    ``index/{train,val}.json``."""
     data = params.data
     root = data_root(params)
     index_dir = out_dir / INDEX_DIR
     splits = {"train": data.train_split, "val": data.val_split}
     located = {role: locate_split(data.source, root, split) for role, split in splits.items()}
     for role, (ann_file, image_dir) in located.items():
-        checked = check_keypoint_split(ann_file, image_dir, split=role, out_dir=out_dir)
+        checked = check_coco_split(
+            ann_file, image_dir, "keypoints", split=role, out_dir=out_dir, issues=issues
+        )
         path = index_path(index_dir, role)
         meta = {"source": data.source, "split": splits[role]}
         meta["ann_file"] = index_reference(checked.ann_file, path)

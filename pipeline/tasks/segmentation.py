@@ -10,15 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hrnet.data.cityscapes import (
-    IGNORE_INDEX,
-    NUM_CLASSES,
-    label_id_lut,
-    list_cityscapes_pairs,
-    read_label_ids,
-)
+from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES, label_id_lut, read_label_ids
+from hrnet.data.issues import IssueLog
 from hrnet.data.segmentation_dataset import SegmentationDataModule
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
+from hrnet.data.validation import check_cityscapes_split
 from hrnet.evaluation.segmentation import (
     confusion_matrix,
     denormalize,
@@ -51,17 +47,20 @@ def synthesize(params: Params, out_dir: Path) -> None:
     log.info("generated synthetic Cityscapes: %s", {k: summary[k] for k in ("train", "val") if k in summary})
 
 
-def prepare(params: Params, out_dir: Path) -> None:
-    """Checks the Cityscapes-layout data at ``data.root``; writes the pair list of each split."""
+def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
+    """Checks the Cityscapes-layout data at ``data.root`` (bad pairs go to ``issues``); writes the
+    pair list of each split."""
     root = data_root(params)
     for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
-        pairs = list_cityscapes_pairs(root, split, check_label_values=True)
+        pairs = check_cityscapes_split(root, split, role=role, issues=issues)
         path = out_dir / INDEX_DIR / f"{role}.json"
-        index = {
+        index: dict[str, Any] = {
             "task": "segmentation",
             "split": split,
             "pairs": [[index_reference(i, path), index_reference(lbl, path)] for i, lbl in pairs],
         }
+        if issues.count_for(role):
+            index["skipped_records"] = issues.count_for(role)
         atomic_write_json(path, index)
         log.info("%s: %d image/label pairs under %s", role, len(pairs), root)
 
