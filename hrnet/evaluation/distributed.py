@@ -7,7 +7,8 @@ of each id, in rank order, makes the gathered set the one a single process sees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import torch
@@ -16,38 +17,44 @@ import torch.distributed as dist
 T = TypeVar("T")
 
 
+def world_size() -> int:
+    """The initialised process group's size; 1 without one."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world size)`` of the initialised process group; ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    world = world_size()
+    return (dist.get_rank() if world > 1 else 0), world
 
 
-def gather_first_copies(local: Mapping[int, T], to_all: bool = False) -> dict[int, T] | None:
-    """Every rank's ``{sample id: value}`` merged, first copy of an id kept, sorted by id.
-
-    The merged dict goes to rank 0 (``None`` on the others), or to every rank with ``to_all``.
+def gather_first_copies(
+    local: Sequence[T], to_all: bool = False, key: Callable[[T], int] = itemgetter(0)
+) -> list[T] | None:
+    """Every rank's ``local`` items, one per ``key`` (the sample id; the first copy in rank order
+    is kept), sorted by it. They go to rank 0 (``None`` on the others), or to every rank with ``to_all``.
     """
-    rank, world = rank_and_world()
-    parts: list[Any] = [dict(local)]
+    world = world_size()
+    parts: list[Any] = [list(local)]
     if world > 1:
         parts = [None] * world
         if to_all:
-            dist.all_gather_object(parts, dict(local))
+            dist.all_gather_object(parts, list(local))
         else:
-            dist.gather_object(dict(local), parts if rank == 0 else None, dst=0)
+            rank = dist.get_rank()
+            dist.gather_object(list(local), parts if rank == 0 else None, dst=0)
             if rank != 0:
                 return None
     merged: dict[int, T] = {}
     for part in parts:
-        for key, value in part.items():
-            merged.setdefault(int(key), value)
-    return {key: merged[key] for key in sorted(merged)}
+        for item in part:
+            merged.setdefault(int(key(item)), item)
+    return [merged[k] for k in sorted(merged)]
 
 
 def broadcast_from_zero(value: T) -> T:
     """Rank 0's ``value`` on every rank."""
-    if rank_and_world()[1] == 1:
+    if world_size() == 1:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -57,7 +64,7 @@ def broadcast_from_zero(value: T) -> T:
 def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     """A copy of ``tensor`` summed over all processes when ``torch.distributed`` is initialised."""
     out = tensor.clone()
-    if rank_and_world()[1] > 1:
+    if world_size() > 1:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out
 

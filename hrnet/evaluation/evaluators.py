@@ -84,10 +84,10 @@ class KeypointEvaluator:
 
     def compute(self) -> dict[str, float]:
         """The ten COCO keypoint stats by name, the same on every rank."""
-        gathered = gather_first_copies(self._samples)
+        gathered = gather_first_copies(list(self._samples.items()))
         stats = None
         if gathered is not None:
-            stats = self._score(gathered)
+            stats = self._score(dict(gathered))
         return broadcast_from_zero(stats)
 
     def _score(self, samples: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -134,18 +134,25 @@ class SegmentationEvaluator:
         self.total = self.confusion.clone()
 
     def update(
-        self, preds: torch.Tensor, labels: torch.Tensor, sample_ids: Sequence[int] | torch.Tensor
+        self,
+        preds: torch.Tensor,
+        labels: torch.Tensor,
+        sample_ids: Sequence[int] | torch.Tensor | None = None,
     ) -> None:
-        """Predicted and ground-truth train ids (N, H, W) of the samples ``sample_ids`` (N,)."""
+        """Predicted and ground-truth train ids (N, H, W) of the samples ``sample_ids`` (N,); without
+        ids every sample counts (no duplicate can be recognised)."""
         if self.confusion.device != preds.device:
             self.confusion = self.confusion.to(preds.device)
+        if sample_ids is None:
+            confusion_matrix(preds, labels, self.num_classes, self.ignore_index, out=self.confusion)
+            return
         for pred, label, sample in zip(preds, labels, _ids(sample_ids)):
             if sample in self._samples:
                 continue
             counts = confusion_matrix(pred, label, self.num_classes, self.ignore_index).reshape(-1)
             cells = counts.nonzero().reshape(-1)
             self._samples[sample] = (cells.cpu(), counts[cells].cpu())
-            self.confusion.view(-1).index_add_(0, cells.to(self.confusion.device), counts[cells])
+            self.confusion.view(-1).index_add_(0, cells, counts[cells])
 
     def compute(self) -> dict[str, Any]:
         local = self.confusion.clone()
@@ -183,11 +190,11 @@ class DetectionEvaluator:
 
     def compute(self) -> dict[str, float]:
         """The twelve COCO bbox stats by name, the same on every rank."""
-        gathered = gather_first_copies(self._images)
+        gathered = gather_first_copies(list(self._images.items()))
         stats = None
         if gathered is not None:
-            self.image_ids = list(gathered)
-            per_image = list(gathered.values())
+            self.image_ids = [image_id for image_id, _ in gathered]
+            per_image = [found for _, found in gathered]
             self.results = to_coco_detections(
                 self.image_ids, *(list(column) for column in zip(*per_image)), self.label_to_category
             ) if per_image else []  # fmt: skip
