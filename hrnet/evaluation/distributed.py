@@ -28,6 +28,11 @@ def rank_and_world() -> tuple[int, int]:
     return (dist.get_rank() if world > 1 else 0), world
 
 
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 (or the only one)."""
+    return rank_and_world()[0] == 0
+
+
 def gather_first_copies(
     local: Sequence[T], to_all: bool = False, key: Callable[[T], int] = itemgetter(0)
 ) -> list[T] | None:

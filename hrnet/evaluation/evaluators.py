@@ -44,7 +44,8 @@ class KeypointEvaluator:
     (the dataset index) to its box's score, 1 when not given (ground-truth boxes).
 
     After :meth:`compute`, rank 0 also holds ``results`` (the COCO results list) and
-    ``predictions``: sample ids (N,), keypoints (N, K, 2) and scores (N, K) in sample-id order.
+    ``predictions``: sample ids (N,), keypoints (N, K, 2) and scores (N, K) in sample-id order;
+    every rank holds ``last_stats``.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class KeypointEvaluator:
         self._samples: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.results: list[dict[str, Any]] = []
         self.predictions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.last_stats: dict[str, float] = {}
 
     def update(
         self,
@@ -85,10 +87,9 @@ class KeypointEvaluator:
     def compute(self) -> dict[str, float]:
         """The ten COCO keypoint stats by name, the same on every rank."""
         gathered = gather_first_copies(list(self._samples.items()))
-        stats = None
-        if gathered is not None:
-            stats = self._score(dict(gathered))
-        return broadcast_from_zero(stats)
+        stats = None if gathered is None else self._score(dict(gathered))
+        self.last_stats = broadcast_from_zero(stats)
+        return self.last_stats
 
     def _score(self, samples: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
         ids = np.fromiter(samples, dtype=np.int64, count=len(samples))
@@ -168,7 +169,8 @@ class DetectionEvaluator:
 
     ``label_to_category`` maps the model's labels to COCO category ids. Only the images predicted on
     are scored (a partial pass is scored on its images). After :meth:`compute`, rank 0 also holds
-    ``results`` (the COCO results list) and ``image_ids`` (sorted).
+    ``results`` (the COCO results list), ``image_ids`` (sorted) and ``detections`` (boxes, scores and
+    labels by image id); every rank holds ``last_stats``.
     """
 
     def __init__(self, ann_file: str | Path, label_to_category: Mapping[int, int]) -> None:
@@ -180,6 +182,8 @@ class DetectionEvaluator:
         self._images: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.results: list[dict[str, Any]] = []
         self.image_ids: list[int] = []
+        self.detections: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.last_stats: dict[str, float] = {}
 
     def update(self, image_ids: Sequence[int] | torch.Tensor, outputs: Sequence[Mapping[str, Any]]) -> None:
         """One batch: the COCO image ids and the detector's outputs (``boxes`` xyxy, ``scores``, ``labels``);
@@ -199,7 +203,9 @@ class DetectionEvaluator:
                 self.image_ids, *(list(column) for column in zip(*per_image)), self.label_to_category
             ) if per_image else []  # fmt: skip
             stats = evaluate_boxes(self.ann_file, self.results, image_ids=self.image_ids)
-        return broadcast_from_zero(stats)
+            self.detections = dict(gathered)
+        self.last_stats = broadcast_from_zero(stats)
+        return self.last_stats
 
 
 def _numpy(value: Any) -> np.ndarray:
