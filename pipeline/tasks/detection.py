@@ -122,8 +122,9 @@ def evaluate(
     assert evaluator is not None
     stats, results, ids = evaluator.last_stats, evaluator.results, evaluator.image_ids
     names = datamodule.categories.label_names
-    for i in range(min(params.evaluate.num_figures, len(datamodule.val_dataset))):
-        image, target = datamodule.val_dataset[i]
+    dataset = datamodule.val_dataloader().dataset  # the first images in the loader's order get figures
+    for i in range(min(params.evaluate.num_figures, len(dataset))):  # type: ignore[arg-type]
+        image, target = dataset[i]
         image_id = int(target["image_id"])
         boxes, scores, labels = evaluator.detections[image_id]
         rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
