@@ -6,11 +6,12 @@ Writes ``reports/metrics.json``, ``reports/predictions/`` and ``reports/figures/
 from __future__ import annotations
 
 import pickle
-import tempfile
+import shutil
 import zipfile
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_write_json, replace_directory
@@ -56,15 +57,24 @@ def load_module(params: Params, checkpoint: Path = CHECKPOINT) -> pl.LightningMo
 
 
 def evaluate(params: Params) -> None:
+    """Under DDP (``evaluate.devices`` > 1) every rank runs this; each writes its shard's outputs
+    into one staging folder, and rank 0 moves them into place and writes the metrics."""
     task = TASKS[params.task]
     module = load_module(params)
-    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".evaluate.", dir=REPORTS_DIR) as tmp:
-        metrics = task.evaluate(module, params, PREPARED_DIR, Path(tmp))
-        for name in ("predictions", "figures"):
-            (Path(tmp) / name).mkdir(exist_ok=True)
-            replace_directory(Path(tmp) / name, REPORTS_DIR / name)
-    atomic_write_json(METRICS_FILE, {"task": params.task, **metrics})
+    staging = REPORTS_DIR / ".evaluate.staging"
+    if rank_zero_only.rank == 0:  # the other ranks start when rank 0 validates, after this
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    try:
+        metrics = task.evaluate(module, params, PREPARED_DIR, staging)
+        if metrics is not None:  # rank 0
+            for name in ("predictions", "figures"):
+                (staging / name).mkdir(exist_ok=True)
+                replace_directory(staging / name, REPORTS_DIR / name)
+            atomic_write_json(METRICS_FILE, {"task": params.task, **metrics})
+    finally:
+        if rank_zero_only.rank == 0:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def main() -> None:

@@ -97,9 +97,9 @@ def prepared(tmp_path, monkeypatch) -> Path:
     return tmp_path / "data" / "prepared"
 
 
-def _oracle(dataset, records) -> tuple:
+def _oracle(dataset, records, evaluator) -> None:
     """A perfect network: the labelled joints of the ground-truth person whose crop this is, score 0.9
-    (0.05 elsewhere), so that only the boxes and the scoring decide the results."""
+    (0.05 elsewhere), so that only the boxes and the scoring decide the results; scored by ``evaluator``."""
     truth = {}
     for record in records:
         center, _ = box_to_center_scale(record["bbox"], dataset.aspect_ratio)
@@ -109,12 +109,15 @@ def _oracle(dataset, records) -> tuple:
         joints = truth.get((int(image_id), *np.round(center, 3)))
         if joints is not None:  # a box no ground-truth box makes: nothing found
             keypoints[i], scores[i] = joints[:, :2], np.where(joints[:, 2] > 0, 0.9, 0.05)
-    return keypoints, scores, np.arange(len(dataset)), dataset.scales.copy()
+    evaluator.update(np.arange(len(dataset)), dataset.image_ids, keypoints, scores, dataset.scales.copy())
+    evaluator.compute()
 
 
 def test_ground_truth_boxes_as_detections_score_the_ground_truth_ap(prepared, tmp_path, monkeypatch):
     records = pose_task.read_split(prepared, "val").records
-    monkeypatch.setattr(pose_task, "_predict", lambda module, params, dataset: _oracle(dataset, records))
+    monkeypatch.setattr(
+        pose_task, "_predict", lambda module, params, data, scorer: _oracle(data, records, scorer)
+    )
     ground_truth = pose_task.evaluate(None, parse_params(tiny_params()), prepared, tmp_path / "gt")
     # each ground-truth box once with score 1, plus a duplicate at score 0.5 that OKS-NMS must drop
     boxes = [{"image_id": r["image_id"], "category_id": 1, "bbox": r["bbox"], "score": 1.0} for r in records]

@@ -289,7 +289,7 @@ def default_search_sweep(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["segmentation", "detection"])
+@pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
 def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, home):
     raw, rows, out = default_search_sweep(task, tmp_path, home)
     search = raw["tune"]["search"][task]

@@ -158,15 +158,21 @@ class MSRAHeatmapCodec:
 
     @torch.no_grad()
     def predict(
-        self, model: HeatmapModel, images: torch.Tensor, centers: np.ndarray, scales: np.ndarray
+        self,
+        model: HeatmapModel,
+        images: torch.Tensor,
+        centers: np.ndarray,
+        scales: np.ndarray,
+        heatmaps: torch.Tensor | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The test-time path: normalised crops (N, 3, h, w) cut at ``centers``/``scales`` (N, 2)
         -> keypoints (N, K, 2) in image pixels and their scores (N, K).
 
         With ``flip_test`` the mirrored batch is run too; its heatmaps, brought back by
-        :meth:`flip_back`, are averaged in before decoding.
+        :meth:`flip_back`, are averaged in before decoding. ``heatmaps``: ``model(images)`` when the
+        caller already has it (validation, which also needs it for the loss).
         """
-        heatmaps = model(images)
+        heatmaps = model(images) if heatmaps is None else heatmaps
         if self.flip_test:
             heatmaps = (heatmaps + self.flip_back(model(torch.flip(images, dims=[3])))) * 0.5
         return self.decode_keypoints(heatmaps, centers, scales)

@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from hrnet.data.cityscapes import CLASS_COLORS, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.evaluation.distributed import sum_across_ranks  # noqa: F401  (re-exported)
 from hrnet.io import atomic_path
 
 ArrayLike = torch.Tensor | np.ndarray
@@ -61,14 +61,6 @@ def confusion_matrix(
     if out.shape != counts.shape:
         raise ValueError(f"accumulator shape {tuple(out.shape)} != ({num_classes}, {num_classes})")
     return out.add_(counts)
-
-
-def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
-    """A copy of ``tensor`` summed over all processes when ``torch.distributed`` is initialised."""
-    out = tensor.clone()
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
 
 
 def iou_from_confusion(cm: ArrayLike, class_names: Sequence[str] | None = None) -> dict:

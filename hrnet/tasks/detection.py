@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
 from torchvision.models.detection import FCOS
 
-from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, evaluate_boxes, foreground, to_coco_detections
+from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, foreground
+from hrnet.evaluation.distributed import gather_first_copies
+from hrnet.evaluation.evaluators import DetectionEvaluator
 from hrnet.models.detection import build_detector
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, warmup_lambda
 
@@ -24,17 +25,7 @@ Prediction = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # image_id, boxes x
 
 def gather_predictions(local: list[Prediction]) -> list[Prediction]:
     """All ranks' predictions (every rank gets the full list), one entry per image id."""
-    gathered: list[list[Prediction]] = [local]
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        world = torch.distributed.get_world_size()
-        if world > 1:
-            gathered = [[] for _ in range(world)]
-            torch.distributed.all_gather_object(gathered, local)
-    unique: dict[int, Prediction] = {}
-    for part in gathered:
-        for pred in part:  # the distributed sampler pads with repeated images: keep the first copy
-            unique.setdefault(int(pred[0]), pred)
-    return [unique[k] for k in sorted(unique)]
+    return gather_first_copies(local, to_all=True) or []
 
 
 class DetectionModule(pl.LightningModule):
@@ -79,7 +70,7 @@ class DetectionModule(pl.LightningModule):
             pyramid_channels=pyramid_channels, score_threshold=score_threshold, model_options=model_options,
             **(detector_kwargs or {}),
         )  # fmt: skip
-        self._predictions: list[Prediction] = []
+        self.evaluator: DetectionEvaluator | None = None  # built at the first validation
 
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.model(images)
@@ -103,19 +94,21 @@ class DetectionModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._predictions = []
-
-    def validation_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> None:
-        images, targets = batch
-        for output, target in zip(map(foreground, self.model(images)), targets):
-            self._predictions.append(
-                (
-                    int(target["image_id"]),
-                    output["boxes"].detach().cpu().numpy(),
-                    output["scores"].detach().cpu().numpy(),
-                    output["labels"].detach().cpu().numpy(),
-                )
+        if self.evaluator is None:
+            self.evaluator = DetectionEvaluator(
+                self._eval_source("val_ann_file"), self._eval_source("label_to_category")
             )
+        self.evaluator.reset()
+
+    def validation_step(
+        self, batch: tuple[list[Tensor], list[dict]], batch_idx: int
+    ) -> list[dict[str, Tensor]]:
+        """The detections of the batch's images, background left out."""
+        images, targets = batch
+        outputs = [foreground(output) for output in self.model(images)]
+        assert self.evaluator is not None
+        self.evaluator.update([int(t["image_id"]) for t in targets], outputs)
+        return outputs
 
     def _eval_source(self, key: str) -> Any:
         value = self.hparams.get(key)
@@ -126,16 +119,9 @@ class DetectionModule(pl.LightningModule):
         return value
 
     def on_validation_epoch_end(self) -> None:
-        predictions = gather_predictions(self._predictions)
-        self._predictions = []
-        mapping = {int(k): int(v) for k, v in self._eval_source("label_to_category").items()}
-        image_ids = [p[0] for p in predictions]
-        results = to_coco_detections(
-            image_ids, [p[1] for p in predictions], [p[2] for p in predictions],
-            [p[3] for p in predictions], mapping,
-        )  # fmt: skip
-        stats = evaluate_boxes(self._eval_source("val_ann_file"), results, image_ids=image_ids)
-        for name in BOX_STAT_NAMES:  # identical on every rank (all ranks score the gathered list)
+        assert self.evaluator is not None
+        stats = self.evaluator.compute()
+        for name in BOX_STAT_NAMES:  # identical on every rank (rank 0 scored, then broadcast)
             self.log(f"val/{name}", stats[name], prog_bar=name == "AP", sync_dist=False)
 
     def configure_optimizers(self) -> dict[str, Any]:

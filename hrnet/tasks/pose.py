@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
+from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.evaluation.coco_keypoints import REPORTED_STATS
+from hrnet.evaluation.distributed import RunningMean
+from hrnet.evaluation.evaluators import KeypointEvaluator
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, multistep_lambda
 
@@ -23,8 +29,24 @@ class JointsMSELoss(nn.Module):
         return 0.5 * torch.mean((pred * weight - target * weight) ** 2)
 
 
+def val_annotation_file(datamodule: Any) -> Path | None:
+    """The COCO keypoint file of a datamodule's val split: its ``val_ann_file``, else the one its
+    prepared index names (``meta["ann_file"]``, relative to the index); None when it has neither."""
+    found = getattr(datamodule, "val_ann_file", None)
+    index = getattr(datamodule, "val_index", None)
+    if found is None and index is not None and index.meta.get("ann_file"):
+        found = Path(datamodule.index_dir) / index.meta["ann_file"]  # the index's folder
+    return None if found is None else Path(found)
+
+
 class PoseEstimationModule(pl.LightningModule):
-    """HRNet + representation head + 1x1 heatmap predictor, trained with joint-weighted MSE."""
+    """HRNet + representation head + 1x1 heatmap predictor, trained with joint-weighted MSE.
+
+    Validation logs ``val/loss`` (weighted by samples over every rank) and the COCO keypoint stats
+    ``val/AP``, ``val/AP50``, ... (:class:`~hrnet.evaluation.evaluators.KeypointEvaluator`), with
+    the test-time path of the datamodule's codec unless :meth:`set_evaluation` gives another;
+    ``last_val_metrics`` keeps the stats.
+    """
 
     def __init__(
         self,
@@ -49,29 +71,59 @@ class PoseEstimationModule(pl.LightningModule):
             read_branch=read_branch, **(model_options or {}),
         )  # fmt: skip
         self.criterion = JointsMSELoss()
+        self.val_loss = RunningMean()
+        self.evaluator: KeypointEvaluator | None = None  # set_evaluation's, else built per validation
+        self.test_codec: MSRAHeatmapCodec | None = None
+        self._active: KeypointEvaluator | None = None
+        self.last_val_metrics: dict[str, float] = {}
+
+    def set_evaluation(self, evaluator: KeypointEvaluator | None, codec: MSRAHeatmapCodec | None) -> None:
+        """What validation scores with: ``evaluator`` (its ground truth, box scores and NMS settings)
+        and ``codec`` (its test-time settings); None: built from the datamodule at each validation."""
+        self.evaluator, self.test_codec = evaluator, codec
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        heatmaps = self(batch["image"])
-        loss = self.criterion(heatmaps, batch["target"], batch["target_weight"])
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch["image"].shape[0],
-            sync_dist=stage != "train",
-        )
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.criterion(self(batch["image"]), batch["target"], batch["target_weight"])
+        n = batch["image"].shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def _codec(self) -> MSRAHeatmapCodec:
+        return self.test_codec or self.trainer.datamodule.codec
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_loss.reset()
+        self._active = self.evaluator
+        if self._active is None:
+            ann_file = val_annotation_file(getattr(self.trainer, "datamodule", None))
+            if ann_file is None:
+                rank_zero_warn("the datamodule names no val annotation file: validation logs val/loss only")
+            else:
+                self._active = KeypointEvaluator(ann_file)
+        if self._active is not None:
+            self._active.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+        images, meta = batch["image"], batch["meta"]
+        heatmaps = self(images)
+        loss = self.criterion(heatmaps, batch["target"], batch["target_weight"])
+        self.val_loss.update(loss.detach(), images.shape[0])
+        if self._active is not None:
+            centers, scales = meta["center"].cpu().numpy(), meta["scale"].cpu().numpy()
+            keypoints, scores = self._codec().predict(self, images, centers, scales, heatmaps=heatmaps)
+            self._active.update(meta["index"], meta["image_id"], keypoints, scores, scales)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        # every rank holds the same reduced values: no further sync
+        self.log("val/loss", self.val_loss.compute(self.device), prog_bar=True)
+        if self._active is not None:
+            self.last_val_metrics = self._active.compute()
+            for name in REPORTED_STATS:
+                self.log(f"val/{name}", self.last_val_metrics[name], prog_bar=name == "AP")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

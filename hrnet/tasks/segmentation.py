@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
-from hrnet.evaluation.segmentation import confusion_matrix, iou_from_confusion, sum_across_ranks
+from hrnet.evaluation.distributed import RunningMean
+from hrnet.evaluation.evaluators import SegmentationEvaluator
+from hrnet.evaluation.segmentation import predict_multiscale
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, poly_lambda
 
@@ -89,10 +91,13 @@ class SegmentationModule(pl.LightningModule):
     """HRNet + representation head + ``last_layer``; CE/OHEM loss, SGD with the poly schedule.
 
     Logits (at 1/4 resolution) are upsampled bilinearly to the label size for the loss and the
-    metrics. Validation sums a confusion matrix over batches and ranks and logs ``val/mIoU``,
+    metrics. Validation sums a confusion matrix over batches and ranks
+    (:class:`~hrnet.evaluation.evaluators.SegmentationEvaluator`) and logs ``val/mIoU``,
     ``val/pixel_accuracy`` and ``val/class_iou/<slug>`` (:func:`class_metric_names`; classes
-    present or predicted only); ``last_val_metrics``
-    keeps the full dictionary of :func:`iou_from_confusion`.
+    present or predicted only); ``last_val_metrics`` keeps the full dictionary of
+    :func:`~hrnet.evaluation.segmentation.iou_from_confusion`. With :meth:`set_test_time`,
+    validation predicts with test-time augmentation instead and logs no loss; ``validation_step``
+    returns the predicted train ids (N, H, W) under ``"preds"``.
     """
 
     def __init__(
@@ -127,9 +132,22 @@ class SegmentationModule(pl.LightningModule):
             self.criterion: nn.Module = OhemCrossEntropy(ignore_index, ohem_thresh, ohem_min_kept, weight)
         else:
             self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
-        self.register_buffer("val_confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64),
-                             persistent=False)  # fmt: skip
+        self.evaluator = SegmentationEvaluator(num_classes, ignore_index)
+        self.val_loss = RunningMean()
+        self.test_time: dict[str, Any] | None = None
         self.last_val_metrics: dict[str, Any] = {}
+
+    @property
+    def val_confusion(self) -> torch.Tensor:
+        """This rank's confusion matrix of the last validation (rows: ground truth)."""
+        return self.evaluator.confusion
+
+    def set_test_time(
+        self, scales: Sequence[float] = (1.0,), flip: bool = False, crop_size: Sequence[int] | None = None
+    ) -> None:
+        """Validation predicts as :func:`~hrnet.evaluation.segmentation.predict_multiscale` does with
+        these settings (``crop_size``: sliding windows of that size, else the whole image)."""
+        self.test_time = {"scales": tuple(scales), "flip": flip, "crop_size": crop_size}
 
     @staticmethod
     def _class_weights(spec: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
@@ -167,21 +185,32 @@ class SegmentationModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.val_confusion.zero_()
+        self.evaluator.reset()
+        self.val_loss.reset()
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         label = batch["label"].long()
-        logits = self.logits_at(batch["image"], label.shape[-2:])
-        loss = F.cross_entropy(logits, label, ignore_index=self.hparams.ignore_index)
-        confusion_matrix(logits.argmax(1), label, self.hparams.num_classes, self.hparams.ignore_index,
-                         out=self.val_confusion)  # fmt: skip
-        self.log("val/loss", loss, on_epoch=True, batch_size=label.shape[0], sync_dist=True)
-        return loss
+        if self.test_time is None:
+            logits = self.logits_at(batch["image"], label.shape[-2:])
+            loss = F.cross_entropy(logits, label, ignore_index=self.hparams.ignore_index)
+            self.val_loss.update(loss.detach(), label.shape[0])
+        else:
+            probabilities = predict_multiscale(
+                self, batch["image"], num_classes=self.hparams.num_classes, **self.test_time
+            )
+            logits = F.interpolate(
+                probabilities, size=label.shape[-2:], mode="bilinear", align_corners=self.align_corners
+            )  # probabilities, at the label's size: their argmax is the prediction as well
+        preds = logits.argmax(1)
+        self.evaluator.update(preds, label, batch.get("meta", {}).get("index"))
+        return {"preds": preds}
 
     def on_validation_epoch_end(self) -> None:
-        metrics = iou_from_confusion(sum_across_ranks(self.val_confusion))  # DDP: sum over ranks
+        metrics = self.evaluator.compute()  # DDP: summed over ranks, each sample once
         self.last_val_metrics = metrics
-        # every rank holds the same summed matrix, so no further sync of these values is needed
+        # every rank holds the same summed matrix and loss, so no further sync of these values is needed
+        if self.test_time is None:
+            self.log("val/loss", self.val_loss.compute(self.device))
         self.log("val/mIoU", metrics["mIoU"], prog_bar=True)
         self.log("val/pixel_accuracy", metrics["pixel_accuracy"])
         per_class = metrics["per_class_iou"]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pipeline.params.base import Section
+from pipeline.params.training import Accelerator, DeviceCount, Precision
 
 GROUND_TRUTH_BOXES = "data/prepared"  # evaluate.pose.boxes naming the prepared split: its own boxes
 
@@ -62,6 +63,11 @@ class EvaluateConfig(Section):
     """Test-time settings: changing them reruns evaluate and package only, never train or tune."""
 
     num_figures: int = Field(4, ge=0)
+    accelerator: Accelerator | None = Field(None, description="null: train.accelerator")
+    devices: DeviceCount | None = Field(
+        None, description="on one node: >= 1, -1 for all, or auto (> 1: DDP); null: train.devices"
+    )
+    precision: Precision | None = Field(None, description="null: train.precision")
     pose: PoseTestConfig = PoseTestConfig()
     segmentation: SegmentationTestConfig = SegmentationTestConfig()
     detection: DetectionTestConfig = DetectionTestConfig()

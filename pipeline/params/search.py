@@ -66,9 +66,11 @@ def _dim(param: str, distribution: str, low: float | None = None, high: float | 
 class SearchConfig(Section):
     """One search per task; the tune stage runs the one of ``params.task``."""
 
+    # keypoint AP, not val/loss: the sweep varies pose.sigma, and MSE against Gaussians of other
+    # widths does not compare
     pose: TaskSearch = TaskSearch(
-        metric="val/loss",
-        mode="min",
+        metric="val/AP",
+        mode="max",
         space=(
             _dim("pose.lr", "loguniform", 3e-4, 3e-3),
             _dim("pose.weight_decay", "loguniform", 1e-6, 1e-3),

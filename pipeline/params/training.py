@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from hrnet.models.configs import MODEL_CONFIGS
 from pipeline.params.base import Section
@@ -45,16 +45,27 @@ class ModelConfig(Section):
         return value
 
 
+def _device_count(value: int | str) -> int | str:
+    if isinstance(value, int) and not (value >= 1 or value == -1):
+        raise ValueError(f"expected a device count >= 1, -1 for all, or auto; got {value}")
+    return value
+
+
+Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
+DeviceCount = Annotated[int | Literal["auto"], AfterValidator(_device_count)]
+Precision = Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"]
+
+
 class TrainConfig(Section):
     """Trainer settings shared by every task (Lightning's names; DDP across devices and nodes)."""
 
     epochs: int = Field(16, ge=1)
     num_workers: int = Field(1, ge=0)
-    accelerator: Literal["cpu", "gpu", "cuda", "mps", "auto"] = "cpu"
-    devices: int | Literal["auto"] = Field(1, description=">= 1 per node, -1 for all, or auto")
+    accelerator: Accelerator = "cpu"
+    devices: DeviceCount = Field(1, description=">= 1 per node, -1 for all, or auto")
     num_nodes: int = Field(1, ge=1)
     strategy: str = Field("auto", description="auto: ddp when more than one device or node")
-    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = "32-true"
+    precision: Precision = "32-true"
     sync_batchnorm: bool = False
     accumulate_grad_batches: int = Field(1, ge=1)
     gradient_clip_val: float | None = Field(None, ge=0)
@@ -66,13 +77,6 @@ class TrainConfig(Section):
         description="null: true on CPU, warn on accelerators (some CUDA backward ops have no "
         "deterministic kernel)",
     )
-
-    @field_validator("devices")
-    @classmethod
-    def _device_count(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not (value >= 1 or value == -1):
-            raise ValueError(f"expected a device count >= 1, -1 for all, or auto; got {value}")
-        return value
 
     @property
     def distributed(self) -> bool:

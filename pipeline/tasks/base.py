@@ -30,8 +30,8 @@ class Task:
     build_datamodule: Callable[[Params, Path], pl.LightningDataModule]  # (params, prepared_dir)
     build_module: Callable[[Params, Path], pl.LightningModule]  # (params, prepared_dir): untrained
     # (trained module, params, prepared_dir, out_dir) -> metrics.json's entries, a trivial baseline's
-    # included; writes out_dir/predictions and out_dir/figures
-    evaluate: Callable[[Any, Params, Path, Path], dict[str, Any]]
+    # included (None on every DDP rank but 0); writes out_dir/predictions and out_dir/figures
+    evaluate: Callable[[Any, Params, Path, Path], dict[str, Any] | None]
     package_meta: Callable[[Params], dict[str, Any]]  # the task's entries of package.json
 
 
@@ -58,6 +58,32 @@ def read_index(prepared_dir: Path, role: str) -> dict:
         if key in index:
             index[key] = resolve(index[key])
     return index
+
+
+def evaluation_trainer(params: Params, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """The Trainer the evaluate stage validates with: ``evaluate.accelerator``, ``.devices`` and
+    ``.precision`` (null: the train section's), on one node; more than one device runs DDP, each
+    rank scoring its shard (the module's evaluators combine them)."""
+    evaluate, train = params.evaluate, params.train
+    accelerator = evaluate.accelerator or train.accelerator
+    devices = train.devices if evaluate.devices is None else evaluate.devices
+    deterministic = train.deterministic
+    if deterministic is None:  # as train: some CUDA kernels have no deterministic version
+        deterministic = True if accelerator == "cpu" else "warn"
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=1,
+        strategy="auto" if devices in (1, "auto") else "ddp",
+        precision=evaluate.precision or train.precision,
+        deterministic=deterministic,
+        use_distributed_sampler=False,  # the loaders shard with hrnet.data.sampling.EpochSampler
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 def data_root(params: Params) -> Path:

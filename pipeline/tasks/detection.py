@@ -8,7 +8,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
 from hrnet.data.detection_records import (
@@ -26,15 +25,14 @@ from hrnet.evaluation.coco_boxes import (
     center_box_baseline,
     draw_boxes,
     evaluate_boxes,
-    foreground,
-    to_coco_detections,
 )
+from hrnet.evaluation.distributed import is_global_zero
 from hrnet.io import atomic_write_json
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS
 from hrnet.tasks.detection import DetectionModule
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
+from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, read_index
 
 log = logging.getLogger("pipeline.detection")
 
@@ -150,30 +148,31 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Detection
     )
 
 
-@torch.no_grad()
-def evaluate(module: DetectionModule, params: Params, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """COCO bbox AP of ``module`` and of the centre-box baseline; writes results and overlays."""
+def evaluate(
+    module: DetectionModule, params: Params, prepared_dir: Path, out_dir: Path
+) -> dict[str, Any] | None:
+    """COCO bbox AP of ``module`` and of the centre-box baseline; writes results and overlays.
+    Under DDP every rank validates its shard; rank 0 writes and returns the metrics."""
     module.set_score_threshold(params.evaluate.detection.score_threshold)
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
-    mapping = {int(k): int(v) for k, v in datamodule.label_to_category.items()}
+    evaluation_trainer(params).validate(module, datamodule=datamodule, verbose=False)
+    evaluator = module.evaluator
+    if not is_global_zero():
+        return None
+    assert evaluator is not None
+    stats, results, ids = evaluator.last_stats, evaluator.results, evaluator.image_ids
     names = datamodule.categories.label_names
-    ids, boxes, scores, labels, figures = [], [], [], [], 0
-    for images, targets in datamodule.val_dataloader():
-        for image, target, output in zip(images, targets, map(foreground, module.model(images))):
-            ids.append(int(target["image_id"]))
-            boxes.append(output["boxes"].numpy())
-            scores.append(output["scores"].numpy())
-            labels.append(output["labels"].numpy())
-            if figures < params.evaluate.num_figures:
-                rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-                drawn = draw_boxes(rgb, boxes[-1], labels[-1], scores[-1], names, threshold=0.5)
-                path = out_dir / "figures" / f"{ids[-1]:012d}.jpg"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-                figures += 1
-    results = to_coco_detections(ids, boxes, scores, labels, mapping)
-    stats = evaluate_boxes(datamodule.val_ann_file, results, image_ids=ids)
+    dataset = datamodule.val_dataloader().dataset  # the first images in the loader's order get figures
+    for i in range(min(params.evaluate.num_figures, len(dataset))):  # type: ignore[arg-type]
+        image, target = dataset[i]
+        image_id = int(target["image_id"])
+        boxes, scores, labels = evaluator.detections[image_id]
+        rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        drawn = draw_boxes(rgb, boxes, labels, scores, names, threshold=0.5)
+        path = out_dir / "figures" / f"{image_id:012d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     baseline = evaluate_boxes(datamodule.val_ann_file, center_box_baseline(datamodule.val_ann_file))
     atomic_write_json(out_dir / "predictions" / "bbox_results.json", results, indent=None)
     metrics: dict[str, Any] = {name: round(stats[name], 6) for name in REPORTED_STATS}

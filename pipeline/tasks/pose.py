@@ -35,14 +35,15 @@ from hrnet.evaluation.coco_keypoints import (
     mean_pose_predictions,
     to_coco_results,
 )
+from hrnet.evaluation.distributed import is_global_zero
+from hrnet.evaluation.evaluators import KeypointEvaluator
 from hrnet.evaluation.person_detections import read_person_detections
-from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore
 from hrnet.io import atomic_write_json
 from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, index_reference
+from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference
 
 log = logging.getLogger("pipeline.pose")
 
@@ -131,20 +132,30 @@ def evaluation_codec(params: Params, codec: MSRAHeatmapCodec) -> MSRAHeatmapCode
 
 
 def _predict(
-    module: PoseEstimationModule, params: Params, dataset: TopDownPoseDataset
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Keypoints (N, K, 2), scores (N, K), dataset indices (N,) and crop scales (N, 2)."""
-    codec = evaluation_codec(params, dataset.codec)
+    module: PoseEstimationModule, params: Params, dataset: TopDownPoseDataset, evaluator: KeypointEvaluator
+) -> None:
+    """``module`` validated on ``dataset`` through Lightning (``evaluate.accelerator``, ...) with the
+    test-time codec of ``evaluate.pose``, into ``evaluator`` (computed: its stats, on rank 0 its results)."""
+    module.set_evaluation(evaluator, evaluation_codec(params, dataset.codec))
     loader = epoch_loader(dataset, params.pose.eval_batch_size, False, params.seed, params.train.num_workers)
-    keypoints, scores, indices, scales = [], [], [], []
-    for batch in loader:
-        meta = batch["meta"]
-        kps, kp_scores = codec.predict(module, batch["image"], meta["center"].numpy(), meta["scale"].numpy())
-        keypoints.append(kps)
-        scores.append(kp_scores)
-        indices.append(meta["index"].numpy())
-        scales.append(meta["scale"].numpy())
-    return np.concatenate(keypoints), np.concatenate(scores), np.concatenate(indices), np.concatenate(scales)
+    evaluation_trainer(params).validate(module, dataloaders=loader, verbose=False)
+    module.set_evaluation(None, None)
+
+
+def _validate(
+    module: PoseEstimationModule,
+    params: Params,
+    dataset: TopDownPoseDataset,
+    ann_file: Path,
+    box_scores: np.ndarray | None = None,
+) -> KeypointEvaluator:
+    """The evaluator of ``evaluate.pose``'s settings, after :func:`_predict`."""
+    test = params.evaluate.pose
+    evaluator = KeypointEvaluator(
+        ann_file, box_scores, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms
+    )
+    _predict(module, params, dataset, evaluator)
+    return evaluator
 
 
 def predict_val(
@@ -153,7 +164,9 @@ def predict_val(
     """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
-    return _predict(module, params, datamodule.val_dataset)[:3]
+    ann_file = read_split(prepared_dir, "val").meta["ann_file"]
+    indices, keypoints, scores = _validate(module, params, datamodule.val_dataset, ann_file).predictions
+    return keypoints, scores, indices
 
 
 def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np.ndarray]:
@@ -182,29 +195,6 @@ def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np
     return records, found.scores
 
 
-def score_people(
-    params: Params,
-    dataset: TopDownPoseDataset,
-    predicted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    box_scores: np.ndarray,
-) -> list[dict[str, Any]]:
-    """COCO keypoint results as the official evaluation makes them: rescoring, then OKS-NMS per image."""
-    test = params.evaluate.pose
-    keypoints, scores, indices, scales = predicted
-    image_ids = dataset.image_ids[indices]
-    person_scores = rescore(scores, box_scores[indices], test.keypoint_score_threshold)
-    kept = nms_per_image(
-        image_ids, keypoints, scores, person_scores, crop_areas(scales), test.oks_nms_threshold, test.soft_nms
-    )
-    return to_coco_results(
-        image_ids[kept],
-        keypoints[kept],
-        scores[kept],
-        box_scores[indices[kept]],
-        test.keypoint_score_threshold,
-    )
-
-
 def _evaluate_detected_boxes(
     module: PoseEstimationModule,
     params: Params,
@@ -212,11 +202,17 @@ def _evaluate_detected_boxes(
     detected: tuple[list[dict], np.ndarray],
     codec: MSRAHeatmapCodec,
     out_dir: Path,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     records, box_scores = detected
-    dataset = TopDownPoseDataset(records, split.image_dir, params.pose.input_size, codec, train=False)
-    results = score_people(params, dataset, _predict(module, params, dataset), box_scores) if records else []
-    stats = evaluate_keypoints(split.meta["ann_file"], results)
+    ann_file = split.meta["ann_file"]
+    if records:
+        dataset = TopDownPoseDataset(records, split.image_dir, params.pose.input_size, codec, train=False)
+        evaluator = _validate(module, params, dataset, ann_file, box_scores)
+        stats, results = evaluator.last_stats, evaluator.results
+    else:
+        stats, results = evaluate_keypoints(ann_file, []), []
+    if not is_global_zero():
+        return None
     atomic_write_json(out_dir / "predictions" / "keypoint_results_detected_boxes.json", results, indent=None)
     metrics: dict[str, Any] = {name: round(stats[name], 6) for name in REPORTED_STATS}
     metrics["num_boxes"] = len(records)
@@ -249,21 +245,25 @@ def _write_figures(
 
 def evaluate(
     module: PoseEstimationModule, params: Params, prepared_dir: Path, out_dir: Path
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """COCO keypoint AP of ``module`` at the ground-truth boxes, of the mean-pose baseline and, when
-    ``evaluate.pose.boxes`` names a detections file, at its boxes; writes predictions and figures."""
+    ``evaluate.pose.boxes`` names a detections file, at its boxes; writes predictions and figures.
+    Under DDP every rank validates its shard; rank 0 writes and returns the metrics."""
     torch.manual_seed(params.seed)
     split = read_split(prepared_dir, "val")
     # a bad detections file is reported before any work
     detected = None if params.evaluate.pose.ground_truth_boxes else _detection_records(params, split)
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
-    dataset = datamodule.val_dataset
-    predicted = _predict(module, params, dataset)
-    keypoints, scores, indices, _ = predicted
+    evaluator = _validate(module, params, datamodule.val_dataset, split.meta["ann_file"])
+    by_boxes = None
+    if detected is not None:
+        by_boxes = _evaluate_detected_boxes(module, params, split, detected, datamodule.codec, out_dir)
+    if not is_global_zero():
+        return None
+    stats, results = evaluator.last_stats, evaluator.results
+    indices, keypoints, scores = evaluator.predictions
     records = [split.records[i] for i in indices]
-    results = score_people(params, dataset, predicted, np.ones(len(dataset)))
-    stats = evaluate_keypoints(split.meta["ann_file"], results)
 
     pose = mean_pose(read_split(prepared_dir, "train").records)
     base_ids, base_kps, base_scores = mean_pose_predictions(split.records, pose)
@@ -280,10 +280,8 @@ def evaluate(
     log.info(
         "AP %.4f (mean-pose baseline AP %.4f) on %d instances", metrics["AP"], baseline["AP"], len(records)
     )
-    if detected is not None:
-        metrics["detected_boxes"] = _evaluate_detected_boxes(
-            module, params, split, detected, datamodule.codec, out_dir
-        )
+    if by_boxes is not None:
+        metrics["detected_boxes"] = by_boxes
     return metrics
 
 

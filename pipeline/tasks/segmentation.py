@@ -7,19 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES, label_id_lut, read_label_ids
 from hrnet.data.issues import IssueLog
 from hrnet.data.segmentation_dataset import SegmentationDataModule
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.data.validation import check_cityscapes_split
+from hrnet.evaluation.distributed import is_global_zero
+from hrnet.evaluation.evaluators import SegmentationEvaluator
 from hrnet.evaluation.segmentation import (
-    confusion_matrix,
     denormalize,
-    iou_from_confusion,
-    predict_multiscale,
     write_label_png,
     write_overlay,
 )
@@ -27,7 +26,7 @@ from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, index_reference, read_index
+from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, read_index
 
 log = logging.getLogger("pipeline.segmentation")
 
@@ -111,38 +110,46 @@ def _majority_class(params: Params, prepared_dir: Path) -> int:
     return int(counts[:NUM_CLASSES].argmax())
 
 
-@torch.no_grad()
-def evaluate(module: SegmentationModule, params: Params, prepared_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """mIoU of ``module`` and of the majority-class baseline; writes label-id PNGs and overlays."""
+class _Outputs(pl.Callback):
+    """Writes each validated image's label-id PNG and, for the first ``num_figures`` images, an
+    overlay; scores the majority-class baseline on the same labels. Every DDP rank writes its shard."""
+
+    def __init__(self, dataset: Any, out_dir: Path, num_figures: int, majority: int) -> None:
+        self.dataset, self.out_dir, self.num_figures, self.majority = dataset, out_dir, num_figures, majority
+        self.baseline = SegmentationEvaluator(NUM_CLASSES, IGNORE_INDEX)
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        labels, preds, indices = batch["label"].long(), outputs["preds"], batch["meta"]["index"]
+        self.baseline.update(torch.full_like(labels, self.majority), labels, indices)
+        for pred, label, image, index in zip(preds.cpu(), labels.cpu(), batch["image"], indices.tolist()):
+            stem = Path(self.dataset.pairs[index][0]).name.replace("_leftImg8bit.png", "")
+            write_label_png(self.out_dir / "predictions" / f"{stem}_pred_labelIds.png", pred.numpy())
+            if index < self.num_figures:  # the first images of the split, whichever rank has them
+                overlay = self.out_dir / "figures" / f"{stem}.png"
+                write_overlay(overlay, denormalize(image), pred.numpy(), label_map=label.numpy())
+
+
+def evaluate(
+    module: SegmentationModule, params: Params, prepared_dir: Path, out_dir: Path
+) -> dict[str, Any] | None:
+    """mIoU of ``module`` and of the majority-class baseline; writes label-id PNGs and overlays.
+    Under DDP every rank validates and writes its shard; rank 0 returns the metrics."""
     test = params.evaluate.segmentation
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
-    dataset = datamodule.val_dataset
-    crop = params.segmentation.crop_size if test.mode == "sliding" else None
-    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
-    baseline = torch.zeros_like(confusion)
-    majority = _majority_class(params, prepared_dir)
-    figures = 0
-    for batch in datamodule.val_dataloader():
-        scores = predict_multiscale(
-            module, batch["image"], test.scales, test.flip, crop_size=crop, num_classes=NUM_CLASSES
-        )
-        labels = batch["label"].long()
-        scores = F.interpolate(
-            scores, size=labels.shape[-2:], mode="bilinear", align_corners=module.align_corners
-        )
-        preds = scores.argmax(1)
-        confusion_matrix(preds, labels, NUM_CLASSES, IGNORE_INDEX, out=confusion)
-        confusion_matrix(torch.full_like(labels, majority), labels, NUM_CLASSES, IGNORE_INDEX, out=baseline)
-        for pred, label, image, index in zip(preds, labels, batch["image"], batch["meta"]["index"]):
-            image_path = Path(dataset.pairs[int(index)][0])
-            stem = image_path.name.replace("_leftImg8bit.png", "")
-            write_label_png(out_dir / "predictions" / f"{stem}_pred_labelIds.png", pred.numpy())
-            if figures < params.evaluate.num_figures:
-                overlay = out_dir / "figures" / f"{stem}.png"
-                write_overlay(overlay, denormalize(image), pred.numpy(), label_map=label.numpy())
-                figures += 1
-    ours, base = iou_from_confusion(confusion), iou_from_confusion(baseline)
+    module.set_test_time(
+        test.scales, test.flip, params.segmentation.crop_size if test.mode == "sliding" else None
+    )
+    outputs = _Outputs(
+        datamodule.val_dataset, out_dir, params.evaluate.num_figures, _majority_class(params, prepared_dir)
+    )
+    evaluation_trainer(params, callbacks=[outputs]).validate(module, datamodule=datamodule, verbose=False)
+    ours, base = module.last_val_metrics, outputs.baseline.compute()
+    if not is_global_zero():
+        return None
     metrics = {
         "mIoU": round(ours["mIoU"], 6),
         "pixel_accuracy": round(ours["pixel_accuracy"], 6),
