@@ -94,6 +94,18 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def read_bytes(path: str | Path, what: str, expected: str | None = None) -> bytes:
+    """The bytes of the file at ``path``: ``MissingFileError("<path>: <what> not found")`` when it is
+    absent, a one-line ``DataError`` naming the OS's reason when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        tail = f" ({expected})" if expected else ""
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror or exc}){tail}") from None
+
+
 def read_json(path: Path, missing: str) -> Any:
     """The parsed JSON at ``path``; a missing file raises ``MissingFileError("<path>: <missing>")``,
     invalid JSON or text that is not UTF-8 a one-line ``DataError`` naming the file and the place."""

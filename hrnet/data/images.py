@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from hrnet.errors import DataError, MissingFileError
+from hrnet.errors import DataError
+from hrnet.io import read_bytes
 
 try:  # libspng decodes a 2048x1024 Cityscapes frame ~20% faster than OpenCV's libpng (extra `fast`)
     import pyspng
@@ -44,12 +45,7 @@ def truncated_jpeg(data: bytes) -> bool:
 def read_image(path: str | Path, *, rgb: bool = True, exif_orientation: bool = False) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8, RGB (or BGR with ``rgb=False``)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingFileError(f"{path}: image file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    data = read_bytes(path, "image file")
     if not data:
         raise DataError(f"{path}: image file is empty")
     if truncated_jpeg(data):

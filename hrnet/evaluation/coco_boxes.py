@@ -13,7 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from hrnet.evaluation.cocoeval import coco_stats
 
 BOX_STAT_NAMES = (
     "AP",
@@ -74,18 +75,7 @@ def evaluate_boxes(
 
     ``image_ids`` restricts scoring to those images (e.g. a partial validation pass).
     """
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO(str(ann_file))
-        if not results:
-            return dict.fromkeys(BOX_STAT_NAMES, 0.0)
-        detections = ground_truth.loadRes(results)
-        evaluator = COCOeval(ground_truth, detections, iouType="bbox")
-        if image_ids is not None:
-            evaluator.params.imgIds = sorted({int(i) for i in image_ids})
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return {name: max(float(value), 0.0) for name, value in zip(BOX_STAT_NAMES, evaluator.stats)}
+    return coco_stats(ann_file, results, "bbox", BOX_STAT_NAMES, image_ids)
 
 
 def center_box_baseline(ann_file: str | Path) -> list[dict[str, Any]]:

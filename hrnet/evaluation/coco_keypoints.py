@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from hrnet.evaluation.cocoeval import coco_stats
 
 KEYPOINT_STAT_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
 REPORTED_STATS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR")
@@ -47,18 +45,7 @@ def to_coco_results(
 
 def evaluate_keypoints(annotation_file: str | Path, results: list[dict[str, Any]]) -> dict[str, float]:
     """Runs ``COCOeval(iouType="keypoints")`` and returns its ten stats by name (fractions)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO(str(annotation_file))
-        if not results:
-            return dict.fromkeys(KEYPOINT_STAT_NAMES, 0.0)
-        detections = ground_truth.loadRes(results)
-        evaluator = COCOeval(ground_truth, detections, iouType="keypoints")
-        evaluator.params.useSegm = None
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    # pycocotools reports -1 where a category/area range has no ground truth.
-    return {name: max(float(value), 0.0) for name, value in zip(KEYPOINT_STAT_NAMES, evaluator.stats)}
+    return coco_stats(annotation_file, results, "keypoints", KEYPOINT_STAT_NAMES)
 
 
 def mean_pose(records: Sequence[dict[str, Any]], num_joints: int = 17) -> np.ndarray:

@@ -23,6 +23,7 @@ from hrnet.data.formats.coco_records import (
 )
 from hrnet.data.issues import IssueLog
 from hrnet.errors import DataError, MissingFileError
+from hrnet.io import read_bytes
 
 SOURCES = ("synthetic", "coco")
 TOP_LEVEL_FIELDS = ("images", "annotations", "categories")
@@ -61,12 +62,7 @@ def read_annotation_file(ann_file: Path, kind: CocoKind = "keypoints") -> dict[s
     """
     ann_file = Path(ann_file)
     expected = f"expected a COCO {kind} file: a JSON object with images, annotations and categories"
-    try:
-        raw = ann_file.read_bytes()
-    except FileNotFoundError:
-        raise MissingFileError(f"{ann_file}: annotation file not found") from None
-    except OSError as exc:
-        raise DataError(f"{ann_file}: cannot read the file ({exc.strerror}) ({expected})") from None
+    raw = read_bytes(ann_file, "annotation file", expected)
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:

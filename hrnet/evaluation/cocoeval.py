@@ -1,0 +1,39 @@
+"""One call of pycocotools' COCOeval, shared by keypoint and box scoring."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+
+def coco_stats(
+    ann_file: str | Path,
+    results: list[dict[str, Any]],
+    iou_type: str,
+    stat_names: Sequence[str],
+    image_ids: Sequence[int] | None = None,
+) -> dict[str, float]:
+    """``COCOeval`` stats by name, as fractions; all 0 without results.
+
+    ``image_ids`` restricts scoring to those images (e.g. a partial validation pass). pycocotools reports
+    -1 where an area range has no ground truth: reported as 0.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO(str(ann_file))
+        if not results:
+            return dict.fromkeys(stat_names, 0.0)
+        evaluator = COCOeval(ground_truth, ground_truth.loadRes(results), iouType=iou_type)
+        if iou_type == "keypoints":
+            evaluator.params.useSegm = None  # as the official pose code
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted({int(i) for i in image_ids})
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: max(float(value), 0.0) for name, value in zip(stat_names, evaluator.stats, strict=False)}
