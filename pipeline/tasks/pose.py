@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -12,10 +10,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from pycocotools.coco import COCO
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import NUM_KEYPOINTS
+from hrnet.data.formats.coco import load_coco
 from hrnet.data.issues import IssueLog
 from hrnet.data.pose_dataset import (
     PoseDataModule,
@@ -172,8 +170,7 @@ def predict_val(
 def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np.ndarray]:
     """One record per detected person box of ``evaluate.pose.boxes`` on the val images, and the box scores."""
     test = params.evaluate.pose
-    with contextlib.redirect_stdout(io.StringIO()):
-        images = COCO(str(split.meta["ann_file"])).imgs
+    images = load_coco(split.meta["ann_file"], "keypoints").imgs
     found = read_person_detections(test.boxes, images, score_threshold=test.box_score_threshold)
     log.info(
         "%s: %d person boxes used of %d entries (%d of other categories, %d scoring below %s)",
