@@ -47,6 +47,12 @@ def _write(path: Path, entries) -> Path:
     return path
 
 
+def test_rescoring_an_image_without_people_gives_no_scores():
+    """hrnet predict rescores each image's people; an image where the detector found none has none."""
+    assert rescore(np.zeros((0, 17)), np.ones(0), 0.2).shape == (0,)
+    assert rescore(np.array([[0.1, 0.5, 0.9]]), [0.5], 0.2) == pytest.approx([0.35])
+
+
 def test_detections_file_filters_as_the_official_loader(tmp_path):
     person = {"image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.7, "area": 1200}
     entries = [person, {**person, "category_id": 3}, {**person, "score": 0.1}, {**person, "image_id": 2}]

@@ -19,6 +19,8 @@ from hrnet.evaluation.nms import oks_nms
 
 def rescore(keypoint_scores: np.ndarray, box_scores: Sequence[float], in_vis_threshold: float) -> np.ndarray:
     """Person scores (N,): box score x mean joint score above ``in_vis_threshold``."""
+    if len(box_scores) == 0:  # an image without people: reshape(0, -1) is ambiguous
+        return np.zeros(0)
     keypoint_scores = np.asarray(keypoint_scores, dtype=np.float64).reshape(len(box_scores), -1)
     return np.array(
         [

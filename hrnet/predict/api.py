@@ -11,6 +11,7 @@ import numpy as np
 
 from hrnet.errors import InputError
 from hrnet.evaluation.nms import oks_nms
+from hrnet.evaluation.rescoring import rescore
 from hrnet.predict import tasks
 
 DETECTOR_PERSON = "person"
@@ -109,11 +110,7 @@ class ModelPackage:
         threshold = float(self.meta.get("keypoint_score_threshold", KEYPOINT_SCORE_THRESHOLD))
         out = []
         for (keypoints, scores), image_boxes, image_box_scores in zip(people, boxes, box_scores):
-            confident = np.where(scores > threshold, scores, 0.0)
-            counts = (scores > threshold).sum(1)
-            person = image_box_scores * np.divide(
-                confident.sum(1), counts, out=np.zeros(len(counts)), where=counts > 0
-            )
+            person = rescore(scores, image_box_scores, threshold)
             keep = slice(None)
             if detector is not None and len(person):
                 triplets = np.concatenate([keypoints, scores[..., None]], axis=2)
