@@ -66,7 +66,9 @@ def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
             if attempt == 2:
                 raise
             time.sleep(2)
-    for baseline in shown:
+    order = {sha: i for i, sha in enumerate(_full_shas(revs))}
+    # a name run again on a later commit (a variant rerun after a fix) takes the later --rev's result
+    for baseline in sorted(shown, key=lambda b: order.get(b.get("rev"), -1)):
         for exp in baseline.get("experiments") or []:
             rev = (exp.get("revs") or [{}])[0]
             name = exp.get("name") or rev.get("name")
@@ -78,6 +80,11 @@ def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
             params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
             found[name] = Experiment(_state(state, metrics), metrics, params)
     return found
+
+
+def _full_shas(revs: Sequence[str]) -> list[str]:
+    result = subprocess.run(["git", "rev-parse", *revs], capture_output=True, text=True)
+    return result.stdout.split()
 
 
 def _state(executor_state: str, metrics: dict) -> str:
@@ -123,6 +130,15 @@ def queue(study: Study, found: dict[str, Experiment], queued: list[dict]) -> lis
     return todo
 
 
+def only_variants(study: Study, names: list[str]) -> Study:
+    """``study`` restricted to the variants ``names``; a name it does not have is refused."""
+    unknown = sorted(set(names) - {v.name for v in study.variants})
+    if unknown:
+        valid = ", ".join(v.name for v in study.variants)
+        raise UserError(f"--variant {unknown[0]}: not a variant of {study.name} (expected one of {valid})")
+    return study.model_copy(update={"variants": [v for v in study.variants if v.name in names]})
+
+
 def run_studies(studies: list[Study], jobs: int, wait: bool, poll_s: float) -> int:
     """Queues what has not run of every study, starts the queue's workers once, then reports progress.
 
@@ -165,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     run_p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default 1)")
     run_p.add_argument("--no-wait", action="store_true", help="return once queued and started")
     run_p.add_argument("--poll", type=float, default=20.0, help="seconds between progress checks")
+    run_p.add_argument(
+        "--variant", action="append", help="only this variant (repeatable): to rerun one after a fix"
+    )
     status_p = sub.add_parser("status", help="each experiment's state")
     status_p.add_argument("study", type=Path, nargs="+")
     status_p.add_argument(
@@ -174,7 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     report_p.add_argument("study", type=Path, nargs="+")
     report_p.add_argument("--out", type=Path, default=Path("reports/studies"))
     report_p.add_argument(
-        "--rev", action="append", help="a commit the experiments ran on (repeatable; default HEAD)"
+        "--rev",
+        action="append",
+        help="a commit the experiments ran on (repeatable, default HEAD); where one name ran on several, "
+        "the later --rev's result counts",
     )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also through a pipe
@@ -182,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         studies = [load_study(path) for path in args.study]
         if args.command == "run":
+            if args.variant:
+                studies = [only_variants(study, args.variant) for study in studies]
             sys.exit(run_studies(studies, args.jobs, not args.no_wait, args.poll))
         revs = args.rev or ["HEAD"]
         found = experiments(revs)

@@ -12,7 +12,7 @@ import yaml
 from conftest import copy_project, project_env, tiny_params
 
 from hrnet.errors import UserError
-from pipeline.study import progress_line, states
+from pipeline.study import only_variants, progress_line, states
 from pipeline.study_report import DONE, FAILED, MISSING, Experiment, collect, ordering, write_report
 from pipeline.study_spec import load_study, runs
 
@@ -195,3 +195,12 @@ def test_report_orders_each_task_on_its_own_without_paper_numbers(tmp_path):
     text = md.read_text()
     assert "- pose AP: here pose_v2 (50.0) > pose_v1 (45.0); on every seed: pose_v2 > pose_v1." in text
     assert "- detection AP: here det_v2p (27.5) > det_v1 (15.0); on every seed: det_v2p > det_v1." in text
+
+
+def test_run_can_be_limited_to_chosen_variants(tmp_path):
+    """`run --variant b` reruns one variant after a fix; an unknown name is refused in one line."""
+    study = load_study(write_study(tmp_path), ROOT / "params.yaml")
+    assert [v.name for v in only_variants(study, ["b"]).variants] == ["b"]
+    assert len(runs(only_variants(study, ["b"]))) == 2
+    with pytest.raises(UserError, match=r"--variant c: not a variant of tiny \(expected one of a, b\)"):
+        only_variants(study, ["c"])

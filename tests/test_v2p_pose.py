@@ -46,6 +46,16 @@ def test_pose_v2p_predictor_reads_a_normalised_level_as_v1_does() -> None:
     assert _step_reach(raw) > 5.0 * v1
 
 
+def test_pose_v2_mixes_and_normalises_the_concatenation_before_the_predictor() -> None:
+    """The same mechanism on V2: 240 concatenated channels reach ~11x V1's; the official V2 head's
+    1x1 conv + BN + ReLU brings it to ~2.7x."""
+    v1 = _step_reach(_predictor_input("pose", "v1", "final_layer"))
+    raw = _step_reach(_predictor_input("pose", "v2", "level_norm"))
+    v2 = _predictor_input("pose", "v2", "final_layer")
+    assert raw > 8.0 * v1
+    assert float(v2.min()) >= 0.0 and _step_reach(v2) < 3.0 * v1
+
+
 def test_segmentation_v2p_already_normalises_in_its_head() -> None:
     v2 = _step_reach(_predictor_input("segmentation", "v2", "last_layer.3"))
     v2p = _step_reach(_predictor_input("segmentation", "v2p", "last_layer.3"))
@@ -60,10 +70,10 @@ def test_pose_v2p_computes_one_level_and_detection_keeps_hrfpn() -> None:
         detection = create_backbone(SMALL, head="v2p", pyramid_channels=CHANNELS)
     assert len(pose.neck.fpn_convs) == 1
     # every multiply-add beyond V2 is the 1x1 reduction and one 3x3 conv at stride 4 (no other
-    # level), plus the wider predictor input; BatchNorm and ReLU count none
+    # level) and the predictor's input width, less V2's own 1x1 mix; BatchNorm and ReLU count none
     h, w = 64 // 4, 48 // 4
     concat = pose.neck.reduction_conv.in_channels
-    extra = h * w * (concat * CHANNELS + 9 * CHANNELS * CHANNELS + 17 * (CHANNELS - concat))
+    extra = h * w * (concat * CHANNELS + 9 * CHANNELS * CHANNELS + 17 * (CHANNELS - concat) - concat * concat)
     assert count_macs(pose, (64, 48)) - count_macs(v2, (64, 48)) == extra
     assert isinstance(pose.level_norm[0], nn.BatchNorm2d) and isinstance(pose.level_norm[1], nn.ReLU)
     assert not any(k.startswith("level_norm") for k in v1_keys)

@@ -46,7 +46,11 @@ class PoseModel(nn.Module):
     (1x1 then 3x3 conv, no normalisation or activation, kept so for detection), zero-mean and about
     3.6x the scale of the backbone's BN + ReLU output at init, so each Adam step moved the heatmaps
     ~10x more than on V1: the first epoch's mean train loss was 1.6x V1's (tests/test_v2p_pose.py).
-    V1 and V2 read BN + ReLU outputs already: ``nn.Identity``, no new keys.
+    On V2 it is the official V2 head of the heatmap tasks (HRNet facial landmarks; segmentation's
+    ``last_layer`` too): 1x1 conv + BatchNorm + ReLU. Fed straight to the predictor, the 240 concatenated
+    channels of W18-small (16 on V1) made each Adam step move the heatmaps ~11x more than on V1, and V2
+    pose reached 4 AP where V1 reached 23 (reports/studies/heads.md). V1 reads a BN + ReLU output
+    already: ``nn.Identity``, no new keys.
 
     When the neck reads a coarser branch (the resolution study, ``read_branch`` > 0) the heatmaps
     are upsampled bilinearly to 1/4 of the input, where the targets are.
@@ -59,6 +63,13 @@ class PoseModel(nn.Module):
         self.level_norm: nn.Module = nn.Identity()
         if isinstance(neck, V2pNeck):
             self.level_norm = nn.Sequential(nn.BatchNorm2d(neck.out_channels), nn.ReLU(inplace=True))
+        elif isinstance(neck, V2Neck):  # the official V2 head of heatmap tasks: 1x1 mix + BN + ReLU
+            channels = neck.out_channels
+            self.level_norm = nn.Sequential(
+                nn.Conv2d(channels, channels, kernel_size=1),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            )
         self.final_layer = nn.Conv2d(neck.out_channels, num_outputs, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)
         nn.init.zeros_(self.final_layer.bias)
