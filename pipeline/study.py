@@ -19,6 +19,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,6 +45,19 @@ def dvc_command() -> str:
     if found is None:
         raise DvcError("dvc not found: install the pipeline (pip install '.[pipeline]', scripts/install.sh)")
     return found
+
+
+def start_queue(jobs: int) -> None:
+    """`dvc queue start -j jobs`. Its workers inherit the command's stdout and stderr and outlive it, so
+    these go to a file, not a pipe: reading a pipe to its end would wait for the whole queue."""
+    with tempfile.TemporaryFile(mode="w+") as log_file:
+        result = subprocess.run(
+            [dvc_command(), "queue", "start", "-j", str(jobs)], stdout=log_file, stderr=log_file
+        )
+        if result.returncode != 0:
+            log_file.seek(0)
+            last = (log_file.read().strip() or "no output").splitlines()[-1]
+            raise DvcError(f"dvc queue start -j {jobs}: {last}")
 
 
 def dvc(*args: str) -> str:
@@ -152,7 +166,7 @@ def run_studies(studies: list[Study], jobs: int, wait: bool, poll_s: float) -> i
             print(f"{study.name}: skipping {len(skipped)} experiment(s) already done, queued or running")
         queue(study, found, queued)
     if queued or any(s in (QUEUED,) for study in studies for s in states(study, found).values()):
-        dvc("queue", "start", "-j", str(jobs))
+        start_queue(jobs)
     last: dict[str, str] = {}
     while True:
         found = experiments([baseline or "HEAD"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,8 @@ def test_a_study_runs_as_queued_dvc_experiments_skips_what_ran_and_reports(tmp_p
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert first.stdout.count("queued tiny-") == 4
     assert "tiny: 4/4 done" in first.stdout
+    # progress shows while the queue runs (dvc queue start's workers must not hold the command up)
+    assert re.search(r"tiny: [0-3]/4 done", first.stdout), first.stdout
 
     again = study_cmd("run", "studies/tiny.yaml", "--poll", "3")
     assert again.returncode == 0, again.stderr[-3000:]
