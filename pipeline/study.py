@@ -83,6 +83,7 @@ def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
     order = {sha: i for i, sha in enumerate(_full_shas(revs))}
     # a name run again on a later commit (a variant rerun after a fix) takes the later --rev's result
     for baseline in sorted(shown, key=lambda b: order.get(b.get("rev"), -1)):
+        baseline_params = _params_of(baseline.get("data") or {})
         for exp in baseline.get("experiments") or []:
             rev = (exp.get("revs") or [{}])[0]
             name = exp.get("name") or rev.get("name")
@@ -91,9 +92,13 @@ def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
             if rev.get("error"):
                 state = "failed"
             metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
-            params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-            found[name] = Experiment(_state(state, metrics), metrics, params)
+            params = _params_of(data)
+            found[name] = Experiment(_state(state, metrics), metrics, params, baseline_params or None)
     return found
+
+
+def _params_of(data: dict) -> dict:
+    return ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
 
 
 def _full_shas(revs: Sequence[str]) -> list[str]:

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hrnet.errors import UserError
 from hrnet.io import atomic_path, atomic_write_json, atomic_write_text
-from pipeline.study_spec import Run, Study, runs
+from pipeline.study_spec import Run, Study, apply_overrides, runs
 
 log = logging.getLogger("pipeline.study")
 SCALE = 100.0
@@ -30,14 +31,27 @@ class Experiment:
     state: str
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    baseline_params: dict[str, Any] | None = None  # params.yaml of the commit it ran on
 
 
 def find_experiment(run: Run, found: dict[str, Experiment]) -> Experiment | None:
-    """The experiment named for ``run``, else one trained with exactly its params (finished ones first)."""
+    """The experiment named for ``run``, else one trained with exactly its params (finished ones first).
+
+    An experiment's params are compared with ``run``'s overrides applied to params.yaml *of the commit
+    it ran on*, so keys added to params.yaml since (new options at their defaults) do not hide it."""
     if run.name in found:
         return found[run.name]
-    same = sorted((e for e in found.values() if e.params == run.params), key=lambda e: e.state != DONE)
+    same = sorted((e for e in found.values() if _runs_as(e, run)), key=lambda e: e.state != DONE)
     return same[0] if same else None
+
+
+def _runs_as(exp: Experiment, run: Run) -> bool:
+    if exp.baseline_params is None:
+        return exp.params == run.params
+    try:
+        return exp.params == apply_overrides(exp.baseline_params, run.overrides)
+    except UserError:  # an override key that commit's params.yaml did not have
+        return False
 
 
 @dataclass

@@ -207,3 +207,14 @@ def test_run_can_be_limited_to_chosen_variants(tmp_path):
     assert len(runs(only_variants(study, ["b"]))) == 2
     with pytest.raises(UserError, match=r"--variant c: not a variant of tiny \(expected one of a, b\)"):
         only_variants(study, ["c"])
+
+
+def test_a_run_on_an_older_commit_matches_against_that_commits_params(tmp_path):
+    """params.yaml gained a key since the experiment ran: the experiment still counts for the run."""
+    study = load_study(write_study(tmp_path), ROOT / "params.yaml")
+    first = runs(study)[0]
+    old_base = {k: v for k, v in study._base.items() if k != "package"}  # that commit had no `package`
+    old_params = {k: v for k, v in first.params.items() if k != "package"}
+    exp = Experiment(DONE, {"AP": 0.5}, old_params, old_base)
+    assert states(study, {"other-name": exp})[first.name] == DONE
+    assert states(study, {"other-name": Experiment(DONE, {"AP": 0.5}, old_params)})[first.name] == MISSING
