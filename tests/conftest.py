@@ -85,3 +85,13 @@ def copy_project(dest: Path) -> Path:
 @pytest.fixture
 def project(tmp_path) -> Path:
     return copy_project(tmp_path / "project")
+
+
+def stage(project: Path, name: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs ``python -m pipeline.<name>`` in ``project`` as DVC would; a failure shows its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"pipeline.{name}"],
+        cwd=project, env=project_env(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result

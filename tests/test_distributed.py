@@ -11,21 +11,12 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import copy_project, project_env, tiny_params
+from conftest import copy_project, project_env, stage, tiny_params
 
 from pipeline.params import parse_params
 from pipeline.tasks import TASKS
 
 pytestmark = pytest.mark.slow
-
-
-def stage(project, name, timeout=600):
-    result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{name}"],
-        cwd=project, env=project_env(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
 
 
 def make_project(root, **overrides):

@@ -3,25 +3,15 @@ shards included: the metrics (within float noise: each rank batches other images
 moved one detection score of 150 by 1e-5 in a hand run) and the same prediction and figure files."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import copy_project, project_env, tiny_params
+from conftest import copy_project, stage, tiny_params
 
 pytestmark = pytest.mark.slow
 
 # 5 val images: shards of 3 and 2 (pose: the people on them)
 FIVE_VAL_IMAGES = {"pose": {"image_size": [96, 96]}, "segmentation": {}, "detection": {}}
-
-
-def _stage(project, name, timeout=900):
-    result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{name}"],
-        cwd=project, env=project_env(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
 def _set_params(project, **overrides):
@@ -41,13 +31,13 @@ def test_evaluate_on_two_processes_equals_one(tmp_path, task):
     base = {"task": task, "data": {"synthetic": synthetic}, "train": {"limit_train_batches": 2}}
     _set_params(project, **base)
     for name in ("synthesize", "prepare", "train", "evaluate"):
-        _stage(project, name)
+        stage(project, name, timeout=900)
     single, reports = _outputs(project)
     (tmp_path / "single").mkdir()
     reports.rename(tmp_path / "single" / "reports")
 
     _set_params(project, **base, evaluate={"devices": 2})
-    _stage(project, "evaluate")
+    stage(project, "evaluate", timeout=900)
     ddp, reports = _outputs(project)
     assert _flat(ddp) == pytest.approx(_flat(single), abs=1e-4)
     for name in ("predictions", "figures"):
