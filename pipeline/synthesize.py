@@ -23,7 +23,16 @@ NOT_GENERATED = "NOT_GENERATED.txt"
 def synthesize(params: Params) -> None:
     with atomic_directory(SYNTHETIC_ROOT) as tmp:
         if params.data.source == "synthetic":
-            TASKS[params.task].synthesize(params, tmp)
+            section = getattr(params.data.synthetic, params.task)
+            generate = TASKS[params.task].generate_synthetic
+            summary = generate(tmp, seed=params.seed, **section.model_dump())
+            log.info(
+                "generated the synthetic %s data in %s: %d train and %d val images",
+                params.task,
+                SYNTHETIC_ROOT,
+                summary["train"]["images"],
+                summary["val"]["images"],
+            )
         else:
             (tmp / NOT_GENERATED).write_text(
                 f"data.source is {params.data.source}: the data is read from data.root "

@@ -130,7 +130,7 @@ def test_the_dataset_crops_a_box_to_the_pixels_inference_crops_it_to(image_dir, 
         return heatmaps
 
     image = read_image(image_dir / "000000000001.jpg")
-    ((keypoints, scores),) = predict_pose(network, [image], [boxes], codec.with_test(flip_test=False))
+    ((keypoints, scores, _),) = predict_pose(network, [image], [boxes], codec.with_test(flip_test=False))
     (inputs,) = seen
     for i in range(len(boxes)):
         assert torch.equal(inputs[i], dataset[i]["image"])

@@ -244,9 +244,9 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
 def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_path):
     from conftest import tiny_params
 
-    from pipeline.params import parse_params
     from hrnet.predict.api import ModelPackage
     from hrnet.predict.tasks import pose_codec
+    from pipeline.params import parse_params
     from pipeline.tasks.pose import package_meta
 
     settings = {"flip_test": False, "shift_heatmap": False, "keypoint_score_threshold": 0.3}
@@ -272,3 +272,40 @@ def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_pat
     assert calls == [1, 1]  # flip_test off: one pass each
     package.predict_pose([image], boxes=[[[5, 5, 40, 60]]], flip_test=True)
     assert calls == [1, 1, 1, 1]  # asked for: the plain and the mirrored pass
+
+
+def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
+    """hrnet predict and the evaluate stage share one rescoring + OKS-NMS (crop areas, the
+    package's recorded oks_nms_threshold / soft_nms)."""
+    from conftest import tiny_params
+
+    from hrnet.evaluation.evaluators import KeypointEvaluator
+    from hrnet.evaluation.rescoring import score_people
+    from hrnet.predict import api
+    from hrnet.predict.api import ModelPackage
+    from pipeline.params import parse_params
+    from pipeline.tasks.pose import package_meta
+
+    assert api.score_people is score_people
+    assert KeypointEvaluator._score.__globals__["score_people"] is score_people
+
+    class TwoPeople:  # a detector finding one person twice (same box) and one elsewhere
+        def person_boxes(self, images, threshold):
+            boxes = np.array([[5, 5, 20, 40], [5, 5, 20, 40], [40, 10, 15, 30]], np.float64)
+            return [boxes], [np.array([0.9, 0.8, 0.7])]
+
+    def network(images: torch.Tensor) -> torch.Tensor:
+        heatmaps = torch.zeros(len(images), 17, 16, 16)
+        heatmaps[:, :, 8, 8] = 1.0  # every joint at the crop's centre
+        return heatmaps
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    kept = {}
+    for threshold in (0.9, 1.0):
+        settings = {"oks_nms_threshold": threshold, "flip_test": False}
+        meta = {"task": "pose", **package_meta(parse_params(tiny_params(evaluate={"pose": settings})))}
+        assert meta["oks_nms_threshold"] == threshold and meta["soft_nms"] is False
+        (found,) = ModelPackage(tmp_path, meta, network).predict_pose([image], detector=TwoPeople())
+        kept[threshold] = found.boxes[:, 0].tolist()
+    assert kept[0.9] == [5.0, 40.0]  # the duplicate (OKS 1 > 0.9) is dropped
+    assert sorted(kept[1.0]) == [5.0, 5.0, 40.0]  # nothing exceeds OKS 1.0

@@ -95,7 +95,7 @@ def _as_coco_2017(root: Path, kind: str) -> Path:
 
 
 def cityscapes(root: Path) -> Path:
-    generate_cityscapes(root, num_train=4, num_val=2, image_size=(128, 64), seed=3)
+    generate_cityscapes(root, num_train_images=4, num_val_images=2, image_size=(128, 64), seed=3)
     return root
 
 

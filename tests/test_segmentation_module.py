@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_cityscapes")
-    generate_cityscapes(root, num_train=4, num_val=2, image_size=(96, 48), seed=0)
+    generate_cityscapes(root, num_train_images=4, num_val_images=2, image_size=(96, 48), seed=0)
     return root
 
 

@@ -26,7 +26,7 @@ from hrnet.evaluation.distributed import (
     owned_elsewhere,
     sum_across_ranks,
 )
-from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore
+from hrnet.evaluation.rescoring import score_people
 from hrnet.evaluation.segmentation import confusion_matrix, iou_from_confusion
 
 
@@ -103,9 +103,8 @@ class KeypointEvaluator:
         scales = np.stack([samples[i][3] for i in ids])
         box_scores = np.ones(len(ids)) if self.box_scores is None else self.box_scores[ids]
         threshold = self.keypoint_score_threshold
-        people = rescore(scores, box_scores, threshold)
-        kept = nms_per_image(
-            image_ids, keypoints, scores, people, crop_areas(scales), self.oks_nms_threshold, self.soft_nms
+        kept, _ = score_people(
+            image_ids, keypoints, scores, box_scores, scales, threshold, self.oks_nms_threshold, self.soft_nms
         )
         self.results = to_coco_results(
             image_ids[kept], keypoints[kept], scores[kept], box_scores[kept], threshold

@@ -56,3 +56,25 @@ def nms_per_image(
         keep = oks_nms(triplets[rows], scores[rows], areas[rows], threshold=threshold, soft=soft)
         kept.extend(rows[keep].tolist())
     return np.asarray(kept, dtype=np.int64)
+
+
+def score_people(
+    image_ids: Sequence[int],
+    keypoints: np.ndarray,
+    keypoint_scores: np.ndarray,
+    box_scores: Sequence[float],
+    crop_scales: np.ndarray,
+    keypoint_score_threshold: float = 0.2,
+    oks_nms_threshold: float = 0.9,
+    soft_nms: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official scoring of top-down people, shared by the evaluate stage and ``hrnet predict``:
+    :func:`rescore` each person, then :func:`nms_per_image` by crop area (``crop_scales`` (N, 2)).
+    Returns the indices kept and every person's score (N,)."""
+    people = rescore(keypoint_scores, box_scores, keypoint_score_threshold)
+    if not len(people):
+        return np.zeros(0, dtype=np.int64), people
+    kept = nms_per_image(
+        image_ids, keypoints, keypoint_scores, people, crop_areas(crop_scales), oks_nms_threshold, soft_nms
+    )
+    return kept, people

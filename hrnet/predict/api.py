@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 
 from hrnet.errors import InputError
-from hrnet.evaluation.nms import oks_nms
-from hrnet.evaluation.rescoring import rescore
+from hrnet.evaluation.rescoring import rescore, score_people
 from hrnet.predict import tasks
 
 DETECTOR_PERSON = "person"
 KEYPOINT_SCORE_THRESHOLD = 0.2  # the official in_vis_thre, for packages that do not record theirs
-OKS_NMS_THRESHOLD = 0.9  # the official oks_thre
+OKS_NMS_THRESHOLD = 0.9  # the official oks_thre, likewise
 NO_BOXES = (
     "pose packages need person boxes: give --boxes FILE (JSON [[x, y, w, h], ...]) or "
     "--detector DIR (a detection package); in Python: predict(image, boxes=...) or detector=..."
@@ -108,14 +107,19 @@ class ModelPackage:
             codec = codec.with_test(flip_test=flip_test)
         people = tasks.predict_pose(self.model, images, boxes, codec, self.batch_size)
         threshold = float(self.meta.get("keypoint_score_threshold", KEYPOINT_SCORE_THRESHOLD))
+        nms = {
+            "oks_nms_threshold": float(self.meta.get("oks_nms_threshold", OKS_NMS_THRESHOLD)),
+            "soft_nms": bool(self.meta.get("soft_nms", False)),
+        }
         out = []
-        for (keypoints, scores), image_boxes, image_box_scores in zip(people, boxes, box_scores):
-            person = rescore(scores, image_box_scores, threshold)
-            keep = slice(None)
-            if detector is not None and len(person):
-                triplets = np.concatenate([keypoints, scores[..., None]], axis=2)
-                areas = image_boxes[:, 2] * image_boxes[:, 3]
-                keep = oks_nms(triplets, person, areas, OKS_NMS_THRESHOLD)
+        for (keypoints, scores, scales), image_boxes, image_box_scores in zip(people, boxes, box_scores):
+            if detector is None:  # the caller's boxes: every person is kept
+                person, keep = rescore(scores, image_box_scores, threshold), slice(None)
+            else:  # as the evaluate stage scores people at detected boxes
+                image_ids = np.zeros(len(scores), dtype=np.int64)
+                keep, person = score_people(
+                    image_ids, keypoints, scores, image_box_scores, scales, threshold, **nms
+                )
             out.append(PosePrediction(keypoints[keep], scores[keep], image_boxes[keep], person[keep]))
         return out
 

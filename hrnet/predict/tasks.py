@@ -45,8 +45,9 @@ def predict_pose(
     boxes: Sequence[Sequence[Sequence[float]]],
     codec: MSRAHeatmapCodec,
     batch_size: int = 8,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per image: keypoints (N, 17, 2) and scores (N, 17) for its ``[x, y, w, h]`` boxes."""
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image: keypoints (N, 17, 2), scores (N, 17) and crop scales (N, 2, in ``PIXEL_STD`` units)
+    for its ``[x, y, w, h]`` boxes."""
     crops, centers, scales, owners = [], [], [], []
     for i, (image, image_boxes) in enumerate(zip(images, boxes)):
         if len(image_boxes):
@@ -55,7 +56,7 @@ def predict_pose(
             centers.append(c)
             scales.append(s)
             owners += [i] * len(image_boxes)
-    results = [(np.zeros((0, 17, 2)), np.zeros((0, 17))) for _ in images]
+    results = [(np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros((0, 2))) for _ in images]
     if not crops:
         return results
     crop_batch, center, scale = np.concatenate(crops), np.concatenate(centers), np.concatenate(scales)
@@ -67,7 +68,7 @@ def predict_pose(
     owners_arr = np.asarray(owners)
     for i in set(owners):
         rows = owners_arr == i
-        results[i] = (keypoints[rows], scores[rows])
+        results[i] = (keypoints[rows], scores[rows], scale[rows])
     return results
 
 

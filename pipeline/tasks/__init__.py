@@ -16,7 +16,7 @@ TASKS: dict[str, Task] = {
     name: Task(
         name=name,
         lightning_module=adapter.MODULE,
-        synthesize=adapter.synthesize,
+        generate_synthetic=adapter.GENERATE_SYNTHETIC,
         prepare=adapter.prepare,
         build_datamodule=adapter.build_datamodule,
         build_module=adapter.build_module,

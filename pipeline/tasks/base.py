@@ -24,7 +24,9 @@ class Task:
 
     name: str
     lightning_module: type[pl.LightningModule]  # what evaluate and package load the checkpoint as
-    synthesize: Callable[[Params, Path], None]  # (params, out_dir): the embedded synthetic dataset
+    # the library's generator of the embedded dataset: (out_dir, seed=, **data.synthetic.<name>)
+    # -> a summary with per-split entries "train" and "val"
+    generate_synthetic: Callable[..., dict[str, Any]]
     # (params, out_dir, issue log): checks data.root, writes index/; bad records go to the log
     prepare: Callable[[Params, Path, IssueLog], None]
     build_datamodule: Callable[[Params, Path], pl.LightningDataModule]  # (params, prepared_dir)

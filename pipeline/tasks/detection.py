@@ -36,22 +36,9 @@ from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_
 
 log = logging.getLogger("pipeline.detection")
 
+GENERATE_SYNTHETIC = generate_coco_detection
 MODULE = DetectionModule
 REPORTED_STATS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
-
-
-def synthesize(params: Params, out_dir: Path) -> None:
-    """Writes the embedded synthetic COCO instances dataset to ``out_dir``."""
-    synthetic = params.data.synthetic.detection
-    counts = generate_coco_detection(
-        out_dir,
-        num_train_images=synthetic.num_train_images,
-        num_val_images=synthetic.num_val_images,
-        image_size=tuple(synthetic.image_size),
-        objects_per_image=tuple(synthetic.objects_per_image),
-        seed=params.seed,
-    )
-    log.info("generated synthetic COCO instances: %s", counts)
 
 
 def write_split_index(path: Path, checked: CheckedSplit, split: str) -> None:

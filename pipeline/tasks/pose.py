@@ -45,21 +45,8 @@ from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_
 
 log = logging.getLogger("pipeline.pose")
 
+GENERATE_SYNTHETIC = generate_coco_keypoints
 MODULE = PoseEstimationModule
-
-
-def synthesize(params: Params, out_dir: Path) -> None:
-    """Writes the embedded synthetic COCO keypoints dataset to ``out_dir``."""
-    synthetic = params.data.synthetic.pose
-    counts = generate_coco_keypoints(
-        out_dir,
-        num_train_images=synthetic.num_train_images,
-        num_val_images=synthetic.num_val_images,
-        image_size=tuple(synthetic.image_size),
-        persons_per_image=tuple(synthetic.persons_per_image),
-        seed=params.seed,
-    )
-    log.info("generated synthetic COCO keypoints: train %s, val %s", counts["train"], counts["val"])
 
 
 def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
@@ -293,4 +280,6 @@ def package_meta(params: Params) -> dict[str, Any]:
         "flip_test": test.flip_test,
         "shift_heatmap": test.shift_heatmap,
         "keypoint_score_threshold": test.keypoint_score_threshold,
+        "oks_nms_threshold": test.oks_nms_threshold,
+        "soft_nms": test.soft_nms,
     }

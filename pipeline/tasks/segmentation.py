@@ -30,20 +30,8 @@ from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_
 
 log = logging.getLogger("pipeline.segmentation")
 
+GENERATE_SYNTHETIC = generate_cityscapes
 MODULE = SegmentationModule
-
-
-def synthesize(params: Params, out_dir: Path) -> None:
-    """Writes the embedded synthetic Cityscapes dataset to ``out_dir``."""
-    synthetic = params.data.synthetic.segmentation
-    summary = generate_cityscapes(
-        out_dir,
-        num_train=synthetic.num_train_images,
-        num_val=synthetic.num_val_images,
-        image_size=tuple(synthetic.image_size),
-        seed=params.seed,
-    )
-    log.info("generated synthetic Cityscapes: %s", {k: summary[k] for k in ("train", "val") if k in summary})
 
 
 def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:

@@ -82,22 +82,22 @@ def render_scene(
 
 def generate_cityscapes(
     root: str | Path,
-    num_train: int,
-    num_val: int,
+    num_train_images: int,
+    num_val_images: int,
     image_size: tuple[int, int] = (512, 256),
     seed: int = 0,
 ) -> dict:
-    """Write ``num_train``/``num_val`` scenes under ``root`` in the Cityscapes layout.
+    """Write ``num_train_images``/``num_val_images`` scenes under ``root`` in the Cityscapes layout.
 
     ``image_size`` is (width, height). Returns a summary (counts, cities, label-id pixel counts).
     """
-    if num_train < 0 or num_val < 0:
-        raise InputError(f"image counts must be >= 0, got {num_train}, {num_val}")
+    if num_train_images < 0 or num_val_images < 0:
+        raise InputError(f"image counts must be >= 0, got {num_train_images}, {num_val_images}")
     if min(image_size) < 16:
         raise InputError(f"image_size must be at least 16x16, got {image_size}")
     root, size = Path(root), (int(image_size[0]), int(image_size[1]))
     summary: dict = {"root": str(root), "seed": seed, "image_size": list(size)}
-    for split, count in (("train", num_train), ("val", num_val)):
+    for split, count in (("train", num_train_images), ("val", num_val_images)):
         counts = np.zeros(256, np.int64)
         cities = CITIES[split]
         for index in range(count):
