@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -42,7 +41,7 @@ def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Te
     if params.task == "detection":
         return torch.stack(images[:count])
     # the program's input size (segmentation validates on whole images, not crops)
-    width, height = TASKS[params.task].package_meta(params)["input_size"]
+    width, height = TASKS[params.task].package_meta(params, PREPARED_DIR)["input_size"]
     batch = torch.stack(
         [
             image
@@ -54,14 +53,6 @@ def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Te
         ]
     )
     return batch
-
-
-def detection_meta(params: Params) -> dict[str, Any]:
-    """Class names and COCO category ids by label (label i at index i - 1), for predict's captions."""
-    from hrnet.data.detection_dataset import read_categories
-
-    categories = read_categories(TASKS["detection"].build_datamodule(params, PREPARED_DIR).val_ann_file)
-    return {"categories": list(categories.names), "category_ids": list(categories.category_ids)}
 
 
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
@@ -78,8 +69,7 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         "model": params.model.name,
         "head": params.model.head,
         "data": f"{params.data.source} ({params.data.root or 'embedded synthetic data'})",
-        **TASKS[params.task].package_meta(params),
-        **(detection_meta(params) if params.task == "detection" else {}),
+        **TASKS[params.task].package_meta(params, PREPARED_DIR),
     }
     settings = params.package
     out = write_package(  # a PackageError (a UserError) is one line, exit code 2

@@ -76,6 +76,10 @@ def test_onnx_package_detects_what_the_torch_package_detects(detector, tmp_path,
 
     meta = json.loads((onnx_dir / "package.json").read_text())
     assert meta["onnx_graphs"] == GRAPHS[detector] and meta["detector"]["detector"] == detector
+    trained_on = read_split(PREPARED_DIR, "val").categories  # the classes as the model learned them
+    assert meta["categories"] == list(trained_on.names) and meta["category_ids"] == list(
+        trained_on.category_ids
+    )
     assert sorted(p.name for p in onnx_dir.glob("*.onnx")) == sorted(GRAPHS[detector].values())
     assert not (onnx_dir / "model.pt").exists()  # nothing of the torch package rides along
     check = meta["check"]

@@ -34,7 +34,7 @@ class Task:
     # (trained module, params, prepared_dir, out_dir) -> metrics.json's entries, a trivial baseline's
     # included (None on every DDP rank but 0); writes out_dir/predictions and out_dir/figures
     evaluate: Callable[[Any, Params, Path, Path], dict[str, Any] | None]
-    package_meta: Callable[[Params], dict[str, Any]]  # the task's entries of package.json
+    package_meta: Callable[[Params, Path], dict[str, Any]]  # (params, prepared_dir): package.json's entries
 
 
 def index_reference(path: Path, index_file: Path) -> str:

@@ -169,10 +169,15 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params) -> dict[str, Any]:
+def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
+    """The detector's input, and its classes as it was trained on them (the prepared index's):
+    label i is ``categories[i - 1]``, COCO category ``category_ids[i - 1]``, for predict's captions."""
     size = params.detection.min_size
+    categories = read_split(prepared_dir, "val").categories
     return {
         "input_size": [size, size],  # the square the TorchScript backbone is traced at
         "resize": {"min_size": size, "max_size": params.detection.max_size},
         "outputs": "boxes (xyxy, image pixels), labels and scores per image (torchvision format)",
+        "categories": list(categories.names),
+        "category_ids": list(categories.category_ids),
     }

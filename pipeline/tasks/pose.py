@@ -269,7 +269,7 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params) -> dict[str, Any]:
+def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
     """The package's input and the test-time settings it was evaluated with, which it predicts with."""
     test = params.evaluate.pose
     return {

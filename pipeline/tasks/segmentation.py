@@ -153,7 +153,7 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params) -> dict[str, Any]:
+def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
     return {
         "input_size": list(params.segmentation.crop_size),
         "num_classes": NUM_CLASSES,
