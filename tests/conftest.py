@@ -27,6 +27,18 @@ TINY_OVERRIDES = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: the slow tests, those with a raised timeout leading. Under pytest-xdist the
+    minutes-long end-to-end runs then start early and the many short tests fill the workers at the
+    end, instead of one long test finishing alone."""
+
+    def key(item: pytest.Item) -> tuple[bool, float]:
+        timeout = item.get_closest_marker("timeout")
+        return item.get_closest_marker("slow") is None, -float(timeout.args[0] if timeout else 0)
+
+    items.sort(key=key)  # stable: the collection order within equal keys
+
+
 def deep_update(base: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -29,7 +29,8 @@ from pipeline.params import parse_params
 from pipeline.tune_report import BEST_COMMAND
 from pipeline.tune_trials import run_trial, set_dotted
 
-pytestmark = pytest.mark.slow
+# one worker runs every Ray test (module fixtures: one cluster, one sweep; no two Rays at once)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 RAY_SETTINGS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 

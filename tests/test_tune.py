@@ -33,6 +33,9 @@ from pipeline.tune_report import (
 )
 from pipeline.tune_trials import check_space, run_trial, set_dotted
 
+# one worker runs every Ray test (test_ray_cluster.py too): one Ray on the machine at a time
+pytestmark = pytest.mark.xdist_group("ray")
+
 METRIC = "val/loss"
 EPOCHS = 3
 FLAKY_TRIAL = "_00001"  # this trial's first attempt raises
