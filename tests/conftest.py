@@ -28,15 +28,20 @@ TINY_OVERRIDES = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first: the slow tests, those with a raised timeout leading. Under pytest-xdist the
-    minutes-long end-to-end runs then start early and the many short tests fill the workers at the
-    end, instead of one long test finishing alone."""
+    """Longest modules first: those with slow tests, the ones with raised timeouts leading. Under
+    pytest-xdist the minutes-long end-to-end runs then start early and the many short tests fill the
+    workers at the end, instead of one long test finishing alone. A module's tests stay together and
+    in order, so that its module-scoped fixtures are built once."""
 
-    def key(item: pytest.Item) -> tuple[bool, float]:
+    def cost(item: pytest.Item) -> tuple[bool, float]:
         timeout = item.get_closest_marker("timeout")
         return item.get_closest_marker("slow") is None, -float(timeout.args[0] if timeout else 0)
 
-    items.sort(key=key)  # stable: the collection order within equal keys
+    modules: dict[str, tuple[bool, float]] = {}
+    for item in items:
+        name = item.nodeid.split("::")[0]
+        modules[name] = min(modules.get(name, (True, 0.0)), cost(item))
+    items.sort(key=lambda item: modules[item.nodeid.split("::")[0]])  # stable: order kept within
 
 
 def deep_update(base: dict, overrides: dict) -> dict:
@@ -107,3 +112,17 @@ def stage(project: Path, name: str, timeout: int = 600) -> subprocess.CompletedP
     )  # fmt: skip
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
+
+
+def tiny_project(root: Path, *, commit: bool = False, prepared: bool = False, **overrides) -> Path:
+    """A project copy (:func:`copy_project`) whose params.yaml is :func:`tiny_params` with
+    ``overrides``; with ``commit`` that params.yaml is committed, with ``prepared`` the synthesize and
+    prepare stages have run in it (as their own processes, as DVC runs them)."""
+    project = copy_project(root)
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
+    if commit:
+        subprocess.run(["git", "commit", "-qam", "tiny params"], cwd=project, check=True, env=project_env())
+    if prepared:
+        stage(project, "synthesize")
+        stage(project, "prepare")
+    return project

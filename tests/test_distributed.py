@@ -11,18 +11,12 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import copy_project, project_env, stage, tiny_params
+from conftest import project_env, stage, tiny_project
 
 from pipeline.params import parse_params
 from pipeline.tasks import TASKS
 
 pytestmark = pytest.mark.slow
-
-
-def make_project(root, **overrides):
-    project = copy_project(root)
-    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
-    return project
 
 
 # (task, what DDP validation logs and evaluate recomputes in one process from the same weights)
@@ -32,9 +26,7 @@ DDP_CHECKS = [("segmentation", "mIoU"), ("detection", "AP"), ("pose", None)]
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize(("task", "metric"), DDP_CHECKS)
 def test_ddp_two_processes_write_one_set_of_artifacts(tmp_path, task, metric):
-    project = make_project(tmp_path / "ddp", task=task, train={"devices": 2, "epochs": 2})
-    stage(project, "synthesize")
-    stage(project, "prepare")
+    project = tiny_project(tmp_path / "ddp", task=task, train={"devices": 2, "epochs": 2}, prepared=True)
     result = stage(project, "train")
     output = result.stdout + result.stderr
     assert output.count("seed 42") == 1, output[-2000:]  # no line printed once per rank
@@ -73,19 +65,13 @@ POSE_RUN = {
 
 
 def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path):
-    first = make_project(tmp_path / "first", **POSE_RUN)
-    stage(first, "synthesize")
-    stage(first, "prepare")
+    first = tiny_project(tmp_path / "first", **POSE_RUN, prepared=True)
     reference = _train_and_evaluate(first)
 
-    second = make_project(tmp_path / "second", **POSE_RUN)
-    stage(second, "synthesize")
-    stage(second, "prepare")
+    second = tiny_project(tmp_path / "second", **POSE_RUN, prepared=True)
     assert _train_and_evaluate(second) == reference  # two identical runs, identical metrics.json
 
-    killed = make_project(tmp_path / "killed", **POSE_RUN)
-    stage(killed, "synthesize")
-    stage(killed, "prepare")
+    killed = tiny_project(tmp_path / "killed", **POSE_RUN, prepared=True)
     _kill_after_first_epoch(killed)
     assert not (killed / "models" / "model.ckpt").exists()
 
@@ -96,9 +82,7 @@ def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path
 
 
 def test_incompatible_or_corrupt_last_checkpoint_is_not_loaded(tmp_path):
-    project = make_project(tmp_path / "p", train={"epochs": 1})
-    stage(project, "synthesize")
-    stage(project, "prepare")
+    project = tiny_project(tmp_path / "p", train={"epochs": 1}, prepared=True)
     stage(project, "train")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"]["head"] = "v2"
@@ -145,14 +129,10 @@ def test_a_killed_run_resumes_the_per_step_schedule_exactly(tmp_path, task):
     number of steps: a run killed after its first epoch and resumed must end with the weights of an
     uninterrupted one, bit for bit (CPU training is deterministic)."""
     run = {"task": task, "train": {"epochs": 2}}
-    reference = make_project(tmp_path / "reference", **run)
-    stage(reference, "synthesize")
-    stage(reference, "prepare")
+    reference = tiny_project(tmp_path / "reference", **run, prepared=True)
     stage(reference, "train")
 
-    killed = make_project(tmp_path / "killed", **run)
-    stage(killed, "synthesize")
-    stage(killed, "prepare")
+    killed = tiny_project(tmp_path / "killed", **run, prepared=True)
     _kill_after_first_epoch(killed)
     assert not (killed / "models" / "model.ckpt").exists()
     resumed = stage(killed, "train")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import copy_project, project_env, tiny_params
+from conftest import copy_project, project_env, stage, tiny_params, tiny_project
 
 RUN = {"train": {"epochs": 1, "num_workers": 0}, "task": "segmentation"}
 
@@ -25,19 +25,6 @@ def run(
     )
 
 
-def stage(project: Path, name: str) -> None:
-    result = run(project, sys.executable, "-m", f"pipeline.{name}")
-    assert result.returncode == 0, f"{name}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-
-
-def make_project(root: Path, **overrides) -> Path:
-    project = copy_project(root)
-    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
-    stage(project, "synthesize")
-    stage(project, "prepare")
-    return project
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,12 +33,17 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_torchrun_nodes_equal_one_node_with_two_devices(tmp_path):
-    one_node = make_project(tmp_path / "one", task=RUN["task"], train={**RUN["train"], "devices": 2})
+    one_node = tiny_project(
+        tmp_path / "one", prepared=True, task=RUN["task"], train={**RUN["train"], "devices": 2}
+    )
     stage(one_node, "train")
     stage(one_node, "evaluate")
 
-    two_nodes = make_project(
-        tmp_path / "two", task=RUN["task"], train={**RUN["train"], "devices": 1, "num_nodes": 2}
+    two_nodes = tiny_project(
+        tmp_path / "two",
+        prepared=True,
+        task=RUN["task"],
+        train={**RUN["train"], "devices": 1, "num_nodes": 2},
     )
     port = str(free_port())
     torchrun = str(Path(sys.executable).parent / "torchrun")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_project, project_env, tiny_params
+from conftest import project_env, tiny_project
 
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
@@ -35,13 +35,6 @@ def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def git(project: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=project, check=True, env=project_env(), capture_output=True)
-
-
-def make_project(root: Path, **overrides) -> Path:
-    project = copy_project(root)
-    write_params(project, tiny_params(**overrides))
-    git(project, "commit", "-qam", "tiny params")
-    return project
 
 
 def write_params(project: Path, params: dict) -> None:
@@ -110,8 +103,8 @@ REAL_DATA = {
 def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
     source, build, package, metric = REAL_DATA[task]
     root = build(tmp_path / "datasets" / task)  # outside the project, as /datasets/coco would be
-    project = make_project(
-        tmp_path / "project", task=task, data={"source": source, "root": str(root)},
+    project = tiny_project(
+        tmp_path / "project", commit=True, task=task, data={"source": source, "root": str(root)},
         train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
     )  # fmt: skip
     dvc(project, "repro")
@@ -142,8 +135,8 @@ def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
 
 def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(tmp_path):
     root = coco_keypoints_2017(tmp_path / "datasets" / "coco")
-    project = make_project(
-        tmp_path / "project", data={"source": "coco", "root": str(root)},
+    project = tiny_project(
+        tmp_path / "project", commit=True, data={"source": "coco", "root": str(root)},
         train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
     )  # fmt: skip
     dvc(project, "exp", "run", "--temp", "-n", "in-temp")  # runs in another folder
@@ -158,8 +151,8 @@ def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(
 
 @pytest.mark.timeout(1800)  # eleven dvc runs: about 5 min on 2 idle cores
 def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path):
-    project = make_project(
-        tmp_path / "project", train={"epochs": 2, "num_workers": 0, "limit_train_batches": 2}
+    project = tiny_project(
+        tmp_path / "project", commit=True, train={"epochs": 2, "num_workers": 0, "limit_train_batches": 2}
     )
     dvc(project, "repro")
     first = metrics(project)
@@ -209,8 +202,8 @@ def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path
 
 
 def test_test_time_settings_and_unrelated_code_rerun_only_what_they_affect(tmp_path):
-    project = make_project(
-        tmp_path / "project", train={"epochs": 1, "num_workers": 0, "limit_train_batches": 1}
+    project = tiny_project(
+        tmp_path / "project", commit=True, train={"epochs": 1, "num_workers": 0, "limit_train_batches": 1}
     )
     dvc(project, "repro")
     assert changed_stages(project) == set()

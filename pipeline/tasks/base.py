@@ -88,6 +88,18 @@ def evaluation_trainer(params: Params, callbacks: list[pl.Callback] | None = Non
     )
 
 
+def network_kwargs(params: Params) -> dict[str, Any]:
+    """The ``model`` section as every task module's constructor takes it: the backbone's name, the
+    head, the pretrained file and the architecture options."""
+    model = params.model
+    return {
+        "model_name": model.name,
+        "head": model.head,
+        "pretrained": model.pretrained,
+        "model_options": model.architecture(),
+    }
+
+
 def data_root(params: Params) -> Path:
     """The dataset's root folder (``data.root``; relative paths are the project's)."""
     return Path(params.data.root)

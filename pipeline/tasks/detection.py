@@ -32,7 +32,14 @@ from hrnet.models.detection import SMALL_IMAGE_SETTINGS
 from hrnet.tasks.detection import DetectionModule
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, read_index
+from pipeline.tasks.base import (
+    INDEX_DIR,
+    data_root,
+    evaluation_trainer,
+    index_reference,
+    network_kwargs,
+    read_index,
+)
 
 log = logging.getLogger("pipeline.detection")
 
@@ -111,17 +118,16 @@ def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
 def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> DetectionModule:
     det = params.detection
     categories = read_split(prepared_dir, "val").categories
+    network = network_kwargs(params)
+    network["model_options"].pop("pyramid_channels", None)  # the detector's own argument
     return DetectionModule(
-        model_name=params.model.name,
-        head=params.model.head,
+        **network,
         num_classes=categories.num_classes,
         detector=det.detector,
         min_size=det.min_size,
         max_size=det.max_size,
-        pretrained=params.model.pretrained,
         anchor_scale=det.anchor_scale,
         pyramid_channels=params.model.pyramid_channels,
-        model_options={k: v for k, v in params.model.architecture().items() if k != "pyramid_channels"},
         detector_kwargs=dict(SMALL_IMAGE_SETTINGS) if det.preset == "small" else None,
         label_to_category={int(k): int(v) for k, v in categories.label_to_category.items()},
         optimizer=det.optimizer,

@@ -41,7 +41,7 @@ from hrnet.tasks.pose import PoseEstimationModule
 from hrnet.viz import draw_skeletons
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference
+from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, network_kwargs
 
 log = logging.getLogger("pipeline.pose")
 
@@ -96,9 +96,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> PoseDataModule:
 def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstimationModule:
     pose = params.pose
     return PoseEstimationModule(
-        model_name=params.model.name,
-        head=params.model.head,
-        pretrained=params.model.pretrained,
+        **network_kwargs(params),
         optimizer=pose.optimizer,
         lr=pose.lr,
         weight_decay=pose.weight_decay,
@@ -106,7 +104,6 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstim
         lr_milestones=tuple(pose.lr_milestones),
         lr_factor=pose.lr_factor,
         read_branch=pose.read_branch,
-        model_options=params.model.architecture(),
     )
 
 

@@ -26,7 +26,14 @@ from hrnet.io import atomic_write_json
 from hrnet.tasks.segmentation import SegmentationModule
 from pipeline.common import PREPARED_DIR
 from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, read_index
+from pipeline.tasks.base import (
+    INDEX_DIR,
+    data_root,
+    evaluation_trainer,
+    index_reference,
+    network_kwargs,
+    read_index,
+)
 
 log = logging.getLogger("pipeline.segmentation")
 
@@ -74,9 +81,7 @@ def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModu
 def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> SegmentationModule:
     seg = params.segmentation
     return SegmentationModule(
-        model_name=params.model.name,
-        head=params.model.head,
-        pretrained=params.model.pretrained,
+        **network_kwargs(params),
         lr=seg.lr,
         momentum=seg.momentum,
         weight_decay=seg.weight_decay,
@@ -85,7 +90,6 @@ def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> Segmentat
         ohem_thresh=seg.ohem_thresh,
         ohem_min_kept=seg.ohem_min_kept,
         class_weights=seg.class_weights,
-        model_options=params.model.architecture(),
     )
 
 
