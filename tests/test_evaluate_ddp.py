@@ -47,6 +47,22 @@ def test_evaluate_on_two_processes_equals_one(tmp_path, task):
         )
     assert not (reports / ".evaluate.staging").exists()
 
+    # evaluate.precision alone: the evaluators take bf16 outputs (numpy has no bfloat16)
+    _set_params(project, **base, evaluate={"precision": "bf16-mixed"})
+    result = stage(project, "evaluate", timeout=900)
+    assert "bfloat16" in result.stdout + result.stderr  # Lightning's AMP line: it ran under autocast
+    bf16, reports = _outputs(project)
+    assert _flat(bf16).keys() == _flat(single).keys()
+    for key, value in _flat(bf16).items():
+        fp32 = _flat(single)[key]
+        if key.startswith(("num_", "baseline_")) or isinstance(value, str) or fp32 == -1:
+            assert value == fp32, key  # counts, the model-free baselines, COCO's -1 (no such boxes)
+        elif value is not None:
+            assert 0.0 <= value <= 1.0, (key, value)
+    assert sorted(p.name for p in (reports / "predictions").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single" / "reports" / "predictions").iterdir()
+    )
+
 
 def _flat(tree, prefix=""):
     """Numbers by dotted key (None for a class neither present nor predicted); strings as they are."""

@@ -151,6 +151,24 @@ def test_detection_evaluator_drops_background_and_duplicates(tmp_path):
     assert {r["category_id"] for r in evaluator.results} == {7}
 
 
+def test_detection_evaluator_takes_bf16_outputs(tmp_path):
+    """Detector outputs under bf16-mixed autocast (evaluate.precision, train.precision) are bf16,
+    which numpy cannot hold: scored as float32, as the same boxes in float32 score."""
+    ann = tmp_path / "instances.json"
+    outputs = detection_outputs(write_box_annotations(ann))
+    as_bf16 = {
+        i: {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in o.items()}
+        for i, o in outputs.items()
+    }
+    expected, actual = DetectionEvaluator(ann, {1: 7}), DetectionEvaluator(ann, {1: 7})
+    rounded = {
+        i: {k: v.float() if v.is_floating_point() else v for k, v in o.items()} for i, o in as_bf16.items()
+    }
+    expected.update(list(rounded), list(rounded.values()))
+    actual.update(list(as_bf16), list(as_bf16.values()))
+    assert actual.compute() == expected.compute() and actual.results == expected.results
+
+
 def test_running_mean_weights_samples_not_batches():
     mean = RunningMean()
     mean.update(torch.tensor(1.0), 3)

@@ -208,4 +208,11 @@ class DetectionEvaluator:
 
 
 def _numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    """A detector output as numpy; reduced-precision floats (bf16-mixed or fp16 autocast, which numpy
+    cannot hold or pycocotools should not score) become float32."""
+    if not isinstance(value, torch.Tensor):
+        return np.asarray(value)
+    value = value.detach().cpu()
+    if value.dtype in (torch.bfloat16, torch.float16):
+        value = value.float()
+    return value.numpy()
