@@ -1,18 +1,23 @@
 """HRNet: high-resolution representation learning for pose, segmentation and detection."""
 
+from importlib import import_module
 from typing import Any
-
-from hrnet.models import create_backbone, create_model, list_models, load_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "create_backbone", "create_model", "list_models", "load_package", "load_pretrained"]
 
+# imported on first use: the data stages never load torch, training never loads the packaging code
+_LAZY = {
+    "create_backbone": "hrnet.models",
+    "create_model": "hrnet.models",
+    "list_models": "hrnet.models",
+    "load_pretrained": "hrnet.models",
+    "load_package": "hrnet.package",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # imported on first use: training and evaluation never load the packaging code
-    if name == "load_package":
-        from hrnet.package import load_package
-
-        return load_package
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hrnet' has no attribute {name!r}")

@@ -11,54 +11,20 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
 from hrnet.errors import MissingFileError
 from hrnet.package import write_package
+from hrnet.tasks import TASKS
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
-from pipeline.evaluate import load_module
+from pipeline.common.checkpoints import load_module
 from pipeline.params import Params
-from pipeline.tasks import TASKS
 
 log = logging.getLogger("pipeline.package")
 
 
-@torch.no_grad()
-def check_images(params: Params, count: int, model: torch.nn.Module) -> torch.Tensor:
-    """The first ``count`` val inputs as the network sees them (detection: resized, normalised and
-    padded by the detector's own transform)."""
-    datamodule = TASKS[params.task].build_datamodule(params, PREPARED_DIR)
-    datamodule.setup("validate")
-    images: list[torch.Tensor] = []
-    for batch in datamodule.val_dataloader():
-        if params.task == "detection":
-            images += list(model.transform(batch[0][:count])[0].tensors)
-            break  # later batches may be padded to another size
-        else:
-            images += list(batch["image"])
-        if len(images) >= count:
-            break
-    if params.task == "detection":
-        return torch.stack(images[:count])
-    # the program's input size (segmentation validates on whole images, not crops)
-    width, height = TASKS[params.task].package_meta(params, PREPARED_DIR)["input_size"]
-    batch = torch.stack(
-        [
-            image
-            if image.shape[-2:] == (height, width)
-            else torch.nn.functional.interpolate(
-                image[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
-            for image in images[:count]
-        ]
-    )
-    return batch
-
-
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
+    task = TASKS[params.task]
     module = load_module(params)
-    if params.task == "detection":  # the package keeps the boxes the evaluate stage scored
-        module.set_score_threshold(params.evaluate.detection.score_threshold)
+    task.prepare_for_package(module, params)
     if not METRICS_FILE.is_file():
         raise MissingFileError(f"{METRICS_FILE}: no metrics; run the evaluate stage first")
     metrics = json.loads(METRICS_FILE.read_text())
@@ -69,7 +35,7 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         "model": params.model.name,
         "head": params.model.head,
         "data": f"{params.data.source} ({params.data.root or 'embedded synthetic data'})",
-        **TASKS[params.task].package_meta(params, PREPARED_DIR),
+        **task.package_meta(params, PREPARED_DIR),
     }
     settings = params.package
     out = write_package(  # a PackageError (a UserError) is one line, exit code 2
@@ -79,7 +45,7 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         params_file.read_text(),
         metrics,
         fmt=settings.format,
-        check_images=check_images(params, settings.check_images, module.model),
+        check_images=task.check_inputs(params, PREPARED_DIR, module.model, settings.check_images),
         tolerance=settings.tolerance,
     )
     log.info("packaged %s", out)

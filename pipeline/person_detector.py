@@ -16,13 +16,13 @@ import tempfile
 from pathlib import Path
 
 from hrnet.io import atomic_write_json, replace_directory
+from hrnet.tasks import TASKS
+from hrnet.tasks.base import INDEX_DIR
+from hrnet.tasks.detection.prepare import write_checked_index
+from hrnet.tasks.pose.prepare import read_split
 from pipeline.common import PREPARED_DIR, run_stage
+from pipeline.common.fitting import build_trainer, setup_fit
 from pipeline.params import Params, parse_params
-from pipeline.tasks import TASKS
-from pipeline.tasks.base import INDEX_DIR
-from pipeline.tasks.detection import write_checked_index
-from pipeline.tasks.pose import read_split
-from pipeline.train import build_trainer, setup_fit
 
 OUT_DIR = Path("data/person_detector")
 DETECTIONS = OUT_DIR / "detections.json"

@@ -23,9 +23,9 @@ from pathlib import Path
 from hrnet.data.issues import IssueLog
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
+from hrnet.tasks import TASKS
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.params import Params
-from pipeline.tasks import TASKS
 
 ISSUES_FILE = REPORTS_DIR / "data_issues.json"
 

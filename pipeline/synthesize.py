@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 
 from hrnet.io import atomic_directory
+from hrnet.tasks import TASKS
 from pipeline.common import run_stage
 from pipeline.params import SYNTHETIC_ROOT, Params
-from pipeline.tasks import TASKS
 
 log = logging.getLogger("pipeline.synthesize")
 
@@ -24,8 +24,7 @@ def synthesize(params: Params) -> None:
     with atomic_directory(SYNTHETIC_ROOT) as tmp:
         if params.data.source == "synthetic":
             section = getattr(params.data.synthetic, params.task)
-            generate = TASKS[params.task].generate_synthetic
-            summary = generate(tmp, seed=params.seed, **section.model_dump())
+            summary = TASKS[params.task].generate_synthetic(tmp, params.seed, section)
             log.info(
                 "generated the synthetic %s data in %s: %d train and %d val images",
                 params.task,

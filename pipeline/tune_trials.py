@@ -20,8 +20,8 @@ import ray
 from ray import tune as ray_tune
 
 from hrnet.errors import InputError, MissingFileError
+from pipeline.common.fitting import build_trainer, setup_fit
 from pipeline.params import ConfigError, Params, TaskSearch, parse_params
-from pipeline.train import build_trainer, setup_fit
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
 DDP_RUNS = "ddp_runs"  # inside the sweep's folder: each DDP trial's Ray Train run

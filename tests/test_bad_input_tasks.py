@@ -20,8 +20,8 @@ from hrnet.data.formats.coco import load_coco
 from hrnet.data.issues import IssueLog
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
+from hrnet.tasks import TASKS
 from pipeline.params import parse_params
-from pipeline.tasks import TASKS
 
 
 @pytest.fixture(scope="module")

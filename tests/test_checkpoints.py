@@ -5,9 +5,9 @@ import pytorch_lightning as pl
 import torch
 
 import hrnet
-from hrnet.tasks.detection import DetectionModule
-from hrnet.tasks.pose import PoseEstimationModule
-from hrnet.tasks.segmentation import SegmentationModule
+from hrnet.tasks.detection.module import DetectionModule
+from hrnet.tasks.pose.module import PoseEstimationModule
+from hrnet.tasks.segmentation.module import SegmentationModule
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import torch
 from hrnet.data.detection_dataset import DetectionDataModule
 from hrnet.data.synthetic.coco_instances import CATEGORIES, generate_coco_detection
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
-from hrnet.tasks import detection
-from hrnet.tasks.detection import DetectionModule, gather_predictions
+from hrnet.tasks.detection import module as detection
+from hrnet.tasks.detection.module import DetectionModule, gather_predictions
 from hrnet.tasks.optim import warmup_lambda
 
 torch.set_num_threads(1)

@@ -11,13 +11,13 @@ from conftest import tiny_params
 
 import hrnet
 from hrnet.cli import main
+from hrnet.tasks.detection.prepare import read_split
 from pipeline.common import PREPARED_DIR
 from pipeline.evaluate import evaluate
 from pipeline.package import package
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks.detection import read_split
 from pipeline.train import train
 
 GRAPHS = {

@@ -13,8 +13,8 @@ import torch
 import yaml
 from conftest import project_env, stage, tiny_project
 
+from hrnet.tasks import TASKS
 from pipeline.params import parse_params
-from pipeline.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 

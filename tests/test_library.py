@@ -45,9 +45,9 @@ def test_building_and_running_every_task_model_imports_no_pipeline_tool():
 import sys
 import torch
 import hrnet
-from hrnet.tasks.pose import PoseEstimationModule
-from hrnet.tasks.segmentation import SegmentationModule
-from hrnet.tasks.detection import DetectionModule
+from hrnet.tasks.pose.module import PoseEstimationModule
+from hrnet.tasks.segmentation.module import SegmentationModule
+from hrnet.tasks.detection.module import DetectionModule
 from hrnet.evaluation import oks_nms
 import hrnet.data, hrnet.codecs, hrnet.evaluation.coco_keypoints, hrnet.evaluation.segmentation
 

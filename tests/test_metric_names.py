@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from hrnet.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from hrnet.data.coco_constants import COCO_CATEGORIES
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES
-from hrnet.tasks.segmentation import SegmentationModule, class_metric_names, metric_slug
+from hrnet.tasks.segmentation.module import SegmentationModule, class_metric_names, metric_slug
 
 torch.set_num_threads(1)
 COCO_NAMES = [c["name"] for c in COCO_CATEGORIES]

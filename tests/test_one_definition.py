@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import hrnet
-import pipeline.tasks
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_INDICES, FLIP_PAIRS, NUM_KEYPOINTS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalise
@@ -27,7 +26,7 @@ SKIPPED = ("hrnet.benchmarks",)  # command-line benchmarks, no library code
 
 def project_modules() -> list[ModuleType]:
     found = []
-    for package in (hrnet, pipeline.tasks):
+    for package in (hrnet,):
         for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             if not info.name.startswith(SKIPPED):
                 found.append(importlib.import_module(info.name))

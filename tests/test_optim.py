@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hrnet.tasks.optim import build_optimizer, multistep_lambda
-from hrnet.tasks.pose import PoseEstimationModule
+from hrnet.tasks.pose.module import PoseEstimationModule
 
 
 def test_an_unknown_optimizer_is_refused_not_replaced():

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import project_env, tiny_params
 
-import pipeline.tasks.pose as pose_task
+import hrnet.tasks.pose.stages as pose_task
 from hrnet.data.transforms import box_to_center_scale
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.evaluation.rescoring import crop_areas, nms_per_image, rescore

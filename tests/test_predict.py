@@ -12,6 +12,7 @@ import torch
 import hrnet
 from hrnet.cli import main
 from hrnet.package import PackageError, write_package
+from pipeline.common import PREPARED_DIR
 
 SIZE = (64, 64)  # (width, height)
 
@@ -210,21 +211,21 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
     """For the same (ground-truth) boxes, package.predict decodes what the evaluate stage decodes."""
     from conftest import tiny_params
 
+    from hrnet.tasks.pose import stages as pose_task
     from pipeline.common import PREPARED_DIR
     from pipeline.params import parse_params
     from pipeline.prepare import prepare
     from pipeline.synthesize import synthesize
-    from pipeline.tasks import pose as pose_task
 
     monkeypatch.chdir(tmp_path)
     params = parse_params(tiny_params(task="pose"))
     synthesize(params)
     prepare(params)
     torch.manual_seed(0)
-    module = pose_task.build_module(params).eval()
+    module = pose_task.build_module(params, PREPARED_DIR).eval()
     keypoints, scores, indices = pose_task.predict_val(module, params, PREPARED_DIR)
 
-    meta = {**_meta("pose", "v1"), **pose_task.package_meta(params)}
+    meta = {**_meta("pose", "v1"), **pose_task.package_meta(params, PREPARED_DIR)}
     write_package(tmp_path / "pkg", module.model, meta, "", {})
     package = hrnet.load_package(tmp_path / "pkg")
     split = pose_task.read_split(PREPARED_DIR, "val")
@@ -246,11 +247,14 @@ def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_pat
 
     from hrnet.predict.api import ModelPackage
     from hrnet.predict.tasks import pose_codec
+    from hrnet.tasks.pose.stages import package_meta
     from pipeline.params import parse_params
-    from pipeline.tasks.pose import package_meta
 
     settings = {"flip_test": False, "shift_heatmap": False, "keypoint_score_threshold": 0.3}
-    meta = {"task": "pose", **package_meta(parse_params(tiny_params(evaluate={"pose": settings})))}
+    meta = {
+        "task": "pose",
+        **package_meta(parse_params(tiny_params(evaluate={"pose": settings})), PREPARED_DIR),
+    }
     codec = pose_codec(meta)
     assert (codec.flip_test, codec.shift_heatmap, codec.input_size, codec.heatmap_size) == (
         False, False, (64, 64), (16, 16),
@@ -283,8 +287,8 @@ def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
     from hrnet.evaluation.rescoring import score_people
     from hrnet.predict import api
     from hrnet.predict.api import ModelPackage
+    from hrnet.tasks.pose.stages import package_meta
     from pipeline.params import parse_params
-    from pipeline.tasks.pose import package_meta
 
     assert api.score_people is score_people
     assert KeypointEvaluator._score.__globals__["score_people"] is score_people
@@ -303,7 +307,10 @@ def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
     kept = {}
     for threshold in (0.9, 1.0):
         settings = {"oks_nms_threshold": threshold, "flip_test": False}
-        meta = {"task": "pose", **package_meta(parse_params(tiny_params(evaluate={"pose": settings})))}
+        meta = {
+            "task": "pose",
+            **package_meta(parse_params(tiny_params(evaluate={"pose": settings})), PREPARED_DIR),
+        }
         assert meta["oks_nms_threshold"] == threshold and meta["soft_nms"] is False
         (found,) = ModelPackage(tmp_path, meta, network).predict_pose([image], detector=TwoPeople())
         kept[threshold] = found.boxes[:, 0].tolist()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hrnet.data.segmentation_dataset import SegmentationDataModule
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.tasks.optim import poly_lambda
-from hrnet.tasks.segmentation import OhemCrossEntropy, SegmentationModule
+from hrnet.tasks.segmentation.module import OhemCrossEntropy, SegmentationModule
 
 torch.set_num_threads(1)
 

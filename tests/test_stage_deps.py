@@ -15,7 +15,7 @@ from conftest import ROOT, copy_project, project_env, tiny_params
 from pipeline.common import TRAIN_CODE
 
 STAGES = ("synthesize", "prepare", "train", "evaluate", "package")
-# Imported by the task adapters (pipeline/tasks/*.py) for the later stages, never run by the data
+# Imported by the task modules (hrnet/tasks/<task>/stages.py) for the later stages, never run by the data
 # stages: a change there cannot change generated or prepared data, so they are not its deps.
 MODEL_CODE = ("hrnet/__init__.py", "hrnet/models", "hrnet/tasks", "hrnet/codecs", "hrnet/evaluation",
               "hrnet/viz.py", "pipeline/__init__.py")  # fmt: skip

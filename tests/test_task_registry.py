@@ -1,36 +1,63 @@
-"""The list of tasks is written once: the pipeline's registry, the params schema and the library agree."""
+"""One registry of tasks: the schema's per-task sections, the paper heads and the data sources all
+come from it, and reading it imports no torch."""
 
-from dataclasses import fields
+import subprocess
+import sys
 from pathlib import Path
-from typing import get_args
 
 import pytest
 import pytorch_lightning as pl
 import yaml
 
-import hrnet.models
+from hrnet.registry import Registry, RegistryError
+from hrnet.tasks import TASKS, Task
 from pipeline.common import run_stage
 from pipeline.params import EvaluateConfig, Params
 from pipeline.params.data import REAL_SOURCES, SyntheticConfig
+from pipeline.params.schema import PAPER_HEADS
 from pipeline.params.search import SearchConfig
-from pipeline.params.training import PAPER_HEADS
-from pipeline.tasks import TASKS, Task
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_registry_the_schema_and_the_library_name_the_same_tasks():
-    assert tuple(TASKS) == get_args(Params.model_fields["task"].annotation) == hrnet.models.TASKS
+def test_every_registered_task_fills_in_the_contract():
+    assert TASKS.names() == ("pose", "segmentation", "detection")
     for name, task in TASKS.items():
-        assert task.name == name
-        assert issubclass(task.lightning_module, pl.LightningModule)
-        assert all(callable(getattr(task, field.name)) for field in fields(Task) if field.name != "name")
+        assert isinstance(task, Task) and task.name == name
+        assert issubclass(task.module_class(), pl.LightningModule)
+        for method in ("generate_synthetic", "prepare", "build_module", "build_datamodule", "evaluate",
+                       "package_meta", "check_inputs", "run_name"):  # fmt: skip
+            assert getattr(type(task), method) is not getattr(Task, method), f"{name} lacks {method}"
 
 
 def test_every_per_task_part_of_the_schema_covers_exactly_the_tasks():
-    assert set(PAPER_HEADS) == set(REAL_SOURCES) == set(TASKS)
-    assert set(SyntheticConfig.model_fields) == set(SearchConfig.model_fields) == set(TASKS)
-    assert set(TASKS) <= set(Params.model_fields) and set(TASKS) <= set(EvaluateConfig.model_fields)
+    names = set(TASKS)
+    assert set(PAPER_HEADS) == set(REAL_SOURCES) == names
+    assert set(SyntheticConfig.model_fields) == set(SearchConfig.model_fields) == names
+    assert names <= set(Params.model_fields) and names <= set(EvaluateConfig.model_fields)
+    for name, task in TASKS.items():
+        assert Params.model_fields[name].annotation is task.config
+        assert EvaluateConfig.model_fields[name].annotation is task.test_config
+        assert PAPER_HEADS[name] == task.default_head
+
+
+def test_reading_the_registry_and_the_schema_imports_no_torch():
+    code = "import sys, pipeline.params, hrnet.tasks\nfor n in hrnet.tasks.TASKS: hrnet.tasks.TASKS.get(n)\n"
+    code += "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_registry_names_the_unknown_entry_and_the_valid_ones():
+    registry: Registry[int] = Registry("widget")
+    registry.register("one", 1)
+    registry.register("json_dumps", "json:dumps")  # lazy: imported on first get
+    assert registry.names() == ("one", "json_dumps") and registry.get("one") == 1
+    assert registry.get("json_dumps")([1]) == "[1]"
+    with pytest.raises(RegistryError, match=r"^unknown widget 'two'; valid: one, json_dumps$"):
+        registry.get("two")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("one", 2)
 
 
 def test_an_unknown_task_is_one_line_naming_task_and_the_valid_tasks(tmp_path, capsys):

@@ -12,14 +12,15 @@ import torch
 from conftest import deep_update, tiny_params
 
 import hrnet
-from hrnet.tasks.pose import JointsMSELoss
+from hrnet.tasks import TASKS
+from hrnet.tasks.pose.module import JointsMSELoss
 from pipeline.common import PREPARED_DIR
-from pipeline.evaluate import evaluate, load_module
+from pipeline.common.checkpoints import load_module
+from pipeline.evaluate import evaluate
 from pipeline.package import package
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks import TASKS
 from pipeline.train import train
 
 EXPECTED_METRICS = {

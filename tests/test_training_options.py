@@ -15,11 +15,11 @@ import torch
 from conftest import tiny_params
 
 from hrnet.models import create_backbone
+from hrnet.tasks import TASKS
+from pipeline.common.fitting import build_trainer, setup_fit
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks import TASKS
-from pipeline.train import build_trainer, setup_fit
 
 torch.set_num_threads(1)
 

@@ -10,11 +10,11 @@ import pytorch_lightning as pl
 import torch
 from conftest import tiny_params
 
+from hrnet.tasks import TASKS
 from pipeline.common import PREPARED_DIR
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
-from pipeline.tasks import TASKS
 
 
 def _validate(module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
@@ -35,7 +35,10 @@ def test_pose_validation_logs_keypoint_ap_and_a_per_sample_loss(tmp_path, monkey
     prepare(params)
     torch.manual_seed(0)
     task = TASKS["pose"]
-    module, datamodule = task.build_module(params).eval(), task.build_datamodule(params, PREPARED_DIR)
+    module, datamodule = (
+        task.build_module(params, PREPARED_DIR).eval(),
+        task.build_datamodule(params, PREPARED_DIR),
+    )
     logged = _validate(module, datamodule)
     assert {"val/AP", "val/AP50", "val/AR", "val/loss"} <= set(logged)
     assert 0.0 <= logged["val/AP"] <= 1.0 and logged["val/AP"] == module.last_val_metrics["AP"]

@@ -13,7 +13,7 @@ from conftest import ROOT, project_env, tiny_params
 
 from hrnet.models import CheckpointError, create_backbone, create_model, load_pretrained
 from hrnet.models.summary import count_macs, count_parameters
-from hrnet.tasks.segmentation import SegmentationModule
+from hrnet.tasks.segmentation.module import SegmentationModule
 from pipeline.params import ConfigError, parse_params
 
 SMALL = "hrnet_w18_small"  # 1 + 1 + 1 modules

@@ -14,10 +14,10 @@ segmentation dataset applies the same constants plane by plane.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from hrnet.errors import DataError
 from hrnet.io import read_bytes
@@ -27,14 +27,15 @@ try:  # libspng decodes a 2048x1024 Cityscapes frame ~20% faster than OpenCV's l
 except ImportError:  # pragma: no cover - depends on the environment
     pyspng = None
 
+if TYPE_CHECKING:
+    import torch
+
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 EOI_WINDOW = 4096  # the end marker must be within the file's last 4 KiB (trailing padding is allowed)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, of pixel values in [0, 1]
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-_MEAN_255 = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
-_STD_255 = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
 
 
 def truncated_jpeg(data: bytes) -> bool:
@@ -68,5 +69,9 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) or (N, H, W, 3) -> float32 (3, H, W) or (N, 3, H, W), ImageNet-normalised."""
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or images.shape[-1] != 3:
         raise ValueError(f"expected RGB uint8 images (..., H, W, 3), got {images.dtype} {images.shape}")
+    import torch  # here, not at the top: reading and checking images (the prepare stage) needs no torch
+
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255.0
     tensor = torch.from_numpy(np.ascontiguousarray(images)).movedim(-1, -3).contiguous().float()
-    return tensor.sub_(_MEAN_255).div_(_STD_255)
+    return tensor.sub_(mean).div_(std)

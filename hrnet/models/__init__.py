@@ -1,45 +1,44 @@
-"""HRNet model family: configs, backbone, representation heads, task models and weights."""
+"""HRNet model family: configs, backbone, representation heads, task models and weights.
 
-from .backbone import HighResolutionModule, HighResolutionNet
-from .blocks import BasicBlock, Bottleneck
-from .configs import MODEL_CONFIGS, HRNetConfig, StageConfig, get_config
-from .factory import (
-    DENSE_TASKS,
-    HEADS,
-    TASKS,
-    HRNetFeatures,
-    PoseModel,
-    SegmentationModel,
-    create_backbone,
-    create_model,
-    list_models,
-)
-from .necks import V1Neck, V2Neck, V2pNeck
-from .weights import CheckpointError, LoadReport, load_pretrained, read_state_dict
+Names are imported on first use, so that reading the configs (``hrnet.models.configs``, what the
+params schema checks ``model.name`` against) loads no torch.
+"""
 
-__all__ = [
-    "HEADS",
-    "MODEL_CONFIGS",
-    "DENSE_TASKS",
-    "TASKS",
-    "BasicBlock",
-    "Bottleneck",
-    "CheckpointError",
-    "HRNetConfig",
-    "HRNetFeatures",
-    "HighResolutionModule",
-    "HighResolutionNet",
-    "LoadReport",
-    "PoseModel",
-    "SegmentationModel",
-    "StageConfig",
-    "V1Neck",
-    "V2Neck",
-    "V2pNeck",
-    "create_backbone",
-    "create_model",
-    "get_config",
-    "list_models",
-    "load_pretrained",
-    "read_state_dict",
-]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "HighResolutionModule": "backbone",
+    "HighResolutionNet": "backbone",
+    "BasicBlock": "blocks",
+    "Bottleneck": "blocks",
+    "MODEL_CONFIGS": "configs",
+    "HRNetConfig": "configs",
+    "StageConfig": "configs",
+    "get_config": "configs",
+    "DENSE_TASKS": "factory",
+    "HRNetFeatures": "factory",
+    "PoseModel": "factory",
+    "SegmentationModel": "factory",
+    "create_backbone": "factory",
+    "create_model": "factory",
+    "list_models": "factory",
+    "HEADS": "necks",
+    "NECKS": "necks",
+    "V1Neck": "necks",
+    "V2Neck": "necks",
+    "V2pNeck": "necks",
+    "build_neck": "necks",
+    "CheckpointError": "weights",
+    "LoadReport": "weights",
+    "load_pretrained": "weights",
+    "read_state_dict": "weights",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"hrnet.models.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'hrnet.models' has no attribute {name!r}")

@@ -3,40 +3,43 @@ one-line errors (the closest valid key for an unknown one, the new place of a mo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import typing
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
-from hrnet.models import TASKS
-from pipeline.params.base import ConfigError, Section
+from hrnet.tasks import TASKS
+from pipeline.params.base import ConfigError, per_task
 from pipeline.params.data import REAL_SOURCES, DataConfig
 from pipeline.params.evaluate import EvaluateConfig, PackageConfig
 from pipeline.params.search import TuneConfig
-from pipeline.params.training import (
-    PAPER_HEADS,
-    DetectionConfig,
-    ModelConfig,
-    PoseConfig,
-    SegmentationConfig,
-    TrainConfig,
-)
+from pipeline.params.training import ModelConfig, TrainConfig
+
+PAPER_HEADS: dict[str, str] = {name: task.default_head for name, task in TASKS.items()}
 
 
-class Params(Section):
+class Params(per_task("TaskConfigs", "config")):  # type: ignore[misc]
+    """``params.yaml``. Besides these sections, ``<task>`` holds each registered task's own."""
+
     seed: int = 42
-    task: Literal[TASKS] = "pose"  # the library's tasks (hrnet.models.TASKS)
+    task: str = "pose"  # a registered task (hrnet.tasks.TASKS)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    pose: PoseConfig = PoseConfig()
-    segmentation: SegmentationConfig = SegmentationConfig()
-    detection: DetectionConfig = DetectionConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     package: PackageConfig = PackageConfig()
     tune: TuneConfig = TuneConfig()
+
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"expected one of {list(TASKS.names())} (the registered tasks), got {value!r}")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -57,16 +60,17 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _read_branch_fits_head(self) -> Params:
-        if self.task == "pose" and self.pose.read_branch and self.model.head != "v1":
+        branch = getattr(self.task_config, "read_branch", 0)
+        if branch and self.model.head != "v1":
             raise ValueError(
-                f"pose.read_branch: {self.pose.read_branch} reads one branch, which needs model.head v1; "
+                f"{self.task}.read_branch: {branch} reads one branch, which needs model.head v1; "
                 f"got {self.model.head!r}"
             )
         return self
 
     @model_validator(mode="after")
     def _source_fits_task(self) -> Params:
-        allowed = ("synthetic", REAL_SOURCES[self.task])
+        allowed = ("synthetic", *REAL_SOURCES[self.task])
         if self.data.source not in allowed:
             raise ValueError(
                 f"data.source: {self.data.source!r} does not serve task {self.task!r}; "
@@ -75,32 +79,48 @@ class Params(Section):
         return self
 
     @property
+    def task_config(self) -> Any:
+        """The current task's own section, ``params.<task>``."""
+        return getattr(self, self.task)
+
+    @property
+    def test_config(self) -> Any:
+        """The current task's test-time section, ``params.evaluate.<task>``."""
+        return getattr(self.evaluate, self.task)
+
+    @property
     def model_name(self) -> str:
         if self.package.name:
             return self.package.name
-        if self.task == "pose":
-            width, height = self.pose.input_size
-            size = f"_{height}x{width}"
-        elif self.task == "segmentation":
-            width, height = self.segmentation.crop_size
-            size = f"_{height}x{width}"
-        else:
-            size = f"_{self.detection.min_size}"
+        size = TASKS.get(self.task).run_name(self)
         return f"{self.task}_{self.model.name}_{self.model.head}{size}"
 
 
-def _schema_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
-    schema: type[BaseModel] = Params
+def _fields(schema: type) -> dict[str, Any]:
+    """A section's field names and types: a pydantic model's or a task's config dataclass's."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return {name: field.annotation for name, field in schema.model_fields.items()}
+    if dataclasses.is_dataclass(schema):
+        return {field.name: hints for field, hints in zip(dataclasses.fields(schema), _hints(schema))}
+    return {}
+
+
+def _hints(schema: type) -> list[Any]:
+    resolved = typing.get_type_hints(schema)
+    return [resolved[field.name] for field in dataclasses.fields(schema)]
+
+
+def _schema_at(path: tuple[Any, ...]) -> type | None:
+    schema: type = Params
     for key in path:
         if isinstance(key, int):  # an item of a list of sections (tune.search.<task>.space)
             continue
-        field = schema.model_fields.get(str(key))
-        if field is None:
+        annotation = _fields(schema).get(str(key))
+        if annotation is None:
             return None
-        annotation = field.annotation
         if get_args(annotation) and isinstance(get_args(annotation)[0], type):
             annotation = get_args(annotation)[0]  # tuple[Section, ...]: its item
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if not _fields(annotation):
             return None
         schema = annotation
     return schema
@@ -115,32 +135,28 @@ def _suggest(name: str, valid: list[str]) -> str | None:
     return initials if initials in valid else None
 
 
-# keys that moved: (old location) -> (new dotted key, why)
-MOVED_KEYS = {
-    ("detection", "pyramid_channels"): ("model.pyramid_channels", "it serves every task"),
-    ("pose", "flip_test"): ("evaluate.pose.flip_test", "a test-time setting"),
-    ("pose", "shift_heatmap"): ("evaluate.pose.shift_heatmap", "a test-time setting"),
-    ("pose", "keypoint_score_threshold"): ("evaluate.pose.keypoint_score_threshold", "a test-time setting"),
-    ("segmentation", "eval_mode"): ("evaluate.segmentation.mode", "a test-time setting"),
-    ("segmentation", "eval_scales"): ("evaluate.segmentation.scales", "a test-time setting"),
-    ("segmentation", "eval_flip"): ("evaluate.segmentation.flip", "a test-time setting"),
-    ("detection", "score_threshold"): ("evaluate.detection.score_threshold", "a test-time setting"),
-}
+# keys that moved: (old location) -> (new dotted key, why); each task lists its own (Task.moved_keys)
+MOVED_KEYS = {(name, old): moved for name, task in TASKS.items() for old, moved in task.moved_keys.items()}
+UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")  # of a model, of a dataclass
 
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc)
-    if error["type"] == "extra_forbidden" and loc in MOVED_KEYS:
+    if error["type"] in UNKNOWN_KEY and loc in MOVED_KEYS:
         new, why = MOVED_KEYS[loc]
         return f"{key} is now {new!r} ({why})"
-    if error["type"] == "extra_forbidden":
+    if error["type"] in UNKNOWN_KEY:
         parent = _schema_at(loc[:-1])
-        valid = sorted(parent.model_fields) if parent else []
+        valid = sorted(_fields(parent)) if parent else []
         close = _suggest(str(loc[-1]), valid)
         hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close])!r}?" if close else ""
         return f"unknown key {key!r}{hint} (valid: {', '.join(valid)})"
     message = error["msg"].removeprefix("Value error, ")
+    field, _, rest = message.partition(": ")
+    section = _schema_at(loc)
+    if rest and section is not None and field in _fields(section):  # a config's own check names its field
+        key, message = f"{key}.{field}", rest
     return f"{key}: {message} (got {error.get('input')!r})" if "got" not in message else f"{key}: {message}"
 
 

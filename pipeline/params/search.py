@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from hrnet.models import TASKS
-from pipeline.params.base import Section
+from hrnet.tasks import TASKS
+from pipeline.params.base import Section, per_task
 
-TUNABLE_SECTIONS = ("model", "train", *TASKS)  # a task's section is named after the task
+TUNABLE_SECTIONS = ("model", "train", *TASKS.names())  # a task's section is named after the task
 
 
 class SearchDimension(Section):
@@ -58,42 +58,16 @@ class TaskSearch(Section):
         return self
 
 
-def _dim(param: str, distribution: str, low: float | None = None, high: float | None = None,
-         values: tuple[Any, ...] | None = None) -> SearchDimension:  # fmt: skip
-    return SearchDimension(param=param, distribution=distribution, low=low, high=high, values=values)
+def _default_search(task: Any) -> TaskSearch:
+    defaults = task.search
+    return TaskSearch(
+        metric=defaults.metric, mode=defaults.mode, space=tuple(vars(dim) for dim in defaults.space)
+    )
 
 
-class SearchConfig(Section):
-    """One search per task; the tune stage runs the one of ``params.task``."""
-
-    # keypoint AP, not val/loss: the sweep varies pose.sigma, and MSE against Gaussians of other
-    # widths does not compare
-    pose: TaskSearch = TaskSearch(
-        metric="val/AP",
-        mode="max",
-        space=(
-            _dim("pose.lr", "loguniform", 3e-4, 3e-3),
-            _dim("pose.weight_decay", "loguniform", 1e-6, 1e-3),
-            _dim("pose.sigma", "uniform", 1.5, 3.0),
-            _dim("pose.batch_size", "choice", values=(16, 32)),
-        ),
-    )
-    segmentation: TaskSearch = TaskSearch(
-        metric="val/mIoU",
-        mode="max",
-        space=(
-            _dim("segmentation.lr", "loguniform", 0.01, 0.1),
-            _dim("segmentation.weight_decay", "loguniform", 1e-5, 1e-3),
-        ),
-    )
-    detection: TaskSearch = TaskSearch(
-        metric="val/AP",
-        mode="max",
-        space=(
-            _dim("detection.lr", "loguniform", 3e-4, 3e-3),
-            _dim("detection.anchor_scale", "choice", values=(3.0, 4.0, 6.0)),
-        ),
-    )
+class SearchConfig(per_task("TaskSearches", kind=TaskSearch, default=_default_search)):  # type: ignore[misc]
+    """One search per task (``tune.search.<task>``, defaulting to the task's own); the tune stage
+    runs the one of ``params.task``."""
 
     @model_validator(mode="after")
     def _own_sections(self) -> SearchConfig:

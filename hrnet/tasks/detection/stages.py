@@ -8,19 +8,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
-from hrnet.data.detection_records import (
-    CategoryMap,
-    DetectionSplit,
-    categories_of,
-    detection_records,
-    in_folder,
-)
-from hrnet.data.formats.coco import load_coco
-from hrnet.data.issues import IssueLog
-from hrnet.data.synthetic.coco_instances import generate_coco_detection
-from hrnet.data.validation import CheckedSplit, check_coco_split, locate_split
 from hrnet.evaluation.coco_boxes import (
     center_box_baseline,
     draw_boxes,
@@ -29,76 +19,17 @@ from hrnet.evaluation.coco_boxes import (
 from hrnet.evaluation.distributed import is_global_zero
 from hrnet.io import atomic_write_json
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS
-from hrnet.tasks.detection import DetectionModule
-from pipeline.common import PREPARED_DIR
-from pipeline.params import Params
-from pipeline.tasks.base import (
-    INDEX_DIR,
-    data_root,
-    evaluation_trainer,
-    index_reference,
-    network_kwargs,
-    read_index,
-)
+from hrnet.tasks.base import kwargs_for
+from hrnet.tasks.detection.module import DetectionModule
+from hrnet.tasks.detection.prepare import read_split
+from hrnet.tasks.lightning import evaluation_trainer, network_kwargs
 
-log = logging.getLogger("pipeline.detection")
+log = logging.getLogger("hrnet.tasks.detection")
 
-GENERATE_SYNTHETIC = generate_coco_detection
-MODULE = DetectionModule
 REPORTED_STATS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
 
 
-def write_split_index(path: Path, checked: CheckedSplit, split: str) -> None:
-    """Writes the prepared index of one checked split: its records, categories and scoring file."""
-    categories = checked.categories
-    assert categories is not None  # check_coco_split sets those of an instances file
-    index: dict[str, Any] = {
-        "task": "detection",
-        "split": split,
-        "ann_file": index_reference(checked.ann_file, path),
-        "image_dir": index_reference(checked.image_dir, path),
-        "categories": categories.label_names,
-        "category_ids": list(categories.category_ids),
-        "records": checked.records,
-    }
-    if checked.skipped:
-        index["skipped_records"] = checked.skipped
-    atomic_write_json(path, index, indent=None)
-
-
-def write_checked_index(path: Path, ann_file: Path, image_dir: Path, split: str) -> None:
-    """The index of a split an earlier prepare stage checked already (its images are not read again)."""
-    coco = load_coco(ann_file, "instances")
-    checked = CheckedSplit(
-        detection_records(coco), image_dir, ann_file, ann_file, categories=categories_of(coco)
-    )
-    write_split_index(path, checked, split)
-
-
-def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
-    """Locates and checks the COCO-layout data at ``data.root`` (bad records go to ``issues``);
-    writes the index of each split."""
-    root = data_root(params)
-    for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
-        ann_file, image_dir = locate_split(params.data.source, root, split, "instances")
-        checked = check_coco_split(
-            ann_file, image_dir, "instances", split=role, out_dir=out_dir, issues=issues
-        )
-        write_split_index(out_dir / INDEX_DIR / f"{role}.json", checked, split)
-        log.info("%s: %d images from %s", role, len(checked.records), ann_file)
-
-
-def read_split(prepared_dir: Path, role: str) -> DetectionSplit:
-    """The prepared split of ``role`` ("train" or "val"): records with their image paths resolved."""
-    index = read_index(prepared_dir, role)
-    names = index["categories"]
-    categories = CategoryMap(
-        tuple(index["category_ids"]), tuple(names[str(label)] for label in range(1, len(names) + 1))
-    )
-    return DetectionSplit(in_folder(index["records"], index["image_dir"]), categories, index["ann_file"])
-
-
-def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
+def build_datamodule(params: Any, prepared_dir: Path) -> DetectionDataModule:
     det = params.detection
     datamodule = DetectionDataModule(
         None,
@@ -115,34 +46,23 @@ def build_datamodule(params: Params, prepared_dir: Path) -> DetectionDataModule:
     return datamodule
 
 
-def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> DetectionModule:
+def build_module(params: Any, prepared_dir: Path) -> DetectionModule:
     det = params.detection
     categories = read_split(prepared_dir, "val").categories
     network = network_kwargs(params)
     network["model_options"].pop("pyramid_channels", None)  # the detector's own argument
     return DetectionModule(
         **network,
+        **kwargs_for(DetectionModule, det),
         num_classes=categories.num_classes,
-        detector=det.detector,
-        min_size=det.min_size,
-        max_size=det.max_size,
-        anchor_scale=det.anchor_scale,
         pyramid_channels=params.model.pyramid_channels,
         detector_kwargs=dict(SMALL_IMAGE_SETTINGS) if det.preset == "small" else None,
         label_to_category={int(k): int(v) for k, v in categories.label_to_category.items()},
-        optimizer=det.optimizer,
-        lr=det.lr,
-        momentum=det.momentum,
-        weight_decay=det.weight_decay,
-        warmup_steps=det.warmup_steps,
-        schedule=det.schedule,
-        lr_steps=tuple(det.lr_steps),
-        lr_factor=det.lr_factor,
     )
 
 
 def evaluate(
-    module: DetectionModule, params: Params, prepared_dir: Path, out_dir: Path
+    module: DetectionModule, params: Any, prepared_dir: Path, out_dir: Path
 ) -> dict[str, Any] | None:
     """COCO bbox AP of ``module`` and of the centre-box baseline; writes results and overlays.
     Under DDP every rank validates its shard; rank 0 writes and returns the metrics."""
@@ -175,7 +95,7 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
+def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
     """The detector's input, and its classes as it was trained on them (the prepared index's):
     label i is ``categories[i - 1]``, COCO category ``category_ids[i - 1]``, for predict's captions."""
     size = params.detection.min_size
@@ -187,3 +107,13 @@ def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str,
         "categories": list(categories.names),
         "category_ids": list(categories.category_ids),
     }
+
+
+@torch.no_grad()
+def check_inputs(params: Any, prepared_dir: Path, model: Any, count: int) -> torch.Tensor:
+    """The first ``count`` val images as the exported backbone sees them: resized, normalised and
+    padded by the detector's own transform (one batch: later batches may be padded to another size)."""
+    datamodule = build_datamodule(params, prepared_dir)
+    datamodule.setup("validate")
+    images = next(iter(datamodule.val_dataloader()))[0][:count]
+    return model.transform(images)[0].tensors

@@ -14,18 +14,12 @@ import torch
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.formats.coco import load_coco
-from hrnet.data.issues import IssueLog
 from hrnet.data.pose_dataset import (
     PoseDataModule,
     PoseIndex,
     TopDownPoseDataset,
-    index_path,
-    load_index,
-    write_index,
 )
 from hrnet.data.sampling import epoch_loader
-from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
-from hrnet.data.validation import check_coco_split, locate_split
 from hrnet.evaluation.coco_keypoints import (
     REPORTED_STATS,
     evaluate_keypoints,
@@ -37,48 +31,16 @@ from hrnet.evaluation.distributed import is_global_zero
 from hrnet.evaluation.evaluators import KeypointEvaluator
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.io import atomic_write_json
-from hrnet.tasks.pose import PoseEstimationModule
+from hrnet.tasks.base import INDEX_DIR, kwargs_for
+from hrnet.tasks.lightning import evaluation_trainer, network_kwargs
+from hrnet.tasks.pose.module import PoseEstimationModule
+from hrnet.tasks.pose.prepare import read_split
 from hrnet.viz import draw_skeletons
-from pipeline.common import PREPARED_DIR
-from pipeline.params import Params
-from pipeline.tasks.base import INDEX_DIR, data_root, evaluation_trainer, index_reference, network_kwargs
 
-log = logging.getLogger("pipeline.pose")
-
-GENERATE_SYNTHETIC = generate_coco_keypoints
-MODULE = PoseEstimationModule
+log = logging.getLogger("hrnet.tasks.pose")
 
 
-def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
-    """Locates and checks the data at ``data.root`` (bad records go to ``issues``); writes
-    ``index/{train,val}.json``."""
-    data = params.data
-    root = data_root(params)
-    index_dir = out_dir / INDEX_DIR
-    splits = {"train": data.train_split, "val": data.val_split}
-    located = {role: locate_split(data.source, root, split) for role, split in splits.items()}
-    for role, (ann_file, image_dir) in located.items():
-        checked = check_coco_split(
-            ann_file, image_dir, "keypoints", split=role, out_dir=out_dir, issues=issues
-        )
-        path = index_path(index_dir, role)
-        meta = {"source": data.source, "split": splits[role]}
-        meta["ann_file"] = index_reference(checked.ann_file, path)
-        if checked.skipped:
-            meta["skipped_records"] = checked.skipped
-        write_index(checked.records, image_dir, path, meta=meta, anchor=Path.cwd())
-        log.info("%s: %d person instances from %s", role, len(checked.records), ann_file)
-
-
-def read_split(prepared_dir: Path, role: str) -> PoseIndex:
-    """The prepared index of ``role`` ("train" or "val"), with ``meta["ann_file"]`` resolved."""
-    path = index_path(prepared_dir / INDEX_DIR, role)
-    index = load_index(path)
-    index.meta["ann_file"] = path.parent / index.meta["ann_file"]
-    return index
-
-
-def build_datamodule(params: Params, prepared_dir: Path) -> PoseDataModule:
+def build_datamodule(params: Any, prepared_dir: Path) -> PoseDataModule:
     pose = params.pose
     return PoseDataModule(
         prepared_dir / INDEX_DIR,
@@ -88,33 +50,23 @@ def build_datamodule(params: Params, prepared_dir: Path) -> PoseDataModule:
         batch_size=pose.batch_size,
         val_batch_size=pose.eval_batch_size,
         num_workers=params.train.num_workers,
-        aug=pose.augment.model_dump(),
+        aug=vars(pose.augment),
         seed=params.seed,
     )
 
 
-def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> PoseEstimationModule:
-    pose = params.pose
-    return PoseEstimationModule(
-        **network_kwargs(params),
-        optimizer=pose.optimizer,
-        lr=pose.lr,
-        weight_decay=pose.weight_decay,
-        momentum=pose.momentum,
-        lr_milestones=tuple(pose.lr_milestones),
-        lr_factor=pose.lr_factor,
-        read_branch=pose.read_branch,
-    )
+def build_module(params: Any, prepared_dir: Path) -> PoseEstimationModule:
+    return PoseEstimationModule(**network_kwargs(params), **kwargs_for(PoseEstimationModule, params.pose))
 
 
-def evaluation_codec(params: Params, codec: MSRAHeatmapCodec) -> MSRAHeatmapCodec:
+def evaluation_codec(params: Any, codec: MSRAHeatmapCodec) -> MSRAHeatmapCodec:
     """``codec`` with the test-time settings of ``evaluate.pose``."""
     test = params.evaluate.pose
     return codec.with_test(flip_test=test.flip_test, shift_heatmap=test.shift_heatmap)
 
 
 def _predict(
-    module: PoseEstimationModule, params: Params, dataset: TopDownPoseDataset, evaluator: KeypointEvaluator
+    module: PoseEstimationModule, params: Any, dataset: TopDownPoseDataset, evaluator: KeypointEvaluator
 ) -> None:
     """``module`` validated on ``dataset`` through Lightning (``evaluate.accelerator``, ...) with the
     test-time codec of ``evaluate.pose``, into ``evaluator`` (computed: its stats, on rank 0 its results)."""
@@ -126,7 +78,7 @@ def _predict(
 
 def _validate(
     module: PoseEstimationModule,
-    params: Params,
+    params: Any,
     dataset: TopDownPoseDataset,
     ann_file: Path,
     box_scores: np.ndarray | None = None,
@@ -141,7 +93,7 @@ def _validate(
 
 
 def predict_val(
-    module: PoseEstimationModule, params: Params, prepared_dir: Path
+    module: PoseEstimationModule, params: Any, prepared_dir: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2), scores (N, K) and record indices (N,) of every val instance."""
     datamodule = build_datamodule(params, prepared_dir)
@@ -151,7 +103,7 @@ def predict_val(
     return keypoints, scores, indices
 
 
-def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np.ndarray]:
+def _detection_records(params: Any, split: PoseIndex) -> tuple[list[dict], np.ndarray]:
     """One record per detected person box of ``evaluate.pose.boxes`` on the val images, and the box scores."""
     test = params.evaluate.pose
     images = load_coco(split.meta["ann_file"], "keypoints").imgs
@@ -178,7 +130,7 @@ def _detection_records(params: Params, split: PoseIndex) -> tuple[list[dict], np
 
 def _evaluate_detected_boxes(
     module: PoseEstimationModule,
-    params: Params,
+    params: Any,
     split: PoseIndex,
     detected: tuple[list[dict], np.ndarray],
     codec: MSRAHeatmapCodec,
@@ -225,7 +177,7 @@ def _write_figures(
 
 
 def evaluate(
-    module: PoseEstimationModule, params: Params, prepared_dir: Path, out_dir: Path
+    module: PoseEstimationModule, params: Any, prepared_dir: Path, out_dir: Path
 ) -> dict[str, Any] | None:
     """COCO keypoint AP of ``module`` at the ground-truth boxes, of the mean-pose baseline and, when
     ``evaluate.pose.boxes`` names a detections file, at its boxes; writes predictions and figures.
@@ -266,7 +218,7 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
+def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
     """The package's input and the test-time settings it was evaluated with, which it predicts with."""
     test = params.evaluate.pose
     return {

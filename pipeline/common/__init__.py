@@ -28,14 +28,14 @@ TRAIN_CODE = (
     "hrnet/data",
     "hrnet/evaluation",
     "hrnet/models",
+    "hrnet/registry.py",
     "hrnet/tasks",
     "hrnet/viz.py",
     "pipeline/__init__.py",
-    "pipeline/common.py",
+    "pipeline/common",
     "pipeline/params",
     "pipeline/divergence.py",
     "pipeline/train.py",
-    "pipeline/tasks",
 )
 
 log = logging.getLogger("pipeline")

@@ -11,10 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES, label_id_lut, read_label_ids
-from hrnet.data.issues import IssueLog
 from hrnet.data.segmentation_dataset import SegmentationDataModule
-from hrnet.data.synthetic.cityscapes import generate_cityscapes
-from hrnet.data.validation import check_cityscapes_split
 from hrnet.evaluation.distributed import is_global_zero
 from hrnet.evaluation.evaluators import SegmentationEvaluator
 from hrnet.evaluation.segmentation import (
@@ -22,44 +19,14 @@ from hrnet.evaluation.segmentation import (
     write_label_png,
     write_overlay,
 )
-from hrnet.io import atomic_write_json
-from hrnet.tasks.segmentation import SegmentationModule
-from pipeline.common import PREPARED_DIR
-from pipeline.params import Params
-from pipeline.tasks.base import (
-    INDEX_DIR,
-    data_root,
-    evaluation_trainer,
-    index_reference,
-    network_kwargs,
-    read_index,
-)
+from hrnet.tasks.base import kwargs_for, read_index
+from hrnet.tasks.lightning import evaluation_trainer, network_kwargs
+from hrnet.tasks.segmentation.module import SegmentationModule
 
-log = logging.getLogger("pipeline.segmentation")
-
-GENERATE_SYNTHETIC = generate_cityscapes
-MODULE = SegmentationModule
+log = logging.getLogger("hrnet.tasks.segmentation")
 
 
-def prepare(params: Params, out_dir: Path, issues: IssueLog) -> None:
-    """Checks the Cityscapes-layout data at ``data.root`` (bad pairs go to ``issues``); writes the
-    pair list of each split."""
-    root = data_root(params)
-    for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
-        pairs = check_cityscapes_split(root, split, role=role, issues=issues)
-        path = out_dir / INDEX_DIR / f"{role}.json"
-        index: dict[str, Any] = {
-            "task": "segmentation",
-            "split": split,
-            "pairs": [[index_reference(i, path), index_reference(lbl, path)] for i, lbl in pairs],
-        }
-        if issues.count_for(role):
-            index["skipped_records"] = issues.count_for(role)
-        atomic_write_json(path, index)
-        log.info("%s: %d image/label pairs under %s", role, len(pairs), root)
-
-
-def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModule:
+def build_datamodule(params: Any, prepared_dir: Path) -> SegmentationDataModule:
     seg = params.segmentation
     return SegmentationDataModule(
         None,
@@ -78,22 +45,11 @@ def build_datamodule(params: Params, prepared_dir: Path) -> SegmentationDataModu
     )
 
 
-def build_module(params: Params, prepared_dir: Path = PREPARED_DIR) -> SegmentationModule:
-    seg = params.segmentation
-    return SegmentationModule(
-        **network_kwargs(params),
-        lr=seg.lr,
-        momentum=seg.momentum,
-        weight_decay=seg.weight_decay,
-        poly_power=seg.poly_power,
-        loss=seg.loss,
-        ohem_thresh=seg.ohem_thresh,
-        ohem_min_kept=seg.ohem_min_kept,
-        class_weights=seg.class_weights,
-    )
+def build_module(params: Any, prepared_dir: Path) -> SegmentationModule:
+    return SegmentationModule(**network_kwargs(params), **kwargs_for(SegmentationModule, params.segmentation))
 
 
-def _majority_class(params: Params, prepared_dir: Path) -> int:
+def _majority_class(params: Any, prepared_dir: Path) -> int:
     """The train id covering most labelled training pixels (the trivial baseline's answer)."""
     lut = label_id_lut().astype(np.int64)
     counts = np.zeros(256, dtype=np.int64)
@@ -125,7 +81,7 @@ class _Outputs(pl.Callback):
 
 
 def evaluate(
-    module: SegmentationModule, params: Params, prepared_dir: Path, out_dir: Path
+    module: SegmentationModule, params: Any, prepared_dir: Path, out_dir: Path
 ) -> dict[str, Any] | None:
     """mIoU of ``module`` and of the majority-class baseline; writes label-id PNGs and overlays.
     Under DDP every rank validates and writes its shard; rank 0 returns the metrics."""
@@ -157,7 +113,7 @@ def evaluate(
     return metrics
 
 
-def package_meta(params: Params, prepared_dir: Path = PREPARED_DIR) -> dict[str, Any]:
+def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
     return {
         "input_size": list(params.segmentation.crop_size),
         "num_classes": NUM_CLASSES,

@@ -1,0 +1,72 @@
+"""Detection's prepare stage: the COCO instances at ``data.root`` checked, and its index (no torch)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hrnet.data.detection_records import (
+    CategoryMap,
+    DetectionSplit,
+    categories_of,
+    detection_records,
+    in_folder,
+)
+from hrnet.data.formats.coco import load_coco
+from hrnet.data.issues import IssueLog
+from hrnet.data.validation import CheckedSplit, check_coco_split, locate_split
+from hrnet.io import atomic_write_json
+from hrnet.tasks.base import INDEX_DIR, data_root, index_reference, read_index
+
+log = logging.getLogger("hrnet.tasks.detection")
+
+
+def write_split_index(path: Path, checked: CheckedSplit, split: str) -> None:
+    """Writes the prepared index of one checked split: its records, categories and scoring file."""
+    categories = checked.categories
+    assert categories is not None  # check_coco_split sets those of an instances file
+    index: dict[str, Any] = {
+        "task": "detection",
+        "split": split,
+        "ann_file": index_reference(checked.ann_file, path),
+        "image_dir": index_reference(checked.image_dir, path),
+        "categories": categories.label_names,
+        "category_ids": list(categories.category_ids),
+        "records": checked.records,
+    }
+    if checked.skipped:
+        index["skipped_records"] = checked.skipped
+    atomic_write_json(path, index, indent=None)
+
+
+def write_checked_index(path: Path, ann_file: Path, image_dir: Path, split: str) -> None:
+    """The index of a split an earlier prepare stage checked already (its images are not read again)."""
+    coco = load_coco(ann_file, "instances")
+    checked = CheckedSplit(
+        detection_records(coco), image_dir, ann_file, ann_file, categories=categories_of(coco)
+    )
+    write_split_index(path, checked, split)
+
+
+def prepare(params: Any, out_dir: Path, issues: IssueLog) -> None:
+    """Locates and checks the COCO-layout data at ``data.root`` (bad records go to ``issues``);
+    writes the index of each split."""
+    root = data_root(params)
+    for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
+        ann_file, image_dir = locate_split(params.data.source, root, split, "instances")
+        checked = check_coco_split(
+            ann_file, image_dir, "instances", split=role, out_dir=out_dir, issues=issues
+        )
+        write_split_index(out_dir / INDEX_DIR / f"{role}.json", checked, split)
+        log.info("%s: %d images from %s", role, len(checked.records), ann_file)
+
+
+def read_split(prepared_dir: Path, role: str) -> DetectionSplit:
+    """The prepared split of ``role`` ("train" or "val"): records with their image paths resolved."""
+    index = read_index(prepared_dir, role)
+    names = index["categories"]
+    categories = CategoryMap(
+        tuple(index["category_ids"]), tuple(names[str(label)] for label in range(1, len(names) + 1))
+    )
+    return DetectionSplit(in_folder(index["records"], index["image_dir"]), categories, index["ann_file"])
