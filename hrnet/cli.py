@@ -19,16 +19,15 @@ COMMANDS = ("summary", "predict", "bench", "bench-data")
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from hrnet.package import load_package
-    from hrnet.predict.api import NO_BOXES
+    from hrnet.package import load_package, task_inference
 
     meta_file = args.package / "package.json"
-    no_boxes = args.boxes is None and args.detector is None
-    if no_boxes and meta_file.is_file() and json.loads(meta_file.read_text()).get("task") == "pose":
-        raise InputError(NO_BOXES)  # before the slow load
+    if meta_file.is_file():  # a missing input is said before the slow load
+        inference = task_inference(json.loads(meta_file.read_text()).get("task", ""))
+        inference.check_options(None, {"boxes": args.boxes, "detector": args.detector})
     package = load_package(args.package, batch_size=args.batch_size)
     detector = load_package(args.detector, batch_size=args.batch_size) if args.detector else None
-    if detector is not None and detector.task != "detection":
+    if detector is not None and not detector.inference.gives_boxes:
         raise InputError(
             f"{args.detector}: --detector needs a detection package, this one is {detector.task}"
         )

@@ -23,3 +23,7 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class DataError(UserError, ValueError):
     """Bad input data; the message is one line naming the file (and the record)."""
+
+
+class PackageError(UserError, RuntimeError):
+    """A package that is incomplete, tampered with or of an unknown format."""

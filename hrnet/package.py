@@ -27,7 +27,6 @@ absolute difference is stored in ``package.json`` (``check``) and must stay unde
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -35,100 +34,59 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrnet.errors import UserError
+from hrnet.errors import PackageError
 from hrnet.io import atomic_directory, sha256_file
 from hrnet.predict.api import ModelPackage
-from hrnet.predict.export import (
-    batch_dim,
-    check_record,
-    export_detector_onnx,
-    export_onnx,
-    fold_batchnorm,
-    max_abs_diff,
-    run_onnx,
+from hrnet.predict.inference import (
+    FORMATS,
+    ONNX_FILE,
+    PROGRAM_FILE,
+    PROGRAM_FILES,
+    SCRIPT_FILE,
+    TaskInference,
 )
-from hrnet.predict.runtime import OnnxRunner, TorchRunner
+
+__all__ = [
+    "FORMATS",
+    "ONNX_FILE",
+    "PROGRAM_FILE",
+    "SCRIPT_FILE",
+    "PackageError",
+    "load_package",
+    "verify_package",
+    "write_package",
+]
 
 PACKAGE_FORMAT = 1
-PROGRAM_FILE = "model.pt2"
-SCRIPT_FILE = "model.pt"
-ONNX_FILE = "model.onnx"
-PROGRAM_FILES = (PROGRAM_FILE, SCRIPT_FILE, ONNX_FILE)
-FORMATS = ("torch_export", "onnx")
 DEFAULT_TOLERANCE = 1e-3
 SUMS_FILE = "SHA256SUMS"
 
 
-class PackageError(UserError, RuntimeError):
-    """A package that is incomplete, tampered with or of an unknown format."""
+def task_inference(task: str) -> TaskInference:
+    """The packaged inference of the registered task ``task`` (what package.json's ``task`` names)."""
+    from hrnet.registry import RegistryError
+    from hrnet.tasks import TASKS
+
+    try:
+        return TASKS.get(task).inference()
+    except RegistryError as exc:
+        raise PackageError(f"package.json: task: {exc} (is the package's task installed?)") from None
 
 
-def export_program(model: nn.Module, input_size: tuple[int, int]) -> torch.export.ExportedProgram:
-    """Exports ``model`` (eval mode) for inputs ``(N, 3, H, W)`` with a dynamic batch size."""
-    width, height = input_size
-    example = torch.randn(2, 3, height, width)
-    return torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch_dim()},))
-
-
-def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.jit.ScriptModule:
-    """TorchScript of a torchvision detector whose ``backbone`` is traced (HRNet's loops don't script)."""
-    width, height = input_size
-    detector = copy.deepcopy(detector).eval()
-    with torch.no_grad():
-        detector.backbone = torch.jit.trace(detector.backbone, torch.rand(1, 3, height, width), strict=False)
-    return torch.jit.script(detector)
-
-
-_TASK_TITLES = {
-    "pose": "HRNet top-down human pose estimator",
-    "segmentation": "HRNet semantic segmentation (Cityscapes train ids)",
-    "detection": "HRNet-V2p detector",
-}
-
-
-def _input_description(meta: dict[str, Any]) -> str:
-    width, height = meta["input_size"]
-    if meta["task"] == "detection":
-        resize = meta.get("resize") or {"min_size": height, "max_size": width}
-        return (
-            "a list of RGB images, each a (3, H, W) float tensor in [0, 1], of any size; the model "
-            "normalises them and resizes each so that its shorter side is "
-            f"{resize['min_size']} px and its longer side at most {resize['max_size']} px"
-        )
-    return (
-        f"a batch (N, 3, {height}, {width}) of RGB crops, scaled to [0, 1] and normalised with the "
-        "ImageNet mean and std"
-    )
-
-
-def _model_call(meta: dict[str, Any]) -> str:
-    if meta["task"] == "detection":
-        return "detections = package.model([image])            # image: (3, H, W) RGB in [0, 1]"
-    width, height = meta["input_size"]
-    return f"outputs = package.model(batch)                      # batch: (N, 3, {height}, {width}), any N"
-
-
-def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _model_card(meta: dict[str, Any], metrics: dict[str, Any], inference: TaskInference) -> str:
     rows = "\n".join(
         f"| {key} | {value:.4f} |" for key, value in metrics.items() if isinstance(value, int | float)
     )
-    usage = ""
-    if meta["task"] == "pose":
-        usage = "keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])  # image pixels\n"
-    elif meta["task"] == "segmentation":
-        usage = "train_ids = package.predict(image_rgb)  # (H, W) Cityscapes train ids\n"
-    else:
-        usage = "detections = package.predict(image_rgb)  # boxes (xyxy), scores, labels\n"
     return f"""# {meta["name"]}
 
-{_TASK_TITLES.get(meta["task"], meta["task"])}.
+{inference.title}.
 
 | field | value |
 |---|---|
 | task | {meta["task"]} |
 | backbone | {meta["model"]} |
 | head | {meta["head"]} |
-| input | {_input_description(meta)} |
+| input | {inference.input_description(meta)} |
 | outputs | {meta.get("outputs", "")} |
 | data | {meta["data"]} |
 
@@ -143,71 +101,12 @@ def _model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
 ```python
 import hrnet
 package = hrnet.load_package("{meta["name"]}")      # verifies SHA256SUMS first
-{_model_call(meta)}
-{usage}```
+{inference.model_call(meta)}
+{inference.usage(meta)}
+```
 
 On the command line: `hrnet predict --package DIR INPUT --out OUTDIR` (see the project README).
 """
-
-
-def _export(
-    tmp: Path, model: nn.Module, meta: dict[str, Any], fmt: str, images: torch.Tensor | None, tolerance: float
-) -> dict[str, Any]:
-    """Writes the model file into ``tmp``; returns the package.json fields describing it."""
-    width, height = meta["input_size"]
-    if meta["task"] == "detection":
-        return _export_detector(tmp, model, (width, height), fmt, images, tolerance)
-    folded = fold_batchnorm(model)
-    if fmt == "onnx":
-        export_onnx(folded, torch.randn(2, 3, height, width), tmp / ONNX_FILE)
-        fields: dict[str, Any] = {"program": ONNX_FILE, "runtime": "onnxruntime"}
-        if images is not None:
-            diff = max_abs_diff(model, run_onnx(tmp / ONNX_FILE, images.numpy()), images)
-            fields["check"] = check_record(diff, tolerance, images, "onnxruntime vs the PyTorch model")
-    elif fmt == "torch_export":
-        program = export_program(folded, (width, height))
-        torch.export.save(program, tmp / PROGRAM_FILE)
-        fields = {"program": PROGRAM_FILE, "runtime": "torch_export"}
-        if images is not None:
-            diff = max_abs_diff(model, [TorchRunner(program.module())(images)], images)
-            fields["check"] = check_record(diff, tolerance, images, "exported program vs the PyTorch model")
-    else:
-        raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    _enforce(fields, tolerance)
-    return {**fields, "batchnorm_folded": True}
-
-
-def _enforce(fields: dict[str, Any], tolerance: float) -> None:
-    check = fields.get("check")
-    if check:
-        print(f"package check: max abs diff {check['max_abs_diff']:.3g} ({check['against']})")
-        if not check["max_abs_diff"] <= tolerance:
-            raise PackageError(
-                f"{fields['program']}: max abs diff {check['max_abs_diff']:.3g} against the PyTorch model "
-                f"on {check['inputs']} exceeds the tolerance {tolerance:g} (package.tolerance)"
-            )
-
-
-def _export_detector(
-    tmp: Path,
-    model: nn.Module,
-    size: tuple[int, int],
-    fmt: str,
-    images: torch.Tensor | None,
-    tolerance: float,
-) -> dict[str, Any]:
-    """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks, whose
-    outputs torchvision's own code decodes and NMSes (see hrnet.predict.onnx_detection)."""
-    if fmt == "onnx":
-        fields = export_detector_onnx(model, tmp, size, images, tolerance)
-        _enforce(fields, tolerance)
-        return fields
-    if fmt != "torch_export":
-        raise PackageError(f"package.format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    detector = copy.deepcopy(model).eval()
-    detector.backbone = fold_batchnorm(detector.backbone)
-    script_detector(detector, size).save(str(tmp / SCRIPT_FILE))
-    return {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True}
 
 
 def write_package(
@@ -223,17 +122,20 @@ def write_package(
 ) -> Path:
     """Writes a verified package to ``out_dir`` atomically (all files appear at once).
 
-    ``check_images`` (N, 3, H, W), normalised validation inputs, are run through the export and
-    the model; a difference above ``tolerance`` raises :class:`PackageError` and writes nothing.
+    ``meta["task"]`` names the registered task whose inference exports the model. ``check_images``
+    (N, 3, H, W), normalised validation inputs, are run through the export and the model; a
+    difference above ``tolerance`` raises :class:`PackageError` and writes nothing.
     """
     out_dir = Path(out_dir)
     model = model.eval()
+    inference = task_inference(meta["task"])
     with atomic_directory(out_dir) as tmp:
-        meta = {**meta, "format": PACKAGE_FORMAT, **_export(tmp, model, meta, fmt, check_images, tolerance)}
+        exported = inference.export(tmp, model, meta, fmt, check_images, tolerance)
+        meta = {**meta, "format": PACKAGE_FORMAT, **exported}
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (tmp / "README.md").write_text(_model_card(meta, metrics))
+        (tmp / "README.md").write_text(_model_card(meta, metrics, inference))
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
         sums = "".join(f"{sha256_file(tmp / name)}  {name}\n" for name in files)
         (tmp / SUMS_FILE).write_text(sums)
@@ -275,33 +177,6 @@ def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
     meta = json.loads((path / "package.json").read_text())
     if meta.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path / 'package.json'}: unknown package format {meta.get('format')!r}")
-    program_file = path / meta["program"]
-    model: Any
-    if meta["task"] == "detection":
-        import torchvision  # noqa: F401  (registers the torchvision::nms op the scripted detector calls)
-    if meta["program"] == SCRIPT_FILE:
-        model = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
-    elif meta["program"] == PROGRAM_FILE:
-        model = TorchRunner(torch.export.load(program_file).module())
-    elif meta["program"] == ONNX_FILE and meta["task"] == "detection":
-        from hrnet.predict.onnx_detection import load_detector
-
-        if "onnx_graphs" not in meta:  # the features-only layout of earlier detection ONNX packages
-            raise PackageError(f"{path / 'package.json'}: no onnx_graphs; re-run the package stage")
-        model = load_detector(path, meta)
-    elif meta["program"] == ONNX_FILE:
-        model = OnnxRunner(program_file)
-    else:
-        raise PackageError(f"{path / 'package.json'}: unknown program {meta['program']!r}")
-    return ModelPackage(path=path, meta=meta, model=model, batch_size=batch_size)
-
-
-class _DetectionsOnly(nn.Module):
-    """A scripted torchvision detector returns ``(losses, detections)``; callers want detections."""
-
-    def __init__(self, scripted: torch.jit.ScriptModule) -> None:
-        super().__init__()
-        self.scripted = scripted
-
-    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        return self.scripted(images)[1]
+    inference = task_inference(meta.get("task", ""))
+    model = inference.load(path, meta)
+    return ModelPackage(path=path, meta=meta, model=model, batch_size=batch_size, inference=inference)

@@ -19,7 +19,7 @@ from hrnet.data.coco_constants import FLIP_INDICES, FLIP_PAIRS, NUM_KEYPOINTS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalise
 from hrnet.data.pose_dataset import TopDownPoseDataset
 from hrnet.evaluation.segmentation import denormalize
-from hrnet.predict.tasks import pose_codec
+from hrnet.tasks.pose.inference import pose_codec
 
 SKIPPED = ("hrnet.benchmarks",)  # command-line benchmarks, no library code
 
@@ -60,7 +60,7 @@ def holders() -> dict[str, list[tuple[str, Any]]]:
     ("name", "reference", "users"),
     [
         ("mean", IMAGENET_MEAN, {"hrnet.data.segmentation_dataset", "hrnet.evaluation.segmentation"}),
-        ("std", IMAGENET_STD, {"hrnet.data.segmentation_dataset", "hrnet.evaluation.segmentation"}),
+        ("std", IMAGENET_STD, {"hrnet.data.images", "hrnet.evaluation.segmentation"}),
         ("pairs", FLIP_PAIRS, {"hrnet.data"}),
         ("perm", FLIP_INDICES, {"hrnet.codecs.heatmap", "hrnet.data.pose_dataset"}),
     ],

@@ -134,16 +134,18 @@ def test_summary_command_prints_json(capsys):
 
 
 def test_the_model_card_describes_each_task_s_real_interface():
-    from hrnet.package import _model_card
+    from hrnet.package import _model_card, task_inference
 
     base = {"name": "x", "model": "hrnet_w18_small", "data": "synthetic"}
     detection = _model_card(
         {**base, "task": "detection", "head": "v2p", "input_size": [128, 128],
          "resize": {"min_size": 128, "max_size": 200}},
         {"AP": 0.5},
+        task_inference("detection"),
     )  # fmt: skip
     assert "a list of RGB images" in detection and "[0, 1]" in detection
     assert "shorter side is 128 px and its longer side at most 200 px" in detection
     assert "ImageNet" not in detection and "(N, 3," not in detection
-    pose = _model_card({**base, "task": "pose", "head": "v1", "input_size": [96, 128]}, {"AP": 0.5})
+    meta = {**base, "task": "pose", "head": "v1", "input_size": [96, 128]}
+    pose = _model_card(meta, {"AP": 0.5}, task_inference("pose"))
     assert "(N, 3, 128, 96)" in pose and "ImageNet mean and std" in pose

@@ -21,7 +21,7 @@ from hrnet.data.pose_dataset import (
     write_index,
 )
 from hrnet.data.transforms import affine_transform_points, box_to_center_scale, get_affine_transform
-from hrnet.predict.tasks import predict_pose
+from hrnet.tasks.pose.inference import predict_pose
 
 INPUT, HEATMAP = (192, 256), (48, 64)
 WIDTH, HEIGHT = 200, 160

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 import hrnet
+import hrnet.tasks
 from hrnet.cli import main
 from hrnet.package import PackageError, write_package
+from hrnet.tasks.pose.inference import person_boxes
 from pipeline.common import PREPARED_DIR
 
 SIZE = (64, 64)  # (width, height)
@@ -32,7 +34,9 @@ def packages(tmp_path_factory):
     pose = hrnet.create_model("hrnet_w18_small", task="pose", head="v1")
     write_package(root / "pose", pose, _meta("pose", "v1", flip_test=True), "", {}, check_images=check)
     seg = hrnet.create_model("hrnet_w18_small", task="segmentation", head="v2", num_outputs=19)
-    write_package(root / "seg", seg, _meta("segmentation", "v2"), "", {}, check_images=check)
+    test_time = {"base_size": None, "mode": "whole", "scales": [1.0], "flip": False, "align_corners": False}
+    seg_meta = _meta("segmentation", "v2", num_classes=19, **test_time)
+    write_package(root / "seg", seg, seg_meta, "", {}, check_images=check)
     detector = build_detector(
         "hrnet_w18_small", "v2p", num_classes=1, min_size=64, max_size=64, anchor_scale=4.0,
         pyramid_channels=32, **SMALL_IMAGE_SETTINGS,
@@ -95,8 +99,8 @@ def test_pose_with_a_detector_rescores_and_nms(packages, folder, tmp_path):
     pose = hrnet.load_package(packages / "pose")
     detector = hrnet.load_package(packages / "det")
     image = cv2.cvtColor(cv2.imread(str(folder / "img2.png")), cv2.COLOR_BGR2RGB)
-    boxes, box_scores = detector.person_boxes([image])
-    (found,) = pose.predict_pose([image], detector=detector)
+    boxes, box_scores = person_boxes(detector, [image])
+    (found,) = pose.predict_batch([image], detector=detector)
     assert 0 < len(found.boxes) <= len(boxes[0])  # OKS-NMS may drop duplicates, never adds
     for box, score, kp_scores in zip(found.boxes, found.person_scores, found.scores):
         row = int(np.flatnonzero((boxes[0] == box).all(1))[0])
@@ -169,7 +173,7 @@ def test_predict_imports_no_training_stack(packages, folder, tmp_path):
         "dvc",
         "ray",
         "timm",
-        "hrnet.tasks",
+        *(f"hrnet.tasks.{task}.{part}" for task in hrnet.tasks.TASKS for part in ("module", "stages")),
         "pipeline",
         "hrnet.benchmarks",
     )
@@ -233,7 +237,7 @@ def test_package_keypoints_equal_the_evaluate_stage(tmp_path, monkeypatch):
     files = sorted({r["image_file"] for r in records})
     images = [cv2.cvtColor(cv2.imread(str(split.image_dir / f)), cv2.COLOR_BGR2RGB) for f in files]
     rows = [[i for i, r in enumerate(records) if r["image_file"] == f] for f in files]
-    found = package.predict_pose(
+    found = package.predict_batch(
         images, boxes=[[records[i]["bbox"] for i in image_rows] for image_rows in rows]
     )
     assert sum(len(r) for r in rows) == len(records) > 1
@@ -246,7 +250,7 @@ def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_pat
     from conftest import tiny_params
 
     from hrnet.predict.api import ModelPackage
-    from hrnet.predict.tasks import pose_codec
+    from hrnet.tasks.pose.inference import pose_codec
     from hrnet.tasks.pose.stages import package_meta
     from pipeline.params import parse_params
 
@@ -271,10 +275,10 @@ def test_pose_packages_predict_with_the_test_time_settings_evaluate_used(tmp_pat
     image = np.zeros((80, 60, 3), np.uint8)
     for threshold, person_score in ((0.3, 0.0), (0.2, 0.25)):
         package = ModelPackage(tmp_path, {**meta, "keypoint_score_threshold": threshold}, network)
-        (found,) = package.predict_pose([image], boxes=[[[5, 5, 40, 60]]])
+        (found,) = package.predict_batch([image], boxes=[[[5, 5, 40, 60]]])
         assert found.person_scores == pytest.approx([person_score])
     assert calls == [1, 1]  # flip_test off: one pass each
-    package.predict_pose([image], boxes=[[[5, 5, 40, 60]]], flip_test=True)
+    package.predict_batch([image], boxes=[[[5, 5, 40, 60]]], flip_test=True)
     assert calls == [1, 1, 1, 1]  # asked for: the plain and the mirrored pass
 
 
@@ -285,8 +289,8 @@ def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
 
     from hrnet.evaluation.evaluators import KeypointEvaluator
     from hrnet.evaluation.rescoring import score_people
-    from hrnet.predict import api
     from hrnet.predict.api import ModelPackage
+    from hrnet.tasks.pose import inference as api
     from hrnet.tasks.pose.stages import package_meta
     from pipeline.params import parse_params
 
@@ -294,9 +298,11 @@ def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
     assert KeypointEvaluator._score.__globals__["score_people"] is score_people
 
     class TwoPeople:  # a detector finding one person twice (same box) and one elsewhere
-        def person_boxes(self, images, threshold):
-            boxes = np.array([[5, 5, 20, 40], [5, 5, 20, 40], [40, 10, 15, 30]], np.float64)
-            return [boxes], [np.array([0.9, 0.8, 0.7])]
+        class_names = ["background", "person"]
+
+        def predict_batch(self, images):
+            xyxy = np.array([[5, 5, 25, 45], [5, 5, 25, 45], [40, 10, 55, 40]], np.float64)
+            return [{"boxes": xyxy, "scores": np.array([0.9, 0.8, 0.7]), "labels": np.array([1, 1, 1])}]
 
     def network(images: torch.Tensor) -> torch.Tensor:
         heatmaps = torch.zeros(len(images), 17, 16, 16)
@@ -312,7 +318,7 @@ def test_pose_at_detected_boxes_scores_people_as_the_evaluate_stage(tmp_path):
             **package_meta(parse_params(tiny_params(evaluate={"pose": settings})), PREPARED_DIR),
         }
         assert meta["oks_nms_threshold"] == threshold and meta["soft_nms"] is False
-        (found,) = ModelPackage(tmp_path, meta, network).predict_pose([image], detector=TwoPeople())
+        (found,) = ModelPackage(tmp_path, meta, network).predict_batch([image], detector=TwoPeople())
         kept[threshold] = found.boxes[:, 0].tolist()
     assert kept[0.9] == [5.0, 40.0]  # the duplicate (OKS 1 > 0.9) is dropped
     assert sorted(kept[1.0]) == [5.0, 5.0, 40.0]  # nothing exceeds OKS 1.0

@@ -26,14 +26,13 @@ from hrnet.data.cityscapes import (
     read_label_ids,
 )
 from hrnet.data.formats.cityscapes import list_cityscapes_pairs
-from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
+from hrnet.data.images import IMAGENET_MEAN, normalise_planes, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
 from hrnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 _MEAN_RGB = np.array(IMAGENET_MEAN, np.float32) * 255.0
-_INV_STD_RGB = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255.0)
 _MEAN_RGB_TUPLE = tuple(float(m) for m in _MEAN_RGB)
 
 
@@ -98,16 +97,6 @@ class CityscapesSegDataset(Dataset):
             mat[0, 2] += cw - 1
         return mat
 
-    @staticmethod
-    def _to_tensor(image: np.ndarray) -> torch.Tensor:
-        """RGB (H, W, 3) uint8 -> normalised (3, H, W) float32, one plane at a time (fast)."""
-        out = np.empty((3, *image.shape[:2]), np.float32)
-        for c, plane in enumerate(cv2.split(image)):
-            out[c] = plane
-            out[c] -= _MEAN_RGB[c]
-            out[c] *= _INV_STD_RGB[c]
-        return torch.from_numpy(out)
-
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.pairs))
         image_path, label_path = self.pairs[index]
@@ -126,7 +115,7 @@ class CityscapesSegDataset(Dataset):
             size = (max(1, round(width * s)), max(1, round(height * s)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         return {
-            "image": self._to_tensor(image),
+            "image": normalise_planes(image),
             "label": torch.from_numpy(np.ascontiguousarray(label)),
             "meta": {"index": torch.tensor(index, dtype=torch.int64)},
         }

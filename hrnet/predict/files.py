@@ -124,10 +124,7 @@ def predict_files(
     from hrnet.predict.draw import Drawer
 
     source, out_dir = Path(source), Path(out_dir)
-    if package.task == "pose" and boxes is None and detector is None:
-        from hrnet.predict.api import NO_BOXES
-
-        raise InputError(NO_BOXES)
+    package.inference.check_options(package, {"boxes": boxes, "detector": detector})
     video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
     if video and boxes is not None:
         raise InputError(f"{boxes}: --boxes serves images; for a video give --detector DIR")

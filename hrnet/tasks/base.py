@@ -104,6 +104,11 @@ class Task:
     def prepare_for_package(self, module: Any, params: Any) -> None:
         """Applies the test-time settings that a package keeps inside its network (default: none)."""
 
+    def inference(self) -> Any:
+        """The task's packaged inference (a :class:`hrnet.predict.inference.TaskInference`): export,
+        load, predict, draw and COCO results of its packages."""
+        raise NotImplementedError
+
     def run_name(self, params: Any) -> str:
         """The input-size part of the model's name (``dist/<task>_<model>_<head><size>``)."""
         raise NotImplementedError

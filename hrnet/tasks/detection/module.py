@@ -18,6 +18,7 @@ from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, foreground
 from hrnet.evaluation.distributed import gather_first_copies
 from hrnet.evaluation.evaluators import DetectionEvaluator
 from hrnet.models.detection import build_detector
+from hrnet.tasks.detection.config import DetectionConfig
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, warmup_lambda
 
 Prediction = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # image_id, boxes xyxy, scores, labels
@@ -41,26 +42,26 @@ class DetectionModule(pl.LightningModule):
         model_name: str = "hrnet_w18_small",
         head: str = "v2p",
         num_classes: int = 80,
-        detector: str = "faster_rcnn",
-        min_size: int = 800,
-        max_size: int = 1333,
+        detector: str = DetectionConfig.detector,
+        min_size: int = DetectionConfig.min_size,
+        max_size: int = DetectionConfig.max_size,
         pretrained: str | None = None,
-        anchor_scale: float = 8.0,
+        anchor_scale: float = DetectionConfig.anchor_scale,
         pyramid_channels: int = 256,
         score_threshold: float = 0.05,
         detector_kwargs: dict[str, Any] | None = None,
         model_options: dict[str, Any] | None = None,
         val_ann_file: str | None = None,
         label_to_category: Mapping[int, int] | None = None,
-        optimizer: str = "sgd",
-        lr: float = 0.02,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 500,
+        optimizer: str = DetectionConfig.optimizer,
+        lr: float = DetectionConfig.lr,
+        momentum: float = DetectionConfig.momentum,
+        weight_decay: float = DetectionConfig.weight_decay,
+        warmup_steps: int = DetectionConfig.warmup_steps,
         warmup_factor: float = 0.001,
-        schedule: str = "step",
-        lr_steps: Sequence[float] = (0.67, 0.89),
-        lr_factor: float = 0.1,
+        schedule: str = DetectionConfig.schedule,
+        lr_steps: Sequence[float] = DetectionConfig.lr_steps,
+        lr_factor: float = DetectionConfig.lr_factor,
     ) -> None:
         super().__init__()
         # the trained weights are all in the checkpoint: loading it never reads `pretrained` again

@@ -72,6 +72,11 @@ class DetectionTask(Task):
     def prepare_for_package(self, module: Any, params: Any) -> None:
         module.set_score_threshold(params.evaluate.detection.score_threshold)  # the evaluated boxes
 
+    def inference(self) -> Any:
+        from hrnet.tasks.detection.inference import INFERENCE
+
+        return INFERENCE
+
     def run_name(self, params: Any) -> str:
         return f"_{params.detection.min_size}"
 

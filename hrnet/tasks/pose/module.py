@@ -16,6 +16,7 @@ from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import KeypointEvaluator
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, multistep_lambda
+from hrnet.tasks.pose.config import PoseConfig
 
 
 class JointsMSELoss(nn.Module):
@@ -54,13 +55,13 @@ class PoseEstimationModule(pl.LightningModule):
         head: str = "v1",
         num_joints: int = 17,
         pretrained: str | None = None,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
-        lr_milestones: tuple[int, ...] = (170, 200),
-        lr_factor: float = 0.1,
-        read_branch: int = 0,
+        optimizer: str = PoseConfig.optimizer,
+        lr: float = PoseConfig.lr,
+        weight_decay: float = PoseConfig.weight_decay,
+        momentum: float = PoseConfig.momentum,
+        lr_milestones: tuple[int, ...] = PoseConfig.lr_milestones,
+        lr_factor: float = PoseConfig.lr_factor,
+        read_branch: int = PoseConfig.read_branch,
         model_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()

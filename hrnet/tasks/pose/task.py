@@ -74,6 +74,11 @@ class PoseTask(Task):
 
         return first_val_inputs(self, params, prepared_dir, count, params.pose.input_size)
 
+    def inference(self) -> Any:
+        from hrnet.tasks.pose.inference import INFERENCE
+
+        return INFERENCE
+
     def run_name(self, params: Any) -> str:
         width, height = params.pose.input_size
         return f"_{height}x{width}"

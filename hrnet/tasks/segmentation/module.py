@@ -17,6 +17,7 @@ from hrnet.evaluation.evaluators import SegmentationEvaluator
 from hrnet.evaluation.segmentation import predict_multiscale
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, poly_lambda
+from hrnet.tasks.segmentation.config import SegmentationConfig
 
 # Per-class loss weights of the official HRNet Cityscapes recipe (train-id order).
 CITYSCAPES_CLASS_WEIGHTS = (
@@ -106,16 +107,16 @@ class SegmentationModule(pl.LightningModule):
         head: str = "v2",
         num_classes: int = NUM_CLASSES,
         pretrained: str | None = None,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
+        lr: float = SegmentationConfig.lr,
+        momentum: float = SegmentationConfig.momentum,
+        weight_decay: float = SegmentationConfig.weight_decay,
         nesterov: bool = False,
-        poly_power: float = 0.9,
+        poly_power: float = SegmentationConfig.poly_power,
         total_steps: int | None = None,
-        loss: str = "ce",
-        ohem_thresh: float = 0.7,
-        ohem_min_kept: int = 100_000,
-        class_weights: str | Sequence[float] | None = None,
+        loss: str = SegmentationConfig.loss,
+        ohem_thresh: float = SegmentationConfig.ohem_thresh,
+        ohem_min_kept: int = SegmentationConfig.ohem_min_kept,
+        class_weights: str | Sequence[float] | None = SegmentationConfig.class_weights,
         ignore_index: int = IGNORE_INDEX,
         model_options: dict[str, Any] | None = None,
     ) -> None:

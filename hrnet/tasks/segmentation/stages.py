@@ -114,8 +114,16 @@ def evaluate(
 
 
 def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
+    """The package predicts as the evaluate stage did: the val images' resize (``base_size``), the
+    test-time settings of ``evaluate.segmentation`` and the model's ``align_corners``."""
+    test = params.evaluate.segmentation
     return {
         "input_size": list(params.segmentation.crop_size),
+        "base_size": params.segmentation.base_size,
+        "mode": test.mode,
+        "scales": list(test.scales),
+        "flip": test.flip,
+        "align_corners": params.model.align_corners,
         "num_classes": NUM_CLASSES,
         "outputs": f"{NUM_CLASSES} Cityscapes train-id logits at 1/4 input resolution",
     }

@@ -75,6 +75,11 @@ class SegmentationTask(Task):
         # the program's input size: segmentation validates on whole images, not crops
         return first_val_inputs(self, params, prepared_dir, count, params.segmentation.crop_size)
 
+    def inference(self) -> Any:
+        from hrnet.tasks.segmentation.inference import INFERENCE
+
+        return INFERENCE
+
     def run_name(self, params: Any) -> str:
         width, height = params.segmentation.crop_size
         return f"_{height}x{width}"

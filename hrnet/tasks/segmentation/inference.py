@@ -1,0 +1,158 @@
+"""Segmentation packages predict what the evaluate stage predicted: the image resized so that its
+long side is the package's ``base_size`` (as the val dataset does), normalised plane by plane, then
+:func:`~hrnet.evaluation.segmentation.predict_multiscale` with the package's ``scales``, ``flip``
+and sliding window (``mode``, windows of ``input_size``), resized back with the model's
+``align_corners``. The program takes any height and width that are multiples of 32; an image of
+another size is zero-padded (the mean colour) to the next multiple and the logits cropped back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrnet.data.images import normalise_planes
+from hrnet.errors import PackageError
+from hrnet.predict.export import check_record, export_graph, fold_batchnorm, max_abs_diff, run_onnx
+from hrnet.predict.inference import (
+    ONNX_FILE,
+    PROGRAM_FILE,
+    DenseInference,
+    enforce_check,
+    unknown_format,
+)
+from hrnet.predict.runtime import TorchRunner
+
+if TYPE_CHECKING:
+    from hrnet.predict.api import ModelPackage
+
+MULTIPLE = 32  # the program's height and width are multiples of this (the backbone's coarsest stride)
+
+
+def any_size() -> dict[int, Any]:
+    """Dynamic batch, height and width (multiples of 32) of an exported segmentation network."""
+    return {
+        0: torch.export.Dim("batch", min=1, max=4096),
+        2: MULTIPLE * torch.export.Dim("h32", min=1, max=1024),
+        3: MULTIPLE * torch.export.Dim("w32", min=1, max=1024),
+    }
+
+
+class PaddedRunner:
+    """The packaged network on any image size, and its ``align_corners`` for predict_multiscale."""
+
+    def __init__(self, runner: Any, align_corners: bool) -> None:
+        self.runner, self.align_corners = runner, align_corners
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+        if not pad_h and not pad_w:
+            return torch.as_tensor(self.runner(images))
+        logits = torch.as_tensor(self.runner(F.pad(images, (0, pad_w, 0, pad_h))))
+        scale = logits.shape[-1] / (width + pad_w)
+        return logits[..., : round(height * scale), : round(width * scale)]
+
+
+class SegmentationInference(DenseInference):
+    title = "HRNet semantic segmentation (Cityscapes train ids)"
+
+    def export(
+        self, tmp: Path, model: nn.Module, meta: dict[str, Any], fmt: str, images: Any, tolerance: float
+    ) -> dict[str, Any]:
+        folded = fold_batchnorm(model).eval()
+        width, height = meta["input_size"]
+        example = torch.randn(2, 3, height, width)
+        if fmt == "torch_export":
+            program = torch.export.export(folded, (example,), dynamic_shapes=(any_size(),))
+            torch.export.save(program, tmp / PROGRAM_FILE)
+            fields: dict[str, Any] = {"program": PROGRAM_FILE, "runtime": "torch_export"}
+            outputs = [TorchRunner(program.module())(images)] if images is not None else None
+        elif fmt == "onnx":
+            export_graph(folded, (example,), tmp / ONNX_FILE, (any_size(),))
+            fields = {"program": ONNX_FILE, "runtime": "onnxruntime"}
+            outputs = run_onnx(tmp / ONNX_FILE, images.numpy()) if images is not None else None
+        else:
+            raise unknown_format(fmt)
+        if outputs is not None:
+            diff = max_abs_diff(model, outputs, images)
+            fields["check"] = check_record(
+                diff, tolerance, images, f"{fields['runtime']} vs the PyTorch model"
+            )
+        enforce_check(fields, tolerance)
+        return {**fields, "batchnorm_folded": True, "dynamic_size": MULTIPLE}
+
+    def input_description(self, meta: dict[str, Any]) -> str:
+        return (
+            f"a batch (N, 3, H, W) of RGB images, H and W multiples of {MULTIPLE}, scaled to [0, 1] and "
+            "normalised with the ImageNet mean and std"
+        )
+
+    def model_call(self, meta: dict[str, Any]) -> str:
+        return "logits = package.model(batch)                       # (N, C, H/4, W/4) train-id logits"
+
+    def usage(self, meta: dict[str, Any]) -> str:
+        return "train_ids = package.predict(image_rgb)  # (H, W) Cityscapes train ids"
+
+    def predict(
+        self, package: ModelPackage, images: Sequence[np.ndarray], **options: Any
+    ) -> list[np.ndarray]:
+        """Per image: a (H, W) uint8 map of train ids at the image's own size."""
+        from hrnet.evaluation.segmentation import predict_multiscale
+
+        meta = package.meta
+        if "scales" not in meta:
+            raise PackageError(
+                f"{package.path}: a segmentation package without its test-time settings "
+                "(re-run the package stage)"
+            )
+        runner = PaddedRunner(package.model, bool(meta["align_corners"]))
+        crop = tuple(meta["input_size"]) if meta["mode"] == "sliding" else None
+        maps = []
+        for image in images:
+            height, width = image.shape[:2]
+            resized = image
+            base = meta.get("base_size")
+            if base is not None and max(height, width) != base:
+                s = base / max(height, width)
+                size = (max(1, round(width * s)), max(1, round(height * s)))
+                resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+            with torch.inference_mode():
+                probabilities = predict_multiscale(
+                    runner, normalise_planes(resized)[None], scales=meta["scales"], flip=meta["flip"],
+                    crop_size=crop, num_classes=int(meta["num_classes"]),
+                )  # fmt: skip
+                full = F.interpolate(
+                    probabilities, size=(height, width), mode="bilinear", align_corners=runner.align_corners
+                )
+            maps.append(full[0].argmax(0).to(torch.uint8).numpy())
+        return maps
+
+    def results(
+        self, package: ModelPackage, prediction: Any, image_id: int, name: str
+    ) -> list[dict[str, Any]]:
+        from hrnet.evaluation.segmentation import train_ids_to_label_ids
+        from hrnet.predict.draw import rle_segments
+
+        return rle_segments(train_ids_to_label_ids(prediction), image_id, name)
+
+    def draw(self, package: ModelPackage, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+        from hrnet.evaluation.segmentation import colorize
+
+        return cv2.addWeighted(image, 0.5, colorize(prediction), 0.5, 0.0)
+
+    def write_extra(self, package: ModelPackage, out_dir: Path, name: str, prediction: Any) -> str | None:
+        from hrnet.evaluation.segmentation import train_ids_to_label_ids
+
+        stem = Path(name).stem
+        cv2.imwrite(str(out_dir / f"{stem}_labelIds.png"), train_ids_to_label_ids(prediction))
+        return f"{stem}_overlay.png"
+
+
+INFERENCE = SegmentationInference()
