@@ -2,8 +2,8 @@
 long side is the package's ``base_size`` (as the val dataset does), normalised plane by plane, then
 :func:`~hrnet.evaluation.segmentation.predict_multiscale` with the package's ``scales``, ``flip``
 and sliding window (``mode``, windows of ``input_size``), resized back with the model's
-``align_corners``. The program takes any height and width that are multiples of 32; an image of
-another size is zero-padded (the mean colour) to the next multiple and the logits cropped back."""
+``align_corners``. The program takes any height and width above 32 px (torch.export guards smaller
+ones); a smaller side is zero-padded (the mean colour) to 64 px and the logits cropped back."""
 
 from __future__ import annotations
 
@@ -32,15 +32,16 @@ from hrnet.predict.runtime import TorchRunner
 if TYPE_CHECKING:
     from hrnet.predict.api import ModelPackage
 
-MULTIPLE = 32  # the program's height and width are multiples of this (the backbone's coarsest stride)
+SMALLEST = 33  # the exported program's smallest height and width (the backbone's coarsest stride + 1)
+PADDED = 64  # what a smaller side is padded to
 
 
 def any_size() -> dict[int, Any]:
-    """Dynamic batch, height and width (multiples of 32) of an exported segmentation network."""
+    """Dynamic batch, height and width of an exported segmentation network."""
     return {
         0: torch.export.Dim("batch", min=1, max=4096),
-        2: MULTIPLE * torch.export.Dim("h32", min=1, max=1024),
-        3: MULTIPLE * torch.export.Dim("w32", min=1, max=1024),
+        2: torch.export.Dim("height", min=SMALLEST, max=8192),
+        3: torch.export.Dim("width", min=SMALLEST, max=8192),
     }
 
 
@@ -52,7 +53,10 @@ class PaddedRunner:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
-        pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+        pad_h, pad_w = (
+            max(PADDED - height, 0) if height < SMALLEST else 0,
+            max(PADDED - width, 0) if width < SMALLEST else 0,
+        )
         if not pad_h and not pad_w:
             return torch.as_tensor(self.runner(images))
         logits = torch.as_tensor(self.runner(F.pad(images, (0, pad_w, 0, pad_h))))
@@ -86,11 +90,11 @@ class SegmentationInference(DenseInference):
                 diff, tolerance, images, f"{fields['runtime']} vs the PyTorch model"
             )
         enforce_check(fields, tolerance)
-        return {**fields, "batchnorm_folded": True, "dynamic_size": MULTIPLE}
+        return {**fields, "batchnorm_folded": True, "min_size": SMALLEST}
 
     def input_description(self, meta: dict[str, Any]) -> str:
         return (
-            f"a batch (N, 3, H, W) of RGB images, H and W multiples of {MULTIPLE}, scaled to [0, 1] and "
+            f"a batch (N, 3, H, W) of RGB images, H and W at least {SMALLEST}, scaled to [0, 1] and "
             "normalised with the ImageNet mean and std"
         )
 
