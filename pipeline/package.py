@@ -24,7 +24,7 @@ log = logging.getLogger("pipeline.package")
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
     task = TASKS[params.task]
     module = load_module(params)
-    task.prepare_for_package(module, params)
+    task.configure_test(module, params)
     if not METRICS_FILE.is_file():
         raise MissingFileError(f"{METRICS_FILE}: no metrics; run the evaluate stage first")
     metrics = json.loads(METRICS_FILE.read_text())

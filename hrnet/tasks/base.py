@@ -101,8 +101,9 @@ class Task:
         """The first ``count`` val inputs as the exported network sees them (a batch tensor)."""
         raise NotImplementedError
 
-    def prepare_for_package(self, module: Any, params: Any) -> None:
-        """Applies the test-time settings that a package keeps inside its network (default: none)."""
+    def configure_test(self, module: Any, params: Any) -> None:
+        """Gives ``module`` the test-time settings of ``params.evaluate.<name>``, the one way they
+        reach it: validation, the evaluate stage and the package stage all predict with them."""
 
     def inference(self) -> Any:
         """The task's packaged inference (a :class:`hrnet.predict.inference.TaskInference`): export,

@@ -18,7 +18,7 @@ from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, foreground
 from hrnet.evaluation.distributed import gather_first_copies
 from hrnet.evaluation.evaluators import DetectionEvaluator
 from hrnet.models.detection import build_detector
-from hrnet.tasks.detection.config import DetectionConfig
+from hrnet.tasks.detection.config import DetectionConfig, DetectionTestConfig
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, warmup_lambda
 
 Prediction = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # image_id, boxes xyxy, scores, labels
@@ -76,12 +76,13 @@ class DetectionModule(pl.LightningModule):
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.model(images)
 
-    def set_score_threshold(self, threshold: float) -> None:
-        """The test-time score threshold (FCOS ``score_thresh``, Faster R-CNN ``box_score_thresh``)."""
+    def configure_test(self, test: DetectionTestConfig) -> None:
+        """The test-time settings (``evaluate.detection``) that validation, the evaluate stage and
+        packages use: the score threshold (FCOS ``score_thresh``, Faster R-CNN ``box_score_thresh``)."""
         if isinstance(self.model, FCOS):
-            self.model.score_thresh = threshold
+            self.model.score_thresh = test.score_threshold
         else:
-            self.model.roi_heads.score_thresh = threshold
+            self.model.roi_heads.score_thresh = test.score_threshold
 
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch

@@ -51,7 +51,7 @@ def build_module(params: Any, prepared_dir: Path) -> DetectionModule:
     categories = read_split(prepared_dir, "val").categories
     network = network_kwargs(params)
     network["model_options"].pop("pyramid_channels", None)  # the detector's own argument
-    return DetectionModule(
+    module = DetectionModule(
         **network,
         **kwargs_for(DetectionModule, det),
         num_classes=categories.num_classes,
@@ -59,6 +59,8 @@ def build_module(params: Any, prepared_dir: Path) -> DetectionModule:
         detector_kwargs=dict(SMALL_IMAGE_SETTINGS) if det.preset == "small" else None,
         label_to_category={int(k): int(v) for k, v in categories.label_to_category.items()},
     )
+    module.configure_test(params.evaluate.detection)  # validation during training scores as evaluate does
+    return module
 
 
 def evaluate(
@@ -66,7 +68,7 @@ def evaluate(
 ) -> dict[str, Any] | None:
     """COCO bbox AP of ``module`` and of the centre-box baseline; writes results and overlays.
     Under DDP every rank validates its shard; rank 0 writes and returns the metrics."""
-    module.set_score_threshold(params.evaluate.detection.score_threshold)
+    module.configure_test(params.evaluate.detection)
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
     evaluation_trainer(params).validate(module, datamodule=datamodule, verbose=False)

@@ -69,8 +69,8 @@ class DetectionTask(Task):
 
         return check_inputs(params, prepared_dir, model, count)
 
-    def prepare_for_package(self, module: Any, params: Any) -> None:
-        module.set_score_threshold(params.evaluate.detection.score_threshold)  # the evaluated boxes
+    def configure_test(self, module: Any, params: Any) -> None:
+        module.configure_test(params.evaluate.detection)
 
     def inference(self) -> Any:
         from hrnet.tasks.detection.inference import INFERENCE

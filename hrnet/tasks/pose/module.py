@@ -16,7 +16,7 @@ from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import KeypointEvaluator
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, multistep_lambda
-from hrnet.tasks.pose.config import PoseConfig
+from hrnet.tasks.pose.config import PoseConfig, PoseTestConfig
 
 
 class JointsMSELoss(nn.Module):
@@ -45,7 +45,7 @@ class PoseEstimationModule(pl.LightningModule):
 
     Validation logs ``val/loss`` (weighted by samples over every rank) and the COCO keypoint stats
     ``val/AP``, ``val/AP50``, ... (:class:`~hrnet.evaluation.evaluators.KeypointEvaluator`), with
-    the test-time path of the datamodule's codec unless :meth:`set_evaluation` gives another;
+    the test-time path of the datamodule's codec unless :meth:`use_evaluator` gives another;
     ``last_val_metrics`` keeps the stats.
     """
 
@@ -73,15 +73,24 @@ class PoseEstimationModule(pl.LightningModule):
         )  # fmt: skip
         self.criterion = JointsMSELoss()
         self.val_loss = RunningMean()
-        self.evaluator: KeypointEvaluator | None = None  # set_evaluation's, else built per validation
-        self.test_codec: MSRAHeatmapCodec | None = None
+        self.evaluator: KeypointEvaluator | None = None  # use_evaluator's, else built per validation
+        self.test = PoseTestConfig()
+        self._codec_source: MSRAHeatmapCodec | None = None
         self._active: KeypointEvaluator | None = None
         self.last_val_metrics: dict[str, float] = {}
 
-    def set_evaluation(self, evaluator: KeypointEvaluator | None, codec: MSRAHeatmapCodec | None) -> None:
-        """What validation scores with: ``evaluator`` (its ground truth, box scores and NMS settings)
-        and ``codec`` (its test-time settings); None: built from the datamodule at each validation."""
-        self.evaluator, self.test_codec = evaluator, codec
+    def configure_test(self, test: PoseTestConfig) -> None:
+        """The test-time settings (``evaluate.pose``) that validation and the evaluate stage use: the
+        codec's flip test and shift, the keypoint threshold and the OKS-NMS of the evaluator."""
+        self.test = test
+
+    def use_evaluator(
+        self, evaluator: KeypointEvaluator | None, codec: MSRAHeatmapCodec | None = None
+    ) -> None:
+        """Validation scores into ``evaluator`` (e.g. people at detected boxes, with their box scores)
+        with the crops of ``codec`` (a dataset's, when validating without the datamodule); None: the
+        datamodule's val file and codec. Test-time settings are :meth:`configure_test`'s either way."""
+        self.evaluator, self._codec_source = evaluator, codec
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -93,7 +102,8 @@ class PoseEstimationModule(pl.LightningModule):
         return loss
 
     def _codec(self) -> MSRAHeatmapCodec:
-        return self.test_codec or self.trainer.datamodule.codec
+        codec = self.trainer.datamodule.codec if self._codec_source is None else self._codec_source
+        return codec.with_test(flip_test=self.test.flip_test, shift_heatmap=self.test.shift_heatmap)
 
     def on_validation_epoch_start(self) -> None:
         self.val_loss.reset()
@@ -103,7 +113,10 @@ class PoseEstimationModule(pl.LightningModule):
             if ann_file is None:
                 rank_zero_warn("the datamodule names no val annotation file: validation logs val/loss only")
             else:
-                self._active = KeypointEvaluator(ann_file)
+                test = self.test
+                self._active = KeypointEvaluator(
+                    ann_file, None, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms
+                )
         if self._active is not None:
             self._active.reset()
 

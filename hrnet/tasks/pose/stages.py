@@ -56,13 +56,9 @@ def build_datamodule(params: Any, prepared_dir: Path) -> PoseDataModule:
 
 
 def build_module(params: Any, prepared_dir: Path) -> PoseEstimationModule:
-    return PoseEstimationModule(**network_kwargs(params), **kwargs_for(PoseEstimationModule, params.pose))
-
-
-def evaluation_codec(params: Any, codec: MSRAHeatmapCodec) -> MSRAHeatmapCodec:
-    """``codec`` with the test-time settings of ``evaluate.pose``."""
-    test = params.evaluate.pose
-    return codec.with_test(flip_test=test.flip_test, shift_heatmap=test.shift_heatmap)
+    module = PoseEstimationModule(**network_kwargs(params), **kwargs_for(PoseEstimationModule, params.pose))
+    module.configure_test(params.evaluate.pose)  # validation during training scores as evaluate does
+    return module
 
 
 def _predict(
@@ -70,10 +66,11 @@ def _predict(
 ) -> None:
     """``module`` validated on ``dataset`` through Lightning (``evaluate.accelerator``, ...) with the
     test-time codec of ``evaluate.pose``, into ``evaluator`` (computed: its stats, on rank 0 its results)."""
-    module.set_evaluation(evaluator, evaluation_codec(params, dataset.codec))
+    module.configure_test(params.evaluate.pose)
+    module.use_evaluator(evaluator, dataset.codec)
     loader = epoch_loader(dataset, params.pose.eval_batch_size, False, params.seed, params.train.num_workers)
     evaluation_trainer(params).validate(module, dataloaders=loader, verbose=False)
-    module.set_evaluation(None, None)
+    module.use_evaluator(None)
 
 
 def _validate(

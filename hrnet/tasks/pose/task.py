@@ -74,6 +74,9 @@ class PoseTask(Task):
 
         return first_val_inputs(self, params, prepared_dir, count, params.pose.input_size)
 
+    def configure_test(self, module: Any, params: Any) -> None:
+        module.configure_test(params.evaluate.pose)
+
     def inference(self) -> Any:
         from hrnet.tasks.pose.inference import INFERENCE
 

@@ -14,10 +14,10 @@ from torch import nn
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
 from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import SegmentationEvaluator
-from hrnet.evaluation.segmentation import predict_multiscale
+from hrnet.evaluation.segmentation import model_align_corners, predict_multiscale
 from hrnet.models import create_model
 from hrnet.tasks.optim import build_optimizer, lambda_scheduler, poly_lambda
-from hrnet.tasks.segmentation.config import SegmentationConfig
+from hrnet.tasks.segmentation.config import SegmentationConfig, SegmentationTestConfig
 
 # Per-class loss weights of the official HRNet Cityscapes recipe (train-id order).
 CITYSCAPES_CLASS_WEIGHTS = (
@@ -96,9 +96,9 @@ class SegmentationModule(pl.LightningModule):
     (:class:`~hrnet.evaluation.evaluators.SegmentationEvaluator`) and logs ``val/mIoU``,
     ``val/pixel_accuracy`` and ``val/class_iou/<slug>`` (:func:`class_metric_names`; classes
     present or predicted only); ``last_val_metrics`` keeps the full dictionary of
-    :func:`~hrnet.evaluation.segmentation.iou_from_confusion`. With :meth:`set_test_time`,
-    validation predicts with test-time augmentation instead and logs no loss; ``validation_step``
-    returns the predicted train ids (N, H, W) under ``"preds"``.
+    :func:`~hrnet.evaluation.segmentation.iou_from_confusion`. Validation predicts with
+    :meth:`configure_test`'s settings (the evaluate stage's) and logs ``val/loss``, the training
+    criterion's; ``validation_step`` returns the predicted train ids (N, H, W) under ``"preds"``.
     """
 
     def __init__(
@@ -135,7 +135,8 @@ class SegmentationModule(pl.LightningModule):
             self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
         self.evaluator = SegmentationEvaluator(num_classes, ignore_index)
         self.val_loss = RunningMean()
-        self.test_time: dict[str, Any] | None = None
+        self.test_time: dict[str, Any] = {}
+        self.configure_test(SegmentationTestConfig())
         self.last_val_metrics: dict[str, Any] = {}
 
     @property
@@ -143,12 +144,19 @@ class SegmentationModule(pl.LightningModule):
         """This rank's confusion matrix of the last validation (rows: ground truth)."""
         return self.evaluator.confusion
 
-    def set_test_time(
-        self, scales: Sequence[float] = (1.0,), flip: bool = False, crop_size: Sequence[int] | None = None
-    ) -> None:
-        """Validation predicts as :func:`~hrnet.evaluation.segmentation.predict_multiscale` does with
-        these settings (``crop_size``: sliding windows of that size, else the whole image)."""
-        self.test_time = {"scales": tuple(scales), "flip": flip, "crop_size": crop_size}
+    def configure_test(self, test: SegmentationTestConfig, window: Sequence[int] | None = None) -> None:
+        """The test-time settings (``evaluate.segmentation``) that validation and the evaluate stage
+        use: :func:`~hrnet.evaluation.segmentation.predict_multiscale` over ``test.scales`` (and flips
+        with ``test.flip``), on the whole image or, with ``test.mode`` sliding, on ``window`` (w, h)
+        crops (the training crop)."""
+        sliding = test.mode == "sliding"
+        if sliding and window is None:
+            raise ValueError("evaluate.segmentation.mode sliding needs the window size (the training crop)")
+        self.test_time = {
+            "scales": tuple(test.scales),
+            "flip": test.flip,
+            "crop_size": window if sliding else None,
+        }
 
     @staticmethod
     def _class_weights(spec: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
@@ -165,7 +173,7 @@ class SegmentationModule(pl.LightningModule):
     @property
     def align_corners(self) -> bool:
         """The model's setting, used by every bilinear resize of its logits (loss, metrics, evaluation)."""
-        return self.model.backbone.config.align_corners
+        return model_align_corners(self.model)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -190,19 +198,24 @@ class SegmentationModule(pl.LightningModule):
         self.val_loss.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        label = batch["label"].long()
-        if self.test_time is None:
-            logits = self.logits_at(batch["image"], label.shape[-2:])
-            loss = F.cross_entropy(logits, label, ignore_index=self.hparams.ignore_index)
-            self.val_loss.update(loss.detach(), label.shape[0])
-        else:
-            probabilities = predict_multiscale(
-                self, batch["image"], num_classes=self.hparams.num_classes, **self.test_time
+        """The loss is the training criterion's; the prediction is the evaluate stage's
+        (:func:`~hrnet.evaluation.segmentation.predict_multiscale` with :meth:`configure_test`'s
+        settings), computed from the same forward pass when those are one whole-image scale."""
+        images, label = batch["image"], batch["label"].long()
+        raw = self(images)
+        logits = F.interpolate(raw, size=label.shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        self.val_loss.update(self.criterion(logits, label).detach(), label.shape[0])
+        test = self.test_time
+        if test["scales"] == (1.0,) and not test["flip"] and test["crop_size"] is None:
+            whole = F.interpolate(
+                raw, size=images.shape[-2:], mode="bilinear", align_corners=self.align_corners
             )
-            logits = F.interpolate(
-                probabilities, size=label.shape[-2:], mode="bilinear", align_corners=self.align_corners
-            )  # probabilities, at the label's size: their argmax is the prediction as well
-        preds = logits.argmax(1)
+            probabilities = whole.softmax(1)  # predict_whole, as predict_multiscale does at one scale
+        else:
+            probabilities = predict_multiscale(self, images, num_classes=self.hparams.num_classes, **test)
+        preds = F.interpolate(
+            probabilities, size=label.shape[-2:], mode="bilinear", align_corners=self.align_corners
+        ).argmax(1)  # probabilities at the label's size: their argmax is the prediction
         self.evaluator.update(preds, label, batch.get("meta", {}).get("index"))
         return {"preds": preds}
 
@@ -210,8 +223,7 @@ class SegmentationModule(pl.LightningModule):
         metrics = self.evaluator.compute()  # DDP: summed over ranks, each sample once
         self.last_val_metrics = metrics
         # every rank holds the same summed matrix and loss, so no further sync of these values is needed
-        if self.test_time is None:
-            self.log("val/loss", self.val_loss.compute(self.device))
+        self.log("val/loss", self.val_loss.compute(self.device))
         self.log("val/mIoU", metrics["mIoU"], prog_bar=True)
         self.log("val/pixel_accuracy", metrics["pixel_accuracy"])
         per_class = metrics["per_class_iou"]

@@ -46,7 +46,12 @@ def build_datamodule(params: Any, prepared_dir: Path) -> SegmentationDataModule:
 
 
 def build_module(params: Any, prepared_dir: Path) -> SegmentationModule:
-    return SegmentationModule(**network_kwargs(params), **kwargs_for(SegmentationModule, params.segmentation))
+    module = SegmentationModule(
+        **network_kwargs(params), **kwargs_for(SegmentationModule, params.segmentation)
+    )
+    # validation during training scores as evaluate does
+    module.configure_test(params.evaluate.segmentation, params.segmentation.crop_size)
+    return module
 
 
 def _majority_class(params: Any, prepared_dir: Path) -> int:
@@ -88,9 +93,7 @@ def evaluate(
     test = params.evaluate.segmentation
     datamodule = build_datamodule(params, prepared_dir)
     datamodule.setup("validate")
-    module.set_test_time(
-        test.scales, test.flip, params.segmentation.crop_size if test.mode == "sliding" else None
-    )
+    module.configure_test(test, params.segmentation.crop_size)
     outputs = _Outputs(
         datamodule.val_dataset, out_dir, params.evaluate.num_figures, _majority_class(params, prepared_dir)
     )

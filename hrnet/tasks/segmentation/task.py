@@ -75,6 +75,9 @@ class SegmentationTask(Task):
         # the program's input size: segmentation validates on whole images, not crops
         return first_val_inputs(self, params, prepared_dir, count, params.segmentation.crop_size)
 
+    def configure_test(self, module: Any, params: Any) -> None:
+        module.configure_test(params.evaluate.segmentation, params.segmentation.crop_size)
+
     def inference(self) -> Any:
         from hrnet.tasks.segmentation.inference import INFERENCE
 
