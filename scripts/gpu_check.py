@@ -17,8 +17,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from hrnet.models.registries import NECKS  # noqa: E402  (light: no torch)
+
 TASKS = ("pose", "segmentation", "detection")
-HEADS = ("v1", "v2", "v2p")
 METRIC = {"pose": "AP", "segmentation": "mIoU", "detection": "AP"}
 TINY = {
     "data": {
@@ -105,7 +107,7 @@ def main() -> int:
     parser.add_argument("--devices", default="-1", help="per node; -1: all")
     parser.add_argument("--precision", default="bf16-mixed")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
+    parser.add_argument("--heads", nargs="+", default=list(NECKS.names()), choices=NECKS.names())
     parser.add_argument("--no-bench", action="store_true")
     parser.add_argument("--work", help="keep each case's project and failure logs here (default: a temp dir)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_check.json"))

@@ -39,7 +39,11 @@ def test_shipped_params_are_valid_and_explicit():
         (("pose", "lr"), -0.01, "pose.lr: Input should be greater than 0"),
         (("train", "epochs"), "many", "train.epochs: Input should be a valid integer"),
         (("model", "name"), "hrnet_w33", "model.name: expected one of"),
-        (("model", "head"), "v3", "model.head: Input should be 'v1', 'v2' or 'v2p'"),
+        (
+            ("model", "head"),
+            "v3",
+            "model.head: expected one of ['v1', 'v2', 'v2p'] (the registered heads), got 'v3'",
+        ),
         (("pose", "input_size"), [100, 128], "pose.input_size: expected [width, height] both positive"),
         (("segmentation", "crop_size"), [64, 0], "segmentation.crop_size: expected [width, height]"),
         (("data", "source"), "coco", "data.root: required when data.source is 'coco'"),

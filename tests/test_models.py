@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from hrnet.models import (
     DENSE_TASKS,
-    HEADS,
     MODEL_CONFIGS,
     HighResolutionModule,
     HighResolutionNet,
@@ -20,6 +19,7 @@ from hrnet.models import (
     get_config,
     list_models,
 )
+from hrnet.models.registries import NECKS
 
 SMALL = "hrnet_w18_small"
 
@@ -111,7 +111,7 @@ def test_backbone_feature_info_and_outputs() -> None:
 
 
 @pytest.mark.parametrize("task", DENSE_TASKS)  # detection: tests/test_detection_module.py
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", NECKS.names())
 def test_every_head_serves_every_task(task: str, head: str) -> None:
     model = create_model(SMALL, task=task, head=head, num_outputs=5).eval()
     with torch.no_grad():
@@ -137,7 +137,7 @@ def test_training_step_backward_runs() -> None:
         assert all(p.grad is not None for p in model.backbone.parameters())
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", NECKS.names())
 def test_create_backbone_returns_torchvision_style_features(head: str) -> None:
     model = create_backbone(SMALL, head=head).eval()
     with torch.no_grad():

@@ -71,3 +71,29 @@ def test_an_unknown_task_is_one_line_naming_task_and_the_valid_tasks(tmp_path, c
     assert info.value.code == 2
     assert error.startswith(f"error: {path}: task: ") and error.count("\n") == 1, error
     assert "'keypoints'" in error and all(f"'{name}'" in error for name in TASKS), error
+
+
+def test_heads_and_detectors_come_from_their_registries():
+    from hrnet.models.registries import DETECTORS, NECKS
+    from pipeline.params import ConfigError, parse_params
+
+    assert NECKS.names() == ("v1", "v2", "v2p") and DETECTORS.names() == ("faster_rcnn", "fcos")
+    for head in NECKS:
+        assert parse_params({"model": {"head": head}}).model.head == head
+        assert callable(NECKS.get(head).from_options)
+    for name in DETECTORS:
+        assert parse_params({"task": "detection", "detection": {"detector": name}}).detection.detector == name
+    with pytest.raises(ConfigError, match=r"detection.detector: expected one of \['faster_rcnn', 'fcos'\]"):
+        parse_params({"detection": {"detector": "yolo"}})
+
+
+def test_every_task_reads_registered_layouts_and_data_source_takes_them():
+    from hrnet.data.layouts import LAYOUTS
+    from pipeline.params import parse_params
+
+    assert LAYOUTS.names() == ("coco", "cityscapes")
+    for name, task in TASKS.items():
+        assert set(task.sources) <= set(LAYOUTS.names()), name
+        for source in task.sources:
+            assert LAYOUTS.get(source).name == source
+            parse_params({"task": name, "data": {"source": source, "root": "/data"}})

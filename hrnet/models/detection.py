@@ -1,5 +1,6 @@
 """Detectors assembled from an HRNet backbone, torchvision style: the backbone returns an ordered dict
-of feature maps with ``out_channels`` and ``strides``, and torchvision's Faster R-CNN or FCOS is built on it.
+of feature maps with ``out_channels`` and ``strides``, and a framework of
+:data:`~hrnet.models.registries.DETECTORS` (``hrnet/models/detectors/<name>.py``) is built on it.
 
 ``create_model(name, task="detection", head="v2p", num_outputs=<categories>)`` builds one, as
 :func:`build_detector` does with every option.
@@ -8,19 +9,16 @@ of feature maps with ``out_channels`` and ``strides``, and torchvision's Faster 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
-from torchvision.models.detection import FCOS, FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign
 
-from hrnet.models.factory import create_backbone
+from hrnet.models.features import create_backbone
+from hrnet.models.registries import DETECTORS
+from hrnet.registry import RegistryError
 
-DETECTORS = ("faster_rcnn", "fcos")
 # Faster R-CNN settings for ~128-256 px images on a CPU (torchvision's defaults target 800 px COCO).
 SMALL_IMAGE_SETTINGS: dict[str, int] = {
     "representation_size": 256,
@@ -46,14 +44,6 @@ class ProjectedFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         return OrderedDict((k, self.proj(v)) for k, v in self.features(x).items())
-
-
-def default_anchor_sizes(strides: Sequence[int], anchor_scale: float) -> tuple[tuple[int, ...], ...]:
-    """One size per pyramid level (``anchor_scale * stride``); a single level gets five octaves."""
-    if len(strides) == 1:
-        base = anchor_scale * strides[0]
-        return (tuple(round(base * 2**i) for i in range(5)),)
-    return tuple((round(anchor_scale * s),) for s in strides)
 
 
 def build_detector(
@@ -85,37 +75,25 @@ def build_detector(
     ``detector_kwargs`` go to the torchvision constructor (see ``SMALL_IMAGE_SETTINGS`` for small
     images).
     """
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(DETECTORS)}")
+    try:
+        framework = DETECTORS.get(detector)  # the module's build()
+        multiple = import_module(framework.__module__).PROJECTION_MULTIPLE
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (object categories), got {num_classes}")
     features: nn.Module = create_backbone(
         name, head=head, pretrained=pretrained, pyramid_channels=pyramid_channels, **(model_options or {})
     )
-    if proj_channels is None and detector == "fcos" and features.out_channels % 32:
+    if proj_channels is None and features.out_channels % multiple:
         proj_channels = 256
     if proj_channels is not None and proj_channels != features.out_channels:
         features = ProjectedFeatures(features, proj_channels)
-    strides = tuple(int(s) for s in features.strides)
-    names = [str(i) for i in range(len(strides))]
-    sizes = {"min_size": min_size, "max_size": max_size}
-    if detector == "fcos":
-        anchors = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-        return FCOS(
-            features, num_classes + 1, anchor_generator=anchors, score_thresh=score_threshold,
-            **sizes, **detector_kwargs,
-        )  # fmt: skip
-    anchor_sizes = default_anchor_sizes(strides, anchor_scale)
-    anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    roi_pool = MultiScaleRoIAlign(featmap_names=names[:4], output_size=7, sampling_ratio=2)
-    box_head = TwoMLPHead(features.out_channels * 7 * 7, representation_size)
-    return FasterRCNN(
-        features,
-        rpn_anchor_generator=anchors,
-        box_roi_pool=roi_pool,
-        box_head=box_head,
-        box_predictor=FastRCNNPredictor(representation_size, num_classes + 1),
-        box_score_thresh=score_threshold,
-        **sizes,
-        **detector_kwargs,
-    )
+    settings = {
+        "min_size": min_size,
+        "max_size": max_size,
+        "anchor_scale": anchor_scale,
+        "representation_size": representation_size,
+        "score_threshold": score_threshold,
+    }
+    return framework(features, num_classes, settings, **detector_kwargs)

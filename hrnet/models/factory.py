@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +9,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbone import HighResolutionNet
-from .configs import MODEL_CONFIGS, HRNetConfig, get_config
-from .necks import HEADS, V1Neck, V2Neck, V2pNeck, build_neck
+from .configs import MODEL_CONFIGS, HRNetConfig
+from .features import HRNetFeatures, _check_head, create_backbone, resolve_config  # noqa: F401
+from .necks import build_neck
 from .weights import load_pretrained
 
 DENSE_TASKS = ("pose", "segmentation")  # a task head on one map: what summary and bench measure
 TASKS = (*DENSE_TASKS, "detection")
-Neck = V1Neck | V2Neck | V2pNeck
+Neck = nn.Module  # a registered neck: out_channels, strides, map_head()
 
 
 def list_models() -> list[str]:
@@ -25,25 +24,11 @@ def list_models() -> list[str]:
     return sorted(MODEL_CONFIGS)
 
 
-class HRNetFeatures(nn.Module):
-    """Backbone + representation head; returns ``OrderedDict[str, Tensor]`` (torchvision style)."""
-
-    def __init__(self, backbone: HighResolutionNet, neck: Neck) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.neck = neck
-        self.out_channels = neck.out_channels
-        self.strides = neck.strides
-
-    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
-        return self.neck(self.backbone(x))
-
-
 class PoseModel(nn.Module):
     """Heatmap regression: a 1x1 conv (``final_layer``) on the finest map -> (N, K, H/4, W/4).
 
-    On V2p, ``level_norm`` (BatchNorm + ReLU) comes first: the HRFPN level is a purely linear map
-    (1x1 then 3x3 conv, no normalisation or activation, kept so for detection), zero-mean and about
+    ``level_norm`` is the neck's ``map_head()``. On V2p, BatchNorm + ReLU: the HRFPN level is a purely
+    linear map (1x1 then 3x3 conv, no normalisation or activation, kept so for detection), zero-mean and about
     3.6x the scale of the backbone's BN + ReLU output at init, so each Adam step moved the heatmaps
     ~10x more than on V1: the first epoch's mean train loss was 1.6x V1's (tests/test_v2p_pose.py).
     On V2 it is the official V2 head of the heatmap tasks (HRNet facial landmarks; segmentation's
@@ -60,16 +45,7 @@ class PoseModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.neck = neck
-        self.level_norm: nn.Module = nn.Identity()
-        if isinstance(neck, V2pNeck):
-            self.level_norm = nn.Sequential(nn.BatchNorm2d(neck.out_channels), nn.ReLU(inplace=True))
-        elif isinstance(neck, V2Neck):  # the official V2 head of heatmap tasks: 1x1 mix + BN + ReLU
-            channels = neck.out_channels
-            self.level_norm = nn.Sequential(
-                nn.Conv2d(channels, channels, kernel_size=1),
-                nn.BatchNorm2d(channels),
-                nn.ReLU(inplace=True),
-            )
+        self.level_norm = neck.map_head()
         self.final_layer = nn.Conv2d(neck.out_channels, num_outputs, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)
         nn.init.zeros_(self.final_layer.bias)
@@ -111,21 +87,6 @@ _TASK_MODELS: dict[str, type[PoseModel] | type[SegmentationModel]] = {
     "pose": PoseModel,
     "segmentation": SegmentationModel,
 }
-
-
-def resolve_config(name: str, **overrides: Any) -> HRNetConfig:
-    """The named config with ``overrides`` (any :class:`HRNetConfig` field but ``name``) applied."""
-    config = get_config(name)
-    allowed = [f for f in HRNetConfig.field_names() if f != "name"]
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown model option(s) {unknown}; valid options: {', '.join(allowed)}")
-    return dataclasses.replace(config, **overrides) if overrides else config
-
-
-def _check_head(head: str) -> None:
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
 
 
 def create_model(
@@ -170,33 +131,6 @@ def create_model(
         head, backbone.out_channels, pyramid_channels, config.align_corners, num_levels=1, branch=read_branch
     )
     model = _TASK_MODELS[task](backbone, neck, num_outputs)
-    if pretrained is not None:
-        load_pretrained(model, pretrained)
-    return model
-
-
-def create_backbone(
-    name: str,
-    head: str | None = "v2p",
-    pretrained: str | Path | None = None,
-    pyramid_channels: int = 256,
-    **overrides: Any,
-) -> nn.Module:
-    """Backbone for dense prediction / detection.
-
-    With a ``head`` ("v1", "v2", "v2p") returns :class:`HRNetFeatures` (``OrderedDict`` output,
-    ``.out_channels`` (``pyramid_channels`` for v2p), ``.strides``); with ``head=None`` the bare
-    :class:`HighResolutionNet` returning the list of the four branch maps.
-    """
-    config = resolve_config(name, **overrides)
-    if head is None:
-        model: nn.Module = HighResolutionNet(config, multi_scale_output=True)
-    else:
-        _check_head(head)
-        backbone = HighResolutionNet(config, multi_scale_output=head != "v1")
-        model = HRNetFeatures(
-            backbone, build_neck(head, backbone.out_channels, pyramid_channels, config.align_corners)
-        )
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

@@ -6,19 +6,23 @@
   (strides 4..64) and a 3x3 conv per level, as the HRFPN neck of the official detection code.
 
 Each neck returns an ``OrderedDict[str, Tensor]`` (keys "0", "1", ...) and exposes
-``out_channels`` (int) and ``strides`` so that torchvision detectors can consume it.
+``out_channels`` (int) and ``strides`` so that torchvision detectors can consume it; ``from_options``
+builds it (:func:`build_neck` looks it up in :data:`~hrnet.models.registries.NECKS`) and
+``map_head`` is what a one-map task head (pose) puts between it and its predictor.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-HEADS = ("v1", "v2", "v2p")
+from hrnet.models.registries import NECKS
+from hrnet.registry import RegistryError
 
 
 class V1Neck(nn.Module):
@@ -31,6 +35,14 @@ class V1Neck(nn.Module):
         self.branch = branch
         self.out_channels = int(in_channels[branch])
         self.strides: tuple[int, ...] = (base_stride * 2**branch,)
+
+    @classmethod
+    def from_options(cls, in_channels: Sequence[int], options: NeckOptions) -> V1Neck:
+        return cls(in_channels, branch=options.branch)
+
+    def map_head(self) -> nn.Module:
+        """What a one-map task head puts before its predictor: V1 reads a BN + ReLU output already."""
+        return nn.Identity()
 
     def forward(self, features: list[Tensor]) -> OrderedDict[str, Tensor]:
         return OrderedDict([("0", features[self.branch])])
@@ -52,6 +64,18 @@ class V2Neck(nn.Module):
         self.out_channels = int(sum(in_channels))
         self.strides: tuple[int, ...] = (base_stride,)
         self.align_corners = align_corners
+
+    @classmethod
+    def from_options(cls, in_channels: Sequence[int], options: NeckOptions) -> V2Neck:
+        return cls(in_channels, align_corners=options.align_corners)
+
+    def map_head(self) -> nn.Module:
+        """The official V2 head of the heatmap tasks (HRNet facial landmarks; segmentation's
+        ``last_layer`` too): 1x1 conv + BatchNorm + ReLU over the concatenated channels."""
+        channels = self.out_channels
+        return nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
 
     def forward(self, features: list[Tensor]) -> OrderedDict[str, Tensor]:
         return OrderedDict([("0", concat_upsampled(features, self.align_corners))])
@@ -85,6 +109,16 @@ class V2pNeck(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
+    @classmethod
+    def from_options(cls, in_channels: Sequence[int], options: NeckOptions) -> V2pNeck:
+        return cls(
+            in_channels, options.pyramid_channels, options.num_levels, align_corners=options.align_corners
+        )
+
+    def map_head(self) -> nn.Module:
+        """BatchNorm + ReLU: the HRFPN level is linear (no norm or activation, kept so for detection)."""
+        return nn.Sequential(nn.BatchNorm2d(self.out_channels), nn.ReLU(inplace=True))
+
     def forward(self, features: list[Tensor]) -> OrderedDict[str, Tensor]:
         x = self.reduction_conv(concat_upsampled(features, self.align_corners))
         out: OrderedDict[str, Tensor] = OrderedDict()
@@ -95,6 +129,19 @@ class V2pNeck(nn.Module):
         return out
 
 
+@dataclass(frozen=True)
+class NeckOptions:
+    """What a neck may be built with: ``pyramid_channels``, the width of every V2p level (256 in the
+    paper; v1 and v2 keep the backbone's channels); ``num_levels``, how many V2p levels are computed
+    (1 for a model that reads the finest only); ``branch``, the branch V1 keeps; ``align_corners``,
+    of the bilinear upsampling in the V2 / V2p concatenation."""
+
+    pyramid_channels: int = 256
+    align_corners: bool = False
+    num_levels: int = 5
+    branch: int = 0
+
+
 def build_neck(
     head: str,
     in_channels: Sequence[int],
@@ -102,18 +149,11 @@ def build_neck(
     align_corners: bool = False,
     num_levels: int = 5,
     branch: int = 0,
-) -> V1Neck | V2Neck | V2pNeck:
-    """Create the representation head named ``head`` ("v1", "v2" or "v2p").
-
-    ``pyramid_channels`` is the width of every V2p level (256 in the paper; v1 and v2 keep the
-    backbone's channels); ``num_levels`` how many V2p levels are computed (1 for a model that
-    reads the finest only). ``branch``: the branch V1 keeps. ``align_corners``: of the bilinear
-    upsampling in the V2 / V2p concatenation.
-    """
-    if head == "v1":
-        return V1Neck(in_channels, branch=branch)
-    if head == "v2":
-        return V2Neck(in_channels, align_corners=align_corners)
-    if head == "v2p":
-        return V2pNeck(in_channels, pyramid_channels, num_levels, align_corners=align_corners)
-    raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
+) -> nn.Module:
+    """The representation head registered as ``head`` (:data:`hrnet.models.registries.NECKS`:
+    "v1", "v2", "v2p" or a plugin's), built by its ``from_options``."""
+    try:
+        neck = NECKS.get(head)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    return neck.from_options(in_channels, NeckOptions(pyramid_channels, align_corners, num_levels, branch))

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .configs import VARIANT_CHOICES
 from .factory import DENSE_TASKS, create_model
-from .necks import HEADS
+from .registries import NECKS
 
 DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
 
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Print the parameter count and multiply-adds (MACs) of an HRNet model. " + PAPER_NOTE
     parser.add_argument("--model", default="hrnet_w32", help="variant name (see list_models())")
     parser.add_argument("--task", default="pose", choices=DENSE_TASKS)
-    parser.add_argument("--head", default="v1", choices=HEADS, help="representation head")
+    parser.add_argument("--head", default="v1", choices=NECKS.names(), help="representation head")
     parser.add_argument(
         "--input-size",
         nargs=2,

@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from hrnet.data.layouts import LAYOUTS
 from hrnet.tasks import TASKS
 from pipeline.params.base import Section, per_task
 
 SyntheticConfig = per_task("SyntheticConfig", "synthetic_config")  # data.synthetic.<task>: its size
 # the real layouts each task reads besides its embedded synthetic data
 REAL_SOURCES: dict[str, tuple[str, ...]] = {name: task.sources for name, task in TASKS.items()}
-Source = Literal[("synthetic", *dict.fromkeys(s for sources in REAL_SOURCES.values() for s in sources))]
+Source = Literal[("synthetic", *LAYOUTS.names())]  # the registered layouts (hrnet.data.layouts)
 
 
 SYNTHETIC_ROOT = "data/synthetic"  # where the synthesize stage writes the embedded dataset

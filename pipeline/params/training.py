@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from hrnet.models.configs import MODEL_CONFIGS
+from hrnet.models.registries import NECKS
 from pipeline.params.base import Section
 
 
@@ -14,7 +15,9 @@ class ModelConfig(Section):
     """The network: variant, representation head, ablation options (hrnet.models.configs.HRNetConfig)."""
 
     name: str = "hrnet_w18_small"
-    head: Literal["v1", "v2", "v2p"] | None = Field(None, description="null: the paper's head for the task")
+    head: str | None = Field(
+        None, description="a registered head (v1, v2, v2p); null: the paper's for the task"
+    )
     pretrained: str | None = None
     pyramid_channels: int = Field(64, ge=1, description="width of the V2p levels (every task); paper: 256")
     align_corners: bool = Field(False, description="of every bilinear resize the model makes")
@@ -26,6 +29,13 @@ class ModelConfig(Section):
     def architecture(self) -> dict[str, Any]:
         """Keyword arguments of ``create_model`` / ``create_backbone`` beyond name, head and weights."""
         return self.model_dump(exclude={"name", "head", "pretrained"})
+
+    @field_validator("head")
+    @classmethod
+    def _registered_head(cls, value: str | None) -> str | None:
+        if value is not None and value not in NECKS:
+            raise ValueError(f"expected one of {list(NECKS.names())} (the registered heads), got {value!r}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -19,7 +19,13 @@ import numpy as np
 
 from hrnet.data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX, label_ids_problem
 from hrnet.data.issues import IssueLog
+from hrnet.data.layouts import DataLayout
 from hrnet.errors import DataError, MissingFileError
+
+LAYOUT = DataLayout(
+    "cityscapes",
+    "leftImg8bit/<split>/<city>/*_leftImg8bit.png and gtFine/<split>/<city>/*_gtFine_labelIds.png",
+)
 
 
 def png_header(path: Path) -> tuple[int, int, int, int]:

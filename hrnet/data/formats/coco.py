@@ -22,8 +22,13 @@ from hrnet.data.formats.coco_records import (
     validate_records,
 )
 from hrnet.data.issues import IssueLog
+from hrnet.data.layouts import DataLayout
 from hrnet.errors import DataError, MissingFileError
 from hrnet.io import read_bytes
+
+LAYOUT = DataLayout(
+    "coco", "annotations/<person_keypoints|instances>_<split>2017.json and <split>2017/ images"
+)
 
 SOURCES = ("synthetic", "coco")
 TOP_LEVEL_FIELDS = ("images", "annotations", "categories")

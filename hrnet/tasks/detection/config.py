@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Lt
 
+from hrnet.models.registries import DETECTORS
 from hrnet.tasks.base import config_section
 
 
@@ -14,7 +15,7 @@ from hrnet.tasks.base import config_section
 class DetectionConfig:
     """Detection: a torchvision detector assembled on the HRNet pyramid."""
 
-    detector: Literal["faster_rcnn", "fcos"] = "faster_rcnn"
+    detector: str = "faster_rcnn"  # a registered framework (hrnet.models.registries.DETECTORS)
     # small: fewer proposals and a narrower box head, for small images
     preset: Literal["small", "torchvision"] = "small"
     min_size: Annotated[int, Ge(32)] = 128
@@ -31,6 +32,13 @@ class DetectionConfig:
     lr_factor: Annotated[float, Gt(0), Le(1)] = 0.1
     flip_prob: Annotated[float, Ge(0), Le(1)] = 0.5
     eval_batch_size: Annotated[int, Ge(1)] = 8
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            names = list(DETECTORS.names())
+            raise ValueError(
+                f"detector: expected one of {names} (the registered frameworks), got {self.detector!r}"
+            )
 
 
 @config_section

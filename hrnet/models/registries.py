@@ -1,0 +1,16 @@
+"""The model family's registries, readable without torch: the representation heads ("necks": V1,
+V2, V2p) and the detection frameworks, each entry defined in its own module and loaded on first use.
+The params schema takes its ``model.head`` and ``detection.detector`` values from here."""
+
+from __future__ import annotations
+
+from hrnet.registry import Registry
+
+NECKS: Registry = Registry("head", group="hrnet.necks")
+NECKS.register("v1", "hrnet.models.necks:V1Neck")
+NECKS.register("v2", "hrnet.models.necks:V2Neck")
+NECKS.register("v2p", "hrnet.models.necks:V2pNeck")
+
+DETECTORS: Registry = Registry("detector", group="hrnet.detectors")
+DETECTORS.register("faster_rcnn", "hrnet.models.detectors.faster_rcnn:build")
+DETECTORS.register("fcos", "hrnet.models.detectors.fcos:build")
