@@ -44,6 +44,7 @@ from hrnet.predict.inference import (
     PROGRAM_FILES,
     SCRIPT_FILE,
     TaskInference,
+    task_inference,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "SCRIPT_FILE",
     "PackageError",
     "load_package",
+    "task_inference",
     "verify_package",
     "write_package",
 ]
@@ -60,17 +62,6 @@ __all__ = [
 PACKAGE_FORMAT = 1
 DEFAULT_TOLERANCE = 1e-3
 SUMS_FILE = "SHA256SUMS"
-
-
-def task_inference(task: str) -> TaskInference:
-    """The packaged inference of the registered task ``task`` (what package.json's ``task`` names)."""
-    from hrnet.registry import RegistryError
-    from hrnet.tasks import TASKS
-
-    try:
-        return TASKS.get(task).inference()
-    except RegistryError as exc:
-        raise PackageError(f"package.json: task: {exc} (is the package's task installed?)") from None
 
 
 def _model_card(meta: dict[str, Any], metrics: dict[str, Any], inference: TaskInference) -> str:

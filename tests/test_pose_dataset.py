@@ -13,7 +13,6 @@ import torch
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from hrnet.data.pose_dataset import (
-    PoseDataModule,
     TopDownPoseDataset,
     index_path,
     load_index,
@@ -21,6 +20,7 @@ from hrnet.data.pose_dataset import (
     write_index,
 )
 from hrnet.data.transforms import affine_transform_points, box_to_center_scale, get_affine_transform
+from hrnet.tasks.pose.datamodule import PoseDataModule
 from hrnet.tasks.pose.inference import predict_pose
 
 INPUT, HEATMAP = (192, 256), (48, 64)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_INDICES, NUM_KEYPOINTS, UPPER_BODY_IDS
 from hrnet.data.images import normalise, read_image
 from hrnet.data.pose_index import (  # noqa: F401  (re-exported: the index belongs to the dataset)
@@ -28,7 +27,7 @@ from hrnet.data.pose_index import (  # noqa: F401  (re-exported: the index belon
     read_index,
     write_index,
 )
-from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
+from hrnet.data.sampling import SampleKey, sample_key, sample_rng
 from hrnet.data.transforms import (
     affine_transform_points,
     box_to_center_scale,
@@ -36,9 +35,18 @@ from hrnet.data.transforms import (
     fliplr_joints,
     half_body_transform,
 )
-from hrnet.errors import DataError
 
 log = logging.getLogger(__name__)
+
+
+class HeatmapEncoder(Protocol):
+    """What the dataset needs of a codec (:class:`hrnet.codecs.heatmap.MSRAHeatmapCodec`): its input
+    size and the targets of joints in crop pixels."""
+
+    input_size: Sequence[int]
+
+    def encode(self, keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 DEFAULT_AUG: dict = {
     "flip": True,
@@ -67,7 +75,7 @@ class TopDownPoseDataset(Dataset):
         records: Sequence[dict],
         image_root: str | Path,
         input_size: Sequence[int],
-        codec: MSRAHeatmapCodec,
+        codec: HeatmapEncoder,
         train: bool,
         aug: dict | None = None,
         *,
@@ -157,62 +165,3 @@ class TopDownPoseDataset(Dataset):
                 "rotation": torch.tensor(rot, dtype=torch.float32),
             },
         }
-
-
-# ----------------------------------------------------------------------------- datamodule
-class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
-    """Train/val loaders over the prepared indexes ``index_dir/{train,val}.json``.
-
-    Sizes are ``(width, height)``; ``heatmap_size`` defaults to a quarter of ``input_size``.
-    """
-
-    def __init__(
-        self,
-        index_dir: str | Path,
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] | None = None,
-        sigma: float = 2.0,
-        batch_size: int = 32,
-        val_batch_size: int | None = None,
-        num_workers: int = 0,
-        aug: dict | None = None,
-        seed: int = 0,
-        pin_memory: bool | None = None,
-        train_split: str = "train",
-        val_split: str = "val",
-    ) -> None:
-        super().__init__()
-        self.index_dir = Path(index_dir)
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        hm = heatmap_size or (self.input_size[0] // 4, self.input_size[1] // 4)
-        self.heatmap_size = (int(hm[0]), int(hm[1]))
-        self.codec = MSRAHeatmapCodec(self.input_size, self.heatmap_size, sigma)
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(
-                f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})"
-            )
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size or batch_size
-        self.num_workers = num_workers
-        self.aug = aug
-        self.seed = seed
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.splits = {"train": train_split, "val": val_split}
-        self.train_dataset: TopDownPoseDataset | None = None
-        self.val_dataset: TopDownPoseDataset | None = None
-        self.val_index: PoseIndex | None = None
-
-    def _dataset(self, split: str, train: bool) -> tuple[TopDownPoseDataset, PoseIndex]:
-        index = load_index(index_path(self.index_dir, self.splits[split]))
-        if not index.records:
-            raise DataError(f"{index_path(self.index_dir, self.splits[split])}: index has no records")
-        dataset = TopDownPoseDataset(
-            index.records, index.image_dir, self.input_size, self.codec, train, self.aug, seed=self.seed
-        )
-        return dataset, index
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset, _ = self._dataset("train", train=True)
-        if stage in (None, "fit", "validate", "test", "predict") and self.val_dataset is None:
-            self.val_dataset, self.val_index = self._dataset("val", train=False)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hrnet.errors import InputError
+from hrnet.predict.inference import task_inference
 
 
 @dataclass
@@ -30,8 +31,6 @@ class ModelPackage:
 
     def __post_init__(self) -> None:
         if self.inference is None:
-            from hrnet.package import task_inference
-
             self.inference = task_inference(self.task)
 
     @property

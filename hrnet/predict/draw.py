@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from hrnet.predict.api import ModelPackage
+from hrnet.predict.inference import Package
 
 
 def _write_image(path: Path, image_rgb: np.ndarray) -> None:
@@ -44,7 +43,7 @@ class Drawer:
     """Accumulates ``results`` over batches; ``run`` returns the drawn images (and writes them).
     What is predicted, drawn and reported is the package's task inference's."""
 
-    def __init__(self, package: ModelPackage, out_dir: Path, threshold: float) -> None:
+    def __init__(self, package: Package, out_dir: Path, threshold: float) -> None:
         self.package, self.out_dir, self.threshold = package, out_dir, threshold
         self.results: list[dict[str, Any]] = []
         self.next_id = 0
@@ -54,7 +53,7 @@ class Drawer:
         images: Sequence[np.ndarray],
         names: Sequence[str],
         boxes: Sequence[Sequence[Sequence[float]]] | None,
-        detector: ModelPackage | None,
+        detector: Package | None,
         box_threshold: float,
         write: bool,
     ) -> list[np.ndarray]:

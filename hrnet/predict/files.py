@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,9 +21,7 @@ import numpy as np
 from hrnet.data.images import read_image
 from hrnet.errors import InputError, MissingFileError
 from hrnet.io import atomic_directory
-
-if TYPE_CHECKING:
-    from hrnet.predict.api import ModelPackage
+from hrnet.predict.inference import Package
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -107,11 +105,11 @@ def _progress(total: int | None, enabled: bool, unit: str):
 
 
 def predict_files(
-    package: ModelPackage,
+    package: Package,
     source: str | Path,
     out_dir: str | Path,
     boxes: str | Path | None = None,
-    detector: ModelPackage | None = None,
+    detector: Package | None = None,
     threshold: float = 0.2,
     box_threshold: float = 0.5,
     progress: bool | None = None,

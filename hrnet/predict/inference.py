@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -19,14 +19,40 @@ from hrnet.errors import PackageError
 from hrnet.predict.export import batch_dim, check_record, export_onnx, fold_batchnorm, max_abs_diff, run_onnx
 from hrnet.predict.runtime import OnnxRunner, TorchRunner
 
-if TYPE_CHECKING:
-    from hrnet.predict.api import ModelPackage
-
 PROGRAM_FILE = "model.pt2"
 SCRIPT_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
 PROGRAM_FILES = (PROGRAM_FILE, SCRIPT_FILE, ONNX_FILE)
 FORMATS = ("torch_export", "onnx")
+
+
+class Package(Protocol):
+    """What a task's inference uses of a loaded package (:class:`hrnet.predict.api.Package`)."""
+
+    path: Path
+    meta: dict[str, Any]
+    model: Any
+    batch_size: int
+    inference: TaskInference
+
+    @property
+    def input_size(self) -> tuple[int, int]: ...
+
+    @property
+    def class_names(self) -> list[str]: ...
+
+    def predict_batch(self, images: Sequence[np.ndarray], **options: Any) -> list[Any]: ...
+
+
+def task_inference(task: str) -> TaskInference:
+    """The packaged inference of the registered task ``task`` (what package.json's ``task`` names)."""
+    from hrnet.registry import RegistryError
+    from hrnet.tasks import TASKS
+
+    try:
+        return TASKS.get(task).inference()
+    except RegistryError as exc:
+        raise PackageError(f"package.json: task: {exc} (is the package's task installed?)") from None
 
 
 def unknown_format(fmt: str) -> PackageError:
@@ -59,7 +85,7 @@ class TaskInference:
         raise NotImplementedError
 
     def load(self, path: Path, meta: dict[str, Any]) -> Any:
-        """The packaged network as a callable (what ``ModelPackage.model`` holds)."""
+        """The packaged network as a callable (what ``Package.model`` holds)."""
         raise NotImplementedError
 
     def input_description(self, meta: dict[str, Any]) -> str:
@@ -74,27 +100,25 @@ class TaskInference:
         raise NotImplementedError
 
     # -- predicting ------------------------------------------------------------------------------
-    def check_options(self, package: ModelPackage, options: dict[str, Any]) -> None:
+    def check_options(self, package: Package, options: dict[str, Any]) -> None:
         """Refuses, in one line, options this task cannot predict with (before any work)."""
 
-    def predict(self, package: ModelPackage, images: Sequence[np.ndarray], **options: Any) -> list[Any]:
+    def predict(self, package: Package, images: Sequence[np.ndarray], **options: Any) -> list[Any]:
         """One prediction per RGB uint8 image."""
         raise NotImplementedError
 
-    def predict_one(self, package: ModelPackage, image: np.ndarray, **options: Any) -> Any:
+    def predict_one(self, package: Package, image: np.ndarray, **options: Any) -> Any:
         """What ``package.predict(image)`` returns: by default the image's prediction."""
         return self.predict(package, [image], **options)[0]
 
-    def results(
-        self, package: ModelPackage, prediction: Any, image_id: int, name: str
-    ) -> list[dict[str, Any]]:
+    def results(self, package: Package, prediction: Any, image_id: int, name: str) -> list[dict[str, Any]]:
         """The prediction as COCO results records (results.json)."""
         raise NotImplementedError
 
-    def draw(self, package: ModelPackage, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+    def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         raise NotImplementedError
 
-    def write_extra(self, package: ModelPackage, out_dir: Path, name: str, prediction: Any) -> str | None:
+    def write_extra(self, package: Package, out_dir: Path, name: str, prediction: Any) -> str | None:
         """Writes files besides the drawing (e.g. a label PNG); returns the drawing's file name, or
         None for ``name`` itself."""
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,14 +18,12 @@ from hrnet.predict.export import export_detector_onnx, fold_batchnorm
 from hrnet.predict.inference import (
     ONNX_FILE,
     SCRIPT_FILE,
+    Package,
     TaskInference,
     chunks,
     enforce_check,
     unknown_format,
 )
-
-if TYPE_CHECKING:
-    from hrnet.predict.api import ModelPackage
 
 
 def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.jit.ScriptModule:
@@ -122,14 +120,10 @@ class DetectionInference(TaskInference):
     def usage(self, meta: dict[str, Any]) -> str:
         return "detections = package.predict(image_rgb)  # boxes (xyxy), scores, labels"
 
-    def predict(
-        self, package: ModelPackage, images: Sequence[np.ndarray], **options: Any
-    ) -> list[dict[str, Any]]:
+    def predict(self, package: Package, images: Sequence[np.ndarray], **options: Any) -> list[dict[str, Any]]:
         return predict_detection(package.model, list(images), package.batch_size)
 
-    def results(
-        self, package: ModelPackage, prediction: Any, image_id: int, name: str
-    ) -> list[dict[str, Any]]:
+    def results(self, package: Package, prediction: Any, image_id: int, name: str) -> list[dict[str, Any]]:
         categories = package.meta.get("category_ids")
         return [
             {
@@ -144,7 +138,7 @@ class DetectionInference(TaskInference):
             )
         ]
 
-    def draw(self, package: ModelPackage, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+    def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         from hrnet.evaluation.coco_boxes import draw_boxes
 
         captions = package.class_names or None

@@ -16,13 +16,11 @@ from hrnet.data.images import normalise
 from hrnet.data.transforms import crop_people
 from hrnet.errors import InputError
 from hrnet.evaluation.rescoring import rescore, score_people
-from hrnet.predict.inference import DenseInference, chunks
+from hrnet.predict.inference import DenseInference, Package, chunks
 from hrnet.viz import draw_skeletons
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from hrnet.predict.api import ModelPackage
 
 KEYPOINT_SCORE_THRESHOLD = 0.2  # the official in_vis_thre, for packages that do not record theirs
 OKS_NMS_THRESHOLD = 0.9  # the official oks_thre, likewise
@@ -93,7 +91,7 @@ def predict_pose(
 
 
 def person_boxes(
-    detector: ModelPackage, images: Sequence[np.ndarray], threshold: float = 0.0
+    detector: Package, images: Sequence[np.ndarray], threshold: float = 0.0
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per image the ``[x, y, w, h]`` boxes a detection package finds of class "person" (every class
     when it has no class of that name) scoring at least ``threshold``, and their scores."""
@@ -119,16 +117,16 @@ class PoseInference(DenseInference):
     def usage(self, meta: dict[str, Any]) -> str:
         return "keypoints, scores = package.predict(image_rgb, boxes=[[x, y, w, h]])  # image pixels"
 
-    def check_options(self, package: ModelPackage, options: dict[str, Any]) -> None:
+    def check_options(self, package: Package, options: dict[str, Any]) -> None:
         if options.get("boxes") is None and options.get("detector") is None:
             raise InputError(NO_BOXES)
 
     def predict(
         self,
-        package: ModelPackage,
+        package: Package,
         images: Sequence[np.ndarray],
         boxes: Sequence[Sequence[Sequence[float]]] | None = None,
-        detector: ModelPackage | None = None,
+        detector: Package | None = None,
         flip_test: bool | None = None,
         box_threshold: float = 0.0,
     ) -> list[PosePrediction]:
@@ -163,15 +161,13 @@ class PoseInference(DenseInference):
             out.append(PosePrediction(keypoints[keep], scores[keep], image_boxes[keep], person[keep]))
         return out
 
-    def predict_one(self, package: ModelPackage, image: np.ndarray, **options: Any) -> Any:
+    def predict_one(self, package: Package, image: np.ndarray, **options: Any) -> Any:
         """``(keypoints (N, K, 2), scores (N, K))`` for the ``boxes`` of one image."""
         boxes = options.pop("boxes", None)
         (found,) = self.predict(package, [image], None if boxes is None else [boxes], **options)
         return found.keypoints, found.scores
 
-    def results(
-        self, package: ModelPackage, prediction: Any, image_id: int, name: str
-    ) -> list[dict[str, Any]]:
+    def results(self, package: Package, prediction: Any, image_id: int, name: str) -> list[dict[str, Any]]:
         records = []
         for kps, scores, box, score in zip(
             prediction.keypoints, prediction.scores, prediction.boxes, prediction.person_scores
@@ -189,10 +185,10 @@ class PoseInference(DenseInference):
             )
         return records
 
-    def draw(self, package: ModelPackage, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+    def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         return draw_skeletons(image, prediction.keypoints, prediction.scores, threshold)
 
-    def write_extra(self, package: ModelPackage, out_dir: Path, name: str, prediction: Any) -> str | None:
+    def write_extra(self, package: Package, out_dir: Path, name: str, prediction: Any) -> str | None:
         return None
 
 

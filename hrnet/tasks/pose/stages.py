@@ -15,7 +15,6 @@ from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.formats.coco import load_coco
 from hrnet.data.pose_dataset import (
-    PoseDataModule,
     PoseIndex,
     TopDownPoseDataset,
 )
@@ -33,6 +32,7 @@ from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.io import atomic_write_json
 from hrnet.tasks.base import INDEX_DIR, kwargs_for
 from hrnet.tasks.lightning import evaluation_trainer, network_kwargs
+from hrnet.tasks.pose.datamodule import PoseDataModule
 from hrnet.tasks.pose.module import PoseEstimationModule
 from hrnet.tasks.pose.prepare import read_split
 from hrnet.viz import draw_skeletons

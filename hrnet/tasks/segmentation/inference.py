@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,13 +24,11 @@ from hrnet.predict.inference import (
     ONNX_FILE,
     PROGRAM_FILE,
     DenseInference,
+    Package,
     enforce_check,
     unknown_format,
 )
 from hrnet.predict.runtime import TorchRunner
-
-if TYPE_CHECKING:
-    from hrnet.predict.api import ModelPackage
 
 SMALLEST = 33  # the exported program's smallest height and width (the backbone's coarsest stride + 1)
 PADDED = 64  # what a smaller side is padded to
@@ -104,9 +102,7 @@ class SegmentationInference(DenseInference):
     def usage(self, meta: dict[str, Any]) -> str:
         return "train_ids = package.predict(image_rgb)  # (H, W) Cityscapes train ids"
 
-    def predict(
-        self, package: ModelPackage, images: Sequence[np.ndarray], **options: Any
-    ) -> list[np.ndarray]:
+    def predict(self, package: Package, images: Sequence[np.ndarray], **options: Any) -> list[np.ndarray]:
         """Per image: a (H, W) uint8 map of train ids at the image's own size."""
         from hrnet.evaluation.segmentation import predict_multiscale
 
@@ -138,20 +134,18 @@ class SegmentationInference(DenseInference):
             maps.append(full[0].argmax(0).to(torch.uint8).numpy())
         return maps
 
-    def results(
-        self, package: ModelPackage, prediction: Any, image_id: int, name: str
-    ) -> list[dict[str, Any]]:
+    def results(self, package: Package, prediction: Any, image_id: int, name: str) -> list[dict[str, Any]]:
         from hrnet.evaluation.segmentation import train_ids_to_label_ids
         from hrnet.predict.draw import rle_segments
 
         return rle_segments(train_ids_to_label_ids(prediction), image_id, name)
 
-    def draw(self, package: ModelPackage, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+    def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         from hrnet.evaluation.segmentation import colorize
 
         return cv2.addWeighted(image, 0.5, colorize(prediction), 0.5, 0.0)
 
-    def write_extra(self, package: ModelPackage, out_dir: Path, name: str, prediction: Any) -> str | None:
+    def write_extra(self, package: Package, out_dir: Path, name: str, prediction: Any) -> str | None:
         from hrnet.evaluation.segmentation import train_ids_to_label_ids
 
         stem = Path(name).stem
