@@ -28,7 +28,8 @@ class RegistryError(KeyError):
         return str(self.args[0])
 
 
-def _resolve(reference: str) -> Any:
+def resolve(reference: str) -> Any:
+    """The object a ``"module:attribute"`` reference names, imported."""
     module, _, attribute = reference.partition(":")
     target: Any = import_module(module)
     for part in filter(None, attribute.split(".")):
@@ -82,7 +83,7 @@ class Registry(Generic[T]):
             raise RegistryError(f"unknown {self.kind} {name!r}; valid: {', '.join(self._entries)}")
         entry = self._entries[name]
         if isinstance(entry, str):
-            entry = self._entries[name] = _resolve(entry)
+            entry = self._entries[name] = resolve(entry)
         return entry  # type: ignore[return-value]
 
     def __contains__(self, name: object) -> bool:

@@ -4,6 +4,7 @@ through the ``hrnet.tasks`` entry-point group, and no code file of the project c
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -24,10 +25,9 @@ def _venv(path: Path) -> Path:
     (purelib,) = path.glob("lib/python*/site-packages")
     (purelib / "project.pth").write_text(f"import site; site.addsitedir({site.getsitepackages()[0]!r})\n")
     python = path / "bin" / "python"
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(TOY)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    source = shutil.copytree(TOY, path.parent / "toy_task")  # pip builds in place: not in the checkout
+    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, str(source)], check=True, capture_output=True)
     return python
 
 

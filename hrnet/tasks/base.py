@@ -20,11 +20,13 @@ import dataclasses
 import inspect
 import json
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
 
 from hrnet.errors import MissingFileError
 from hrnet.io import path_reference
+from hrnet.registry import resolve
 
 INDEX_DIR = Path("index")  # inside the prepared-data folder
 
@@ -113,6 +115,45 @@ class Task:
     def run_name(self, params: Any) -> str:
         """The input-size part of the model's name (``dist/<task>_<model>_<head><size>``)."""
         raise NotImplementedError
+
+
+class ModularTask(Task):
+    """A task whose parts live in modules of its folder, imported when first used (so that the
+    contract imports cheaply): ``prepare_module`` has ``prepare(params, out_dir, issues)``,
+    ``stages_module`` ``build_module``, ``build_datamodule``, ``evaluate`` and ``package_meta`` (the
+    contract's signatures), ``inference_module`` an ``INFERENCE`` object, ``module_path`` names the
+    LightningModule (``"package.module:Class"``) and ``synthetic_path`` the embedded data's
+    generator (``(out_dir, seed=, **data.synthetic.<name>)``)."""
+
+    prepare_module: ClassVar[str]
+    stages_module: ClassVar[str]
+    inference_module: ClassVar[str]
+    module_path: ClassVar[str]
+    synthetic_path: ClassVar[str]
+
+    def generate_synthetic(self, out_dir: Path, seed: int, config: Any) -> dict[str, Any]:
+        return resolve(self.synthetic_path)(out_dir, seed=seed, **vars(config))
+
+    def prepare(self, params: Any, out_dir: Path, issues: Any) -> None:
+        import_module(self.prepare_module).prepare(params, out_dir, issues)
+
+    def module_class(self) -> type:
+        return resolve(self.module_path)
+
+    def build_module(self, params: Any, prepared_dir: Path) -> Any:
+        return import_module(self.stages_module).build_module(params, prepared_dir)
+
+    def build_datamodule(self, params: Any, prepared_dir: Path) -> Any:
+        return import_module(self.stages_module).build_datamodule(params, prepared_dir)
+
+    def evaluate(self, module: Any, params: Any, prepared_dir: Path, out_dir: Path) -> dict[str, Any] | None:
+        return import_module(self.stages_module).evaluate(module, params, prepared_dir, out_dir)
+
+    def package_meta(self, params: Any, prepared_dir: Path) -> dict[str, Any]:
+        return import_module(self.stages_module).package_meta(params, prepared_dir)
+
+    def inference(self) -> Any:
+        return import_module(self.inference_module).INFERENCE
 
 
 def kwargs_for(target: Callable[..., Any], *sections: Any, **extra: Any) -> dict[str, Any]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hrnet.tasks.base import SearchDefaults, SearchDimension, Task
+from hrnet.tasks.base import ModularTask, SearchDefaults, SearchDimension
 from hrnet.tasks.pose.config import PoseConfig, PoseTestConfig, SyntheticPoseConfig
 
 
-class PoseTask(Task):
+class PoseTask(ModularTask):
     name = "pose"
+    prepare_module = "hrnet.tasks.pose.prepare"
+    stages_module = "hrnet.tasks.pose.stages"
+    inference_module = "hrnet.tasks.pose.inference"
+    module_path = "hrnet.tasks.pose.module:PoseEstimationModule"
+    synthetic_path = "hrnet.data.synthetic.coco_keypoints:generate_coco_keypoints"
     default_head = "v1"
     sources = ("coco",)
     config = PoseConfig
@@ -34,41 +39,6 @@ class PoseTask(Task):
         ),
     )
 
-    def generate_synthetic(self, out_dir: Path, seed: int, config: Any) -> dict[str, Any]:
-        from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
-
-        return generate_coco_keypoints(out_dir, seed=seed, **vars(config))
-
-    def prepare(self, params: Any, out_dir: Path, issues: Any) -> None:
-        from hrnet.tasks.pose.prepare import prepare
-
-        prepare(params, out_dir, issues)
-
-    def module_class(self) -> type:
-        from hrnet.tasks.pose.module import PoseEstimationModule
-
-        return PoseEstimationModule
-
-    def build_module(self, params: Any, prepared_dir: Path) -> Any:
-        from hrnet.tasks.pose.stages import build_module
-
-        return build_module(params, prepared_dir)
-
-    def build_datamodule(self, params: Any, prepared_dir: Path) -> Any:
-        from hrnet.tasks.pose.stages import build_datamodule
-
-        return build_datamodule(params, prepared_dir)
-
-    def evaluate(self, module: Any, params: Any, prepared_dir: Path, out_dir: Path) -> dict[str, Any] | None:
-        from hrnet.tasks.pose.stages import evaluate
-
-        return evaluate(module, params, prepared_dir, out_dir)
-
-    def package_meta(self, params: Any, prepared_dir: Path) -> dict[str, Any]:
-        from hrnet.tasks.pose.stages import package_meta
-
-        return package_meta(params, prepared_dir)
-
     def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
         from hrnet.tasks.dense import first_val_inputs
 
@@ -76,11 +46,6 @@ class PoseTask(Task):
 
     def configure_test(self, module: Any, params: Any) -> None:
         module.configure_test(params.evaluate.pose)
-
-    def inference(self) -> Any:
-        from hrnet.tasks.pose.inference import INFERENCE
-
-        return INFERENCE
 
     def run_name(self, params: Any) -> str:
         width, height = params.pose.input_size

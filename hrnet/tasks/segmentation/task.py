@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hrnet.tasks.base import SearchDefaults, SearchDimension, Task
+from hrnet.tasks.base import ModularTask, SearchDefaults, SearchDimension
 from hrnet.tasks.segmentation.config import (
     SegmentationConfig,
     SegmentationTestConfig,
@@ -13,8 +13,13 @@ from hrnet.tasks.segmentation.config import (
 )
 
 
-class SegmentationTask(Task):
+class SegmentationTask(ModularTask):
     name = "segmentation"
+    prepare_module = "hrnet.tasks.segmentation.prepare"
+    stages_module = "hrnet.tasks.segmentation.stages"
+    inference_module = "hrnet.tasks.segmentation.inference"
+    module_path = "hrnet.tasks.segmentation.module:SegmentationModule"
+    synthetic_path = "hrnet.data.synthetic.cityscapes:generate_cityscapes"
     default_head = "v2"
     sources = ("cityscapes",)
     config = SegmentationConfig
@@ -34,41 +39,6 @@ class SegmentationTask(Task):
         ),
     )
 
-    def generate_synthetic(self, out_dir: Path, seed: int, config: Any) -> dict[str, Any]:
-        from hrnet.data.synthetic.cityscapes import generate_cityscapes
-
-        return generate_cityscapes(out_dir, seed=seed, **vars(config))
-
-    def prepare(self, params: Any, out_dir: Path, issues: Any) -> None:
-        from hrnet.tasks.segmentation.prepare import prepare
-
-        prepare(params, out_dir, issues)
-
-    def module_class(self) -> type:
-        from hrnet.tasks.segmentation.module import SegmentationModule
-
-        return SegmentationModule
-
-    def build_module(self, params: Any, prepared_dir: Path) -> Any:
-        from hrnet.tasks.segmentation.stages import build_module
-
-        return build_module(params, prepared_dir)
-
-    def build_datamodule(self, params: Any, prepared_dir: Path) -> Any:
-        from hrnet.tasks.segmentation.stages import build_datamodule
-
-        return build_datamodule(params, prepared_dir)
-
-    def evaluate(self, module: Any, params: Any, prepared_dir: Path, out_dir: Path) -> dict[str, Any] | None:
-        from hrnet.tasks.segmentation.stages import evaluate
-
-        return evaluate(module, params, prepared_dir, out_dir)
-
-    def package_meta(self, params: Any, prepared_dir: Path) -> dict[str, Any]:
-        from hrnet.tasks.segmentation.stages import package_meta
-
-        return package_meta(params, prepared_dir)
-
     def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
         from hrnet.tasks.dense import first_val_inputs
 
@@ -77,11 +47,6 @@ class SegmentationTask(Task):
 
     def configure_test(self, module: Any, params: Any) -> None:
         module.configure_test(params.evaluate.segmentation, params.segmentation.crop_size)
-
-    def inference(self) -> Any:
-        from hrnet.tasks.segmentation.inference import INFERENCE
-
-        return INFERENCE
 
     def run_name(self, params: Any) -> str:
         width, height = params.segmentation.crop_size
