@@ -162,7 +162,8 @@ def test_pose_at_the_person_detector_boxes_through_dvc(project):
     assert "person_detector" not in _dvc(project, "dag", "evaluate").stdout
 
     # the README's line: trains the detector first, since evaluate now depends on its boxes
-    _dvc(project, "exp", "run", "-S", f"evaluate.pose.boxes={DETECTOR_BOXES}")
+    on_demand = "on_demand.person_detector=[run]"
+    _dvc(project, "exp", "run", "-S", f"evaluate.pose.boxes={DETECTOR_BOXES}", "-S", on_demand)
     metrics = json.loads((project / "reports/metrics.json").read_text())
     detections = json.loads((project / DETECTOR_BOXES).read_text())
     assert detections and set(detections[0]) == {"image_id", "category_id", "bbox", "score"}

@@ -36,8 +36,8 @@ def test_repro_then_noop_then_experiment(project):
     # a second repro is a no-op: DVC reports nothing changed and no stage rewrites its outputs
     outputs = [project / "models/model.ckpt", project / "reports/metrics.json", package / "model.pt2"]
     written = [path.stat().st_mtime_ns for path in outputs]
-    status = json.loads(dvc(project, "status", "--json").stdout)
-    assert [stage for stage in status if not stage.startswith(("sweep/", "detector/"))] == []  # on demand
+    # the on-demand pipelines (sweep/, detector/) have no stage until asked for: all is up to date
+    assert dvc(project, "status").stdout.strip() == "Data and pipelines are up to date."
     dvc(project, "repro")
     assert [path.stat().st_mtime_ns for path in outputs] == written
 

@@ -183,7 +183,7 @@ def test_the_readme_sweep_joins_the_cluster_and_runs_trials_on_both_nodes(cluste
     shared = cluster["tmp"] / "shared" / "ray_results"  # both nodes share this machine's disk
     result = dvc(
         cluster,
-        "exp", "run", "sweep/dvc.yaml",
+        "exp", "run", "sweep/dvc.yaml", "-S", "on_demand.sweep=[run]",
         "-S", f"tune.address={cluster['address']}",
         "-S", f"tune.storage_path={shared}",
         "-S", "tune.scheduler=fifo",

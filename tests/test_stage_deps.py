@@ -40,7 +40,7 @@ def covered(file: str, deps: list[str]) -> bool:
 
 def test_the_train_fingerprint_hashes_what_the_train_stage_depends_on():
     assert stage_deps("train") == list(TRAIN_CODE)
-    sweep = yaml.safe_load((ROOT / "sweep" / "dvc.yaml").read_text())["stages"]["tune"]["deps"]
+    sweep = yaml.safe_load((ROOT / "sweep" / "dvc.yaml").read_text())["stages"]["tune"]["do"]["deps"]
     assert set(TRAIN_CODE) <= set(sweep)
 
 

@@ -16,9 +16,10 @@ from hrnet.tasks import TASKS
 from pipeline.params.base import ConfigError, per_task
 from pipeline.params.data import REAL_SOURCES, DataConfig
 from pipeline.params.evaluate import EvaluateConfig, PackageConfig
-from pipeline.params.search import TuneConfig
+from pipeline.params.search import OnDemandConfig, TuneConfig
 from pipeline.params.training import ModelConfig, TrainConfig
 
+PERSON_DETECTOR_BOXES = "data/person_detector/detections.json"  # what detector/dvc.yaml writes
 PAPER_HEADS: dict[str, str] = {name: task.default_head for name, task in TASKS.items()}
 
 
@@ -33,6 +34,7 @@ class Params(per_task("TaskConfigs", "config")):  # type: ignore[misc]
     evaluate: EvaluateConfig = EvaluateConfig()
     package: PackageConfig = PackageConfig()
     tune: TuneConfig = TuneConfig()
+    on_demand: OnDemandConfig = OnDemandConfig()
 
     @field_validator("task")
     @classmethod
@@ -75,6 +77,16 @@ class Params(per_task("TaskConfigs", "config")):  # type: ignore[misc]
             raise ValueError(
                 f"data.source: {self.data.source!r} does not serve task {self.task!r}; "
                 f"expected one of {list(allowed)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _detector_boxes_need_the_detector(self) -> Params:
+        boxes = getattr(getattr(self.evaluate, "pose", None), "boxes", "")
+        if Path(boxes).as_posix() == PERSON_DETECTOR_BOXES and not self.on_demand.person_detector:
+            raise ValueError(
+                f"on_demand.person_detector: evaluate.pose.boxes names {PERSON_DETECTOR_BOXES}, which "
+                "detector/dvc.yaml writes; expected [run] to add that stage (got [])"
             )
         return self
 
@@ -153,6 +165,8 @@ def _describe(error: dict[str, Any]) -> str:
         hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close])!r}?" if close else ""
         return f"unknown key {key!r}{hint} (valid: {', '.join(valid)})"
     message = error["msg"].removeprefix("Value error, ")
+    if not key:  # a check across sections names its keys itself
+        return message
     field, _, rest = message.partition(": ")
     section = _schema_at(loc)
     if rest and section is not None and field in _fields(section):  # a config's own check names its field

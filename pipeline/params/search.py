@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from hrnet.tasks import TASKS
 from pipeline.params.base import Section, per_task
@@ -111,3 +111,21 @@ class TuneConfig(Section):
         if self.grace_period > self.epochs:
             raise ValueError(f"grace_period {self.grace_period} exceeds epochs {self.epochs}")
         return self
+
+
+OnDemand = Annotated[tuple[Literal["run"], ...], AfterValidator(lambda value: _at_most_one(value))]
+
+
+def _at_most_one(value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(value) > 1:
+        raise ValueError(f"expected [] or [run], got {list(value)}")
+    return value
+
+
+class OnDemandConfig(Section):
+    """The pipelines of their own (sweep/dvc.yaml, detector/dvc.yaml): each stage exists, for
+    ``dvc repro``, ``dvc exp run`` and ``dvc status``, only while its list holds ``run`` (a DVC
+    ``foreach`` over the list), so a new checkout's ``dvc status`` lists only the main pipeline."""
+
+    sweep: OnDemand = ()
+    person_detector: OnDemand = ()
