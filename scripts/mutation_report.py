@@ -1,7 +1,10 @@
 """Summarise the last mutmut run (``scripts/mutation.sh``): counts per status and one line per mutant
-that was not killed, with its file, line and change, written to ``reports/mutation/``.
+that was not killed, with its file, line, change and why it may live, written to ``reports/mutation/``.
 
-Reads the ``mutants/`` folder mutmut leaves behind (mutmut 3.x); run it from the repository root.
+Why a mutant may live comes from ``reports/mutation/explained.tsv`` (mutant name, tab, reason), written
+by hand after reading the mutant; a survivor without a line there is reported as UNEXPLAINED and makes
+the script exit 1. Reads the ``mutants/`` folder mutmut leaves behind (mutmut 3.x); run it from the
+repository root.
 """
 
 from __future__ import annotations
@@ -58,8 +61,19 @@ def change(diff: str) -> tuple[str, str]:
     return removed, added
 
 
+def explanations() -> dict[str, str]:
+    """``reports/mutation/explained.tsv``: mutant name -> why it is equivalent or left alive."""
+    path = OUT / "explained.tsv"
+    if not path.exists():
+        return {}
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    rows = (line.split("\t", 1) for line in lines)
+    return {name.strip(): reason.strip() for name, reason in rows}
+
+
 def main() -> int:
     config()  # reads [tool.mutmut] of pyproject.toml
+    explained = explanations()
     counts: Counter[str] = Counter()
     rows = []
     for path in walk_mutatable_files():
@@ -71,17 +85,20 @@ def main() -> int:
             if status == "killed":
                 continue
             removed, added = change(get_diff_for_mutant(name, path=path))
-            rows.append((name, status, f"{path}:{locate(Path(path), name, removed)}", removed, added))
+            where = f"{path}:{locate(Path(path), name, removed)}"
+            rows.append((name, status, where, removed, added, explained.get(name, "UNEXPLAINED")))
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "survivors.tsv", "w") as out:
-        out.write("mutant\tstatus\twhere\toriginal\tmutant\n")
+        out.write("mutant\tstatus\twhere\toriginal\tmutant\twhy it lives\n")
         for row in rows:
             out.write("\t".join(row) + "\n")
     summary = {"total": sum(counts.values()), **dict(sorted(counts.items()))}
+    unexplained = sum(row[-1] == "UNEXPLAINED" for row in rows)
+    summary["unexplained"] = unexplained
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
-    print(f"{len(rows)} mutants not killed: {OUT / 'survivors.tsv'}")
-    return 0
+    print(f"{len(rows)} mutants not killed, {unexplained} of them unexplained: {OUT / 'survivors.tsv'}")
+    return 1 if unexplained else 0
 
 
 if __name__ == "__main__":
