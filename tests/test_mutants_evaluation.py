@@ -17,14 +17,17 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from test_evaluators import write_box_annotations, write_keypoint_annotations
 
 from hrnet.data.cityscapes import CLASS_COLORS
 from hrnet.data.coco_constants import OKS_SIGMAS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.errors import DataError
-from hrnet.evaluation.coco_boxes import center_box_baseline, draw_boxes
-from hrnet.evaluation.coco_keypoints import mean_pose, mean_pose_predictions
+from hrnet.evaluation import evaluators
+from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, center_box_baseline, draw_boxes, to_coco_detections
+from hrnet.evaluation.coco_keypoints import KEYPOINT_STAT_NAMES, mean_pose, mean_pose_predictions
 from hrnet.evaluation.distributed import RunningMean
+from hrnet.evaluation.evaluators import DetectionEvaluator, KeypointEvaluator, SegmentationEvaluator
 from hrnet.evaluation.nms import oks, oks_nms
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.evaluation.rescoring import nms_per_image, rescore, score_people
@@ -429,3 +432,116 @@ def test_nms_per_image_default_threshold_and_column_inputs():
 def test_rescore_takes_the_joint_threshold():
     scores = rescore(np.array([[0.3, 0.6, 0.9]]), [0.5], in_vis_threshold=0.5)
     assert scores == pytest.approx([0.5 * 0.75])  # mean of 0.6 and 0.9 only
+
+
+# ----------------------------------------------------------------------------- evaluators
+def test_fresh_evaluators_hold_empty_results():
+    keypoints = KeypointEvaluator("unused.json")
+    assert (keypoints.results, keypoints.predictions, keypoints.last_stats) == ([], None, {})
+    detections = DetectionEvaluator("unused.json", {1: 1})
+    assert (detections.results, detections.image_ids, detections.detections, detections.last_stats) == (
+        [],
+        [],
+        {},
+        {},
+    )
+    segmentation = SegmentationEvaluator(num_classes=2)
+    assert torch.equal(segmentation.total, torch.zeros(2, 2, dtype=torch.int64))
+
+
+def test_keypoint_evaluator_without_samples_scores_zero(tmp_path):
+    ann = tmp_path / "keypoints.json"
+    write_keypoint_annotations(ann)
+    evaluator = KeypointEvaluator(ann)
+    stats = evaluator.compute()
+    assert stats == dict.fromkeys(KEYPOINT_STAT_NAMES, 0.0)
+    assert evaluator.results == []
+    ids, keypoints, scores = evaluator.predictions
+    assert (ids.shape, keypoints.shape, scores.shape) == ((0,), (0, 0, 2), (0, 0))
+
+
+def test_keypoint_evaluator_takes_tensors_and_passes_its_settings_on(tmp_path):
+    ann = tmp_path / "keypoints.json"
+    write_keypoint_annotations(ann)
+    a, b = people_at_oks(0.95, 2500.0)  # two people in image 1 whose OKS is 0.95
+    joint_scores = np.array([[0.3] * 17, [0.6] * 16 + [0.1]])
+
+    def scored(**settings) -> KeypointEvaluator:
+        evaluator = KeypointEvaluator(ann, **settings)
+        evaluator.update(
+            torch.tensor([[0], [1]]),
+            torch.tensor([1, 1]),
+            np.stack([a, b]),
+            joint_scores,
+            torch.full((2, 2), 0.25),
+        )
+        evaluator.compute()
+        return evaluator
+
+    # defaults: joints above 0.2 -> person scores 0.3 and 0.6; hard NMS at 0.9 keeps B only
+    assert [r["score"] for r in scored().results] == pytest.approx([0.6])
+    assert [r["score"] for r in scored(oks_nms_threshold=0.96).results] == pytest.approx([0.6, 0.3])
+    assert len(scored(soft_nms=True).results) == 2
+    # joint threshold 0.4: A has no joint above it (score 0), B's 16 joints of 0.6
+    assert sorted(
+        r["score"] for r in scored(keypoint_score_threshold=0.4, soft_nms=True).results
+    ) == pytest.approx([0.0, 0.6])
+
+
+def test_segmentation_evaluator_without_ids_takes_its_classes_and_ignore_index():
+    preds = torch.tensor([[[0, 1, 2], [2, 2, 1]]])
+    labels = torch.tensor([[[0, 1, 9], [2, 1, 9]]])  # 9 is ignored here, not 255
+    evaluator = SegmentationEvaluator(num_classes=3, ignore_index=9)
+    evaluator.update(preds, labels)
+    evaluator.update(preds, labels)  # without ids every batch counts
+    expected = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1]]) * 2
+    assert torch.equal(evaluator.confusion, expected)
+    assert evaluator.compute()["pixel_accuracy"] == pytest.approx(3 / 4)
+
+
+def test_segmentation_evaluator_with_ids_skips_a_repeat_but_not_what_follows_it():
+    evaluator = SegmentationEvaluator(num_classes=3, ignore_index=9)
+    preds = torch.tensor([[[0, 1]], [[0, 1]], [[2, 2]]])
+    labels = torch.tensor([[[0, 9]], [[0, 9]], [[2, 1]]])
+    evaluator.update(preds, labels, [4, 4, 5])  # sample 4 twice in one batch, then sample 5
+    assert torch.equal(evaluator.confusion, torch.tensor([[1, 0, 0], [0, 0, 1], [0, 0, 1]]))
+
+
+def test_segmentation_evaluator_takes_out_samples_a_lower_rank_holds(monkeypatch):
+    # under DDP, owned_elsewhere names this rank's samples that a lower rank also holds; their counts
+    # leave this rank's matrix before the all-reduce (here without processes: one rank, one such sample)
+    monkeypatch.setattr(evaluators, "owned_elsewhere", lambda ids: {5} & set(ids))
+    evaluator = SegmentationEvaluator(num_classes=3)
+    evaluator.update(torch.tensor([[[0, 1]], [[2, 2]]]), torch.tensor([[[0, 1]], [[2, 1]]]), [4, 5])
+    evaluator.compute()
+    assert torch.equal(evaluator.total, torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 0]]))
+    assert int(evaluator.confusion.sum()) == 4  # the rank's own matrix keeps every sample
+
+
+def test_detection_evaluator_scores_only_predicted_images_and_keeps_them(tmp_path):
+    ann = tmp_path / "instances.json"
+    boxes = write_box_annotations(ann)
+    perfect = [b for b in boxes if b["image_id"] == 1]
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (b["bbox"] for b in perfect)])
+    outputs = {"boxes": xyxy, "scores": np.full(len(perfect), 0.9), "labels": np.ones(len(perfect), np.int64)}
+    evaluator = DetectionEvaluator(ann, {1: 7})
+    evaluator.update(np.array([[1]]), [outputs])  # numpy outputs and a column of ids
+    stats = evaluator.compute()
+    assert stats["AP"] == pytest.approx(1.0)  # image 1 alone: every box found (4 other images unscored)
+    assert list(evaluator.detections) == [1]
+    np.testing.assert_array_equal(evaluator.detections[1][0], xyxy)
+
+
+def test_detection_evaluator_without_outputs_scores_zero(tmp_path):
+    ann = tmp_path / "instances.json"
+    write_box_annotations(ann)
+    evaluator = DetectionEvaluator(ann, {1: 7})
+    assert evaluator.compute() == dict.fromkeys(BOX_STAT_NAMES, 0.0)
+    assert evaluator.results == [] and evaluator.image_ids == []
+
+
+def test_coco_detections_round_boxes_to_2_and_scores_to_5_decimals():
+    results = to_coco_detections([3], [[[10.257, 20.0, 30.5, 40.1234]]], [[0.1234567]], [[1]], {1: 9})
+    assert results == [
+        {"image_id": 3, "category_id": 9, "bbox": [10.26, 20.0, 20.24, 20.12], "score": 0.12346}
+    ]
