@@ -23,7 +23,7 @@ from hrnet.data.cityscapes import CLASS_COLORS
 from hrnet.data.coco_constants import OKS_SIGMAS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.errors import DataError
-from hrnet.evaluation import evaluators
+from hrnet.evaluation import distributed, evaluators
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, center_box_baseline, draw_boxes, to_coco_detections
 from hrnet.evaluation.coco_keypoints import KEYPOINT_STAT_NAMES, mean_pose, mean_pose_predictions
 from hrnet.evaluation.distributed import RunningMean
@@ -545,3 +545,76 @@ def test_coco_detections_round_boxes_to_2_and_scores_to_5_decimals():
     assert results == [
         {"image_id": 3, "category_id": 9, "bbox": [10.26, 20.0, 20.24, 20.12], "score": 0.12346}
     ]
+
+
+# ----------------------------------------------------------------------------- distributed, two ranks
+class TwoRanks:
+    """``torch.distributed`` as one rank of two sees it, without processes: the other rank's
+    contributions are given; collectives must name rank 0 as their source or destination."""
+
+    ReduceOp = torch.distributed.ReduceOp
+
+    def __init__(self, rank: int, other: object, root_value: object = None) -> None:
+        self.rank, self.other, self.root_value = rank, other, root_value
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def get_world_size(self) -> int:
+        return 2
+
+    def get_rank(self) -> int:
+        return self.rank
+
+    def _both(self, mine: object) -> list:
+        return [mine, self.other] if self.rank == 0 else [self.other, mine]
+
+    def all_gather_object(self, out: list, obj: object) -> None:
+        assert len(out) == 2
+        out[:] = self._both(obj)
+
+    def gather_object(self, obj: object, out: list | None = None, dst: int = 0) -> None:
+        assert dst == 0 and (out is None) == (self.rank != 0)
+        if out is not None:
+            out[:] = self._both(obj)
+
+    def broadcast_object_list(self, values: list, src: int = 0) -> None:
+        assert src == 0
+        if self.rank != 0:
+            values[0] = self.root_value
+
+    def all_reduce(self, tensor: torch.Tensor, op: object = None) -> None:
+        assert op == torch.distributed.ReduceOp.SUM
+        tensor += self.other
+
+
+def test_rank_and_world_of_a_two_rank_group(monkeypatch):
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, None))
+    assert distributed.world_size() == 2
+    assert distributed.rank_and_world() == (1, 2)
+    assert not distributed.is_global_zero()
+
+
+def test_gather_first_copies_keeps_the_lower_ranks_copy_sorted_by_id(monkeypatch):
+    rank0, rank1 = [(3, "a"), (1, "b")], [(1, "x"), (2, "c")]
+    expected = [(1, "b"), (2, "c"), (3, "a")]  # sample 1 from rank 0, the first in rank order
+    monkeypatch.setattr(distributed, "dist", TwoRanks(0, rank1))
+    assert distributed.gather_first_copies(rank0) == expected
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, rank0))
+    assert distributed.gather_first_copies(rank1) is None  # to rank 0 only
+    assert distributed.gather_first_copies(rank1, to_all=True) == expected
+
+
+def test_broadcast_sum_and_owned_elsewhere_on_rank_one(monkeypatch):
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, [2, 7], root_value={"AP": 0.5}))
+    assert distributed.broadcast_from_zero({"AP": 0.0}) == {"AP": 0.5}
+    assert distributed.owned_elsewhere([1, 2, 5]) == {2}  # rank 0 holds 2 (and 7, not ours)
+    monkeypatch.setattr(distributed, "dist", TwoRanks(0, [1, 2, 5]))
+    assert distributed.owned_elsewhere([2, 7]) == set()  # no rank below 0
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, torch.tensor([10, 20])))
+    local = torch.tensor([1, 2])
+    assert distributed.sum_across_ranks(local).tolist() == [11, 22]
+    assert local.tolist() == [1, 2]  # a copy is reduced
