@@ -618,3 +618,14 @@ def test_broadcast_sum_and_owned_elsewhere_on_rank_one(monkeypatch):
     local = torch.tensor([1, 2])
     assert distributed.sum_across_ranks(local).tolist() == [11, 22]
     assert local.tolist() == [1, 2]  # a copy is reduced
+
+
+def test_evaluators_on_rank_one_score_nothing_and_take_rank_zeros_stats(monkeypatch):
+    stats = {"AP": 0.25}
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, None, root_value=stats))
+    keypoints = KeypointEvaluator("not-read-on-rank-1.json")
+    keypoints.update([0], [1], np.zeros((1, 17, 2)), np.ones((1, 17)), np.ones((1, 2)))
+    assert keypoints.compute() == stats and keypoints.results == []
+    detections = DetectionEvaluator("not-read-on-rank-1.json", {1: 1})
+    detections.update([1], [{"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "labels": np.zeros(0)}])
+    assert detections.compute() == stats and detections.results == [] and detections.image_ids == []
