@@ -25,7 +25,13 @@ from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.errors import DataError
 from hrnet.evaluation import distributed, evaluators
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, center_box_baseline, draw_boxes, to_coco_detections
-from hrnet.evaluation.coco_keypoints import KEYPOINT_STAT_NAMES, mean_pose, mean_pose_predictions
+from hrnet.evaluation.coco_keypoints import (
+    KEYPOINT_STAT_NAMES,
+    mean_pose,
+    mean_pose_predictions,
+    person_score,
+    to_coco_results,
+)
 from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import DetectionEvaluator, KeypointEvaluator, SegmentationEvaluator
 from hrnet.evaluation.nms import oks, oks_nms
@@ -34,7 +40,9 @@ from hrnet.evaluation.rescoring import nms_per_image, rescore, score_people
 from hrnet.evaluation.segmentation import (
     _window_starts,
     colorize,
+    confusion_matrix,
     denormalize,
+    iou_from_confusion,
     model_align_corners,
     write_overlay,
 )
@@ -629,3 +637,56 @@ def test_evaluators_on_rank_one_score_nothing_and_take_rank_zeros_stats(monkeypa
     detections = DetectionEvaluator("not-read-on-rank-1.json", {1: 1})
     detections.update([1], [{"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "labels": np.zeros(0)}])
     assert detections.compute() == stats and detections.results == [] and detections.image_ids == []
+
+
+# ----------------------------------------------------------------------------- metrics by hand
+def test_confusion_matrix_refuses_ids_outside_the_classes_and_takes_float_predictions():
+    for pred, label in (
+        ([[0, 3]], [[0, 1]]),
+        ([[0, -1]], [[0, 1]]),
+        ([[0, 1]], [[0, 3]]),
+        ([[0, 1]], [[-1, 1]]),
+    ):
+        with pytest.raises(ValueError, match=r"labels/predictions must be in \[0, 3\) or 255"):
+            confusion_matrix(torch.tensor(pred), torch.tensor(label), num_classes=3)
+    counts = confusion_matrix(torch.tensor([[0.0, 2.0]]), torch.tensor([[0, 1]]), num_classes=3)
+    assert torch.equal(counts, torch.tensor([[1, 0, 0], [0, 0, 1], [0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"accumulator shape \(2, 2\) != \(3, 3\)"):
+        confusion_matrix(
+            torch.tensor([[0]]), torch.tensor([[0]]), num_classes=3, out=torch.zeros(2, 2, dtype=torch.int64)
+        )
+
+
+def test_iou_accuracy_and_names_by_hand():
+    # rows ground truth, columns prediction; class 2 neither labelled nor predicted
+    metrics = iou_from_confusion(torch.tensor([[1, 0, 0], [1, 2, 0], [0, 0, 0]]), ["a", "b", "c"])
+    # a: tp 1, union 1 + 2 - 1 = 2 -> 1/2, accuracy 1/1; b: tp 2, union 3 + 2 - 2 = 3 -> 2/3, accuracy 2/3
+    assert metrics["mIoU"] == pytest.approx(7 / 12)
+    assert metrics["mean_accuracy"] == pytest.approx(5 / 6)
+    assert metrics["pixel_accuracy"] == pytest.approx(3 / 4)
+    assert list(metrics["per_class_iou"]) == ["a", "b", "c"]
+    assert metrics["per_class_iou"]["a"] == pytest.approx(0.5) and math.isnan(metrics["per_class_iou"]["c"])
+    one = iou_from_confusion(torch.tensor([[1]]), ["only"])  # one pixel, right: every measure is 1
+    assert (one["mIoU"], one["mean_accuracy"], one["pixel_accuracy"]) == (1.0, 1.0, 1.0)
+    empty = iou_from_confusion(torch.zeros(2, 2))
+    assert math.isnan(empty["pixel_accuracy"]) and math.isnan(empty["mIoU"])
+
+
+def test_iou_names_a_bad_matrix_or_names():
+    with pytest.raises(ValueError, match=r"confusion matrix must be square, got shape \(2, 3\)"):
+        iou_from_confusion(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="2 class names for 3 classes"):
+        iou_from_confusion(torch.zeros(3, 3), ["a", "b"])
+
+
+def test_person_score_defaults_and_strict_threshold():
+    assert person_score(np.array([0.1, 0.3, 0.5])) == pytest.approx(0.4)  # box 1, joints above 0.2
+    assert person_score(np.array([0.2, 0.4])) == pytest.approx(0.4)  # 0.2 itself is not above
+
+
+def test_coco_results_round_to_3_decimals_and_score_with_the_defaults():
+    keypoints = np.array([[[1.23456, 2.0], [3.0, 4.0]]])
+    results = to_coco_results([5], keypoints, np.array([[[0.1], [0.5]]]))  # scores may come as (N, K, 1)
+    assert results == [
+        {"image_id": 5, "category_id": 1, "keypoints": [1.235, 2.0, 0.1, 3.0, 4.0, 0.5], "score": 0.5}
+    ]
