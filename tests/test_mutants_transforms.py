@@ -143,3 +143,12 @@ def test_half_body_counts_joints_as_the_reference(upper, lower, draw, expected):
         assert result is None
     else:
         np.testing.assert_allclose(result[0], expected)
+
+
+def test_fliplr_joints_returns_float32_for_integer_inputs():
+    flipped, flipped_vis = fliplr_joints(
+        np.array([[1, 2], [3, 4]]), np.array([1, 0]), width=10, flip_indices=[1, 0]
+    )
+    assert flipped.dtype == flipped_vis.dtype == np.float32
+    np.testing.assert_array_equal(flipped, [[0.0, 0.0], [8.0, 2.0]])
+    np.testing.assert_array_equal(flipped_vis, [0.0, 1.0])
