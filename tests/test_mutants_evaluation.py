@@ -690,3 +690,21 @@ def test_coco_results_round_to_3_decimals_and_score_with_the_defaults():
     assert results == [
         {"image_id": 5, "category_id": 1, "keypoints": [1.235, 2.0, 0.1, 3.0, 4.0, 0.5], "score": 0.5}
     ]
+
+
+def test_draw_boxes_line_width_rounds_and_a_score_at_the_threshold_is_drawn():
+    image = np.full((300, 400, 3), 90, np.uint8)
+    boxes = [[20, 150, 120, 250], [200, 100, 380, 280]]
+    drawn = draw_boxes(image, boxes, [2, 9], scores=[0.3, 0.9], threshold=0.3)
+    # short side 300: round(1.5) = 2 px lines, font 300 / 640; labels 2 and 9 have a mid-range red and
+    # green (hue 0.236 and 0.562), where 255 and not 256 decides the value
+    expected = drawn_by_hand(
+        image, [(20, 150, 120, 250), (200, 100, 380, 280)], [2, 9], ["2 0.30", "9 0.90"], 2, 300 / 640
+    )
+    np.testing.assert_array_equal(drawn, expected)
+
+
+def test_person_detections_integer_scores_are_float64(tmp_path):
+    boxes = read_person_detections(write_detections(tmp_path, [entry(score=1)]), {1})
+    assert boxes.scores.dtype == np.float64
+    np.testing.assert_array_equal(boxes.scores, [1.0])
