@@ -194,7 +194,7 @@ class MSRAHeatmapCodec:
             keypoints = transform_preds(coords, np.asarray(centers), np.asarray(scales), self.heatmap_size)
         else:
             keypoints = np.zeros((0, heatmaps.shape[1], 2))
-        return keypoints, maxvals.reshape(maxvals.shape[0], -1)
+        return keypoints, maxvals[..., 0]  # (N, K, 1) -> (N, K); reshape(0, -1) fails for N = 0
 
 
 def transform_preds(

@@ -1,0 +1,710 @@
+"""Tests written to kill the survivors of the mutation run over ``hrnet/evaluation`` (scripts/mutation.sh,
+README "Mutation run"). Expected values are worked by hand (stated in the comments) or come from
+pycocotools, not from the code under test."""
+
+from __future__ import annotations
+
+import colorsys
+import contextlib
+import io
+import json
+import math
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from test_evaluators import write_box_annotations, write_keypoint_annotations
+
+from hrnet.data.cityscapes import CLASS_COLORS
+from hrnet.data.coco_constants import OKS_SIGMAS
+from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.errors import DataError
+from hrnet.evaluation import distributed, evaluators
+from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, center_box_baseline, draw_boxes, to_coco_detections
+from hrnet.evaluation.coco_keypoints import (
+    KEYPOINT_STAT_NAMES,
+    mean_pose,
+    mean_pose_predictions,
+    person_score,
+    to_coco_results,
+)
+from hrnet.evaluation.distributed import RunningMean
+from hrnet.evaluation.evaluators import DetectionEvaluator, KeypointEvaluator, SegmentationEvaluator
+from hrnet.evaluation.nms import oks, oks_nms
+from hrnet.evaluation.person_detections import read_person_detections
+from hrnet.evaluation.rescoring import nms_per_image, rescore, score_people
+from hrnet.evaluation.segmentation import (
+    _window_starts,
+    colorize,
+    confusion_matrix,
+    denormalize,
+    iou_from_confusion,
+    model_align_corners,
+    write_overlay,
+)
+
+
+# ----------------------------------------------------------------------------- coco_keypoints
+def test_mean_pose_averages_labelled_joints_in_box_units():
+    # two people, 3 joints; joint 0 labelled in both (v=2, v=1), joint 1 only in the first, joint 2 never
+    records = [
+        {"bbox": [10, 20, 100, 200], "keypoints": [60, 70, 2, 110, 220, 2, 999, 999, 0]},
+        {"bbox": [0, 0, 50, 50], "keypoints": [0, 25, 1, 5, 5, 0, 7, 7, 0]},
+    ]
+    pose = mean_pose(records, num_joints=3)
+    # joint 0: ((60-10)/100, (70-20)/200) = (0.5, 0.25) and (0/50, 25/50) = (0, 0.5) -> (0.25, 0.375)
+    # joint 1: ((110-10)/100, (220-20)/200) = (1, 1), one person; joint 2: nobody -> (0, 0)
+    np.testing.assert_allclose(pose, [[0.25, 0.375], [1.0, 1.0], [0.0, 0.0]])
+
+
+def test_mean_pose_predictions_stretch_the_pose_into_each_box():
+    records = [{"image_id": 4, "bbox": [10, 20, 100, 200]}, {"image_id": 9, "bbox": [0, 0, 40, 10]}]
+    pose = np.array([[0.5, 0.25], [1.0, 0.0]])
+    image_ids, keypoints, scores = mean_pose_predictions(records, pose)
+    assert image_ids == [4, 9]
+    # x + px * w, y + py * h
+    np.testing.assert_allclose(keypoints, [[[60, 70], [110, 20]], [[20, 2.5], [40, 0]]])
+    np.testing.assert_array_equal(scores, np.ones((2, 2)))
+
+
+# ----------------------------------------------------------------------------- coco_boxes
+def test_center_box_baseline_ignores_crowds_and_centres_the_median_box(tmp_path, capsys):
+    def ann(i: int, category: int, bbox: list, crowd: int | None) -> dict:
+        extra = {} if crowd is None else {"iscrowd": crowd}
+        return {
+            "id": i,
+            "image_id": 1,
+            "category_id": category,
+            "bbox": bbox,
+            "area": bbox[2] * bbox[3],
+            **extra,
+        }
+
+    annotations = [
+        ann(1, 5, [0, 0, 10, 20], 0),
+        ann(2, 5, [5, 5, 30, 40], 0),
+        ann(3, 3, [0, 0, 20, 60], 0),
+        ann(4, 5, [0, 0, 50, 10], None),  # no iscrowd field: not a crowd
+    ] + [
+        ann(10 + i, 3, [0, 0, 90, 90], 1) for i in range(3)
+    ]  # crowds: counted they would make 3 the category
+    path = tmp_path / "boxes.json"
+    path.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"id": 1, "file_name": "a.jpg", "width": 100, "height": 60},
+                    {"id": 2, "file_name": "b.jpg", "width": 50, "height": 80},
+                ],
+                "annotations": annotations,
+                "categories": [{"id": 3, "name": "c"}, {"id": 5, "name": "e"}],
+            }
+        )
+    )
+    results = center_box_baseline(path)
+    # category 5 (3 boxes against 1); median of widths 10, 30, 20, 50 is 25, of heights 20, 40, 60, 10 is 30
+    assert results == [
+        {"image_id": 1, "category_id": 5, "bbox": [37.5, 15.0, 25.0, 30.0], "score": 1.0},
+        {"image_id": 2, "category_id": 5, "bbox": [12.5, 25.0, 25.0, 30.0], "score": 1.0},
+    ]
+    assert capsys.readouterr().out == ""  # pycocotools' loading messages are swallowed
+
+
+def test_center_box_baseline_of_crowds_only_is_empty(tmp_path):
+    path = tmp_path / "crowds.json"
+    path.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 60}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 9, 9], "area": 81, "iscrowd": 1}
+                ],
+                "categories": [{"id": 1, "name": "c"}],
+            }
+        )
+    )
+    assert center_box_baseline(path) == []
+
+
+# ----------------------------------------------------------------------------- person_detections
+def write_detections(tmp_path, entries) -> str:
+    path = tmp_path / "detections.json"
+    path.write_text(json.dumps(entries))
+    return str(path)
+
+
+def entry(image_id=1, category_id=1, bbox=(0, 0, 10, 20), score=0.5) -> dict:
+    return {"image_id": image_id, "category_id": category_id, "bbox": list(bbox), "score": score}
+
+
+def test_person_detections_counts_filters_and_keeps_the_threshold_itself(tmp_path):
+    entries = [
+        entry(category_id=2),
+        entry(category_id=3),
+        entry(score=0.1),
+        entry(score=0.2),
+        entry(score=0.3, bbox=(1, 2, 3, 4)),  # exactly the threshold: kept (score >= threshold)
+        entry(image_id=2, score=1, bbox=(5, 6, 7, 8)),
+    ]
+    boxes = read_person_detections(write_detections(tmp_path, entries), {1, 2}, score_threshold=0.3)
+    assert (boxes.num_entries, boxes.num_other_categories, boxes.num_below_threshold) == (6, 2, 2)
+    np.testing.assert_array_equal(boxes.image_ids, [1, 2])
+    np.testing.assert_array_equal(boxes.boxes, [[1, 2, 3, 4], [5, 6, 7, 8]])
+    np.testing.assert_array_equal(boxes.scores, [0.3, 1.0])
+    assert boxes.image_ids.dtype == np.int64  # integer JSON: still ids, boxes and scores as documented
+    assert boxes.boxes.dtype == boxes.scores.dtype == np.float64
+
+
+def test_person_detections_default_threshold_keeps_every_score_and_empty_is_typed(tmp_path):
+    boxes = read_person_detections(write_detections(tmp_path, [entry(score=0.0), entry(score=0.5)]), {1})
+    np.testing.assert_array_equal(boxes.scores, [0.0, 0.5])
+    empty = read_person_detections(write_detections(tmp_path, []), {1})
+    assert empty.image_ids.dtype == np.int64
+    assert empty.boxes.shape == (0, 4)
+
+
+def test_person_detections_box_sides_must_be_positive_not_at_least_one(tmp_path):
+    ok = read_person_detections(write_detections(tmp_path, [entry(bbox=(0, 0, 0.5, 0.5))]), {1})
+    np.testing.assert_array_equal(ok.boxes, [[0, 0, 0.5, 0.5]])
+    for bbox in ((0, 0, 0, 5), (0, 0, 5, 0)):
+        with pytest.raises(DataError, match=r"entry 0: bbox .* has no area"):
+            read_person_detections(write_detections(tmp_path, [entry(bbox=bbox)]), {1})
+
+
+def test_person_detections_names_a_non_object_entry(tmp_path):
+    path = write_detections(tmp_path, [7])
+    with pytest.raises(
+        DataError, match=r"detections.json: entry 0: expected an object, got int \(expected a JSON"
+    ):
+        read_person_detections(path, {1})
+
+
+# ----------------------------------------------------------------------------- distributed
+def test_running_mean_is_exact_in_float64_and_nan_when_empty():
+    mean = RunningMean()
+    assert math.isnan(mean.compute())
+    mean.update(16777217.0, 1)  # 2**24 + 1: float32 would round it to 2**24
+    assert mean.compute() == 16777217.0
+
+
+# ----------------------------------------------------------------------------- segmentation
+def test_denormalize_inverts_the_imagenet_normalisation_and_clamps():
+    rgb = np.array(
+        [[[0, 128, 255], [10, 20, 30], [255, 0, 7]], [[1, 2, 3], [200, 100, 50], [9, 99, 199]]], np.uint8
+    )
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    normalised = torch.tensor(
+        ((rgb / 255.0 - mean) / std).transpose(2, 0, 1), dtype=torch.float32
+    )  # (3, 2, 3)
+    back = denormalize(normalised)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, rgb)  # (H, W, 3) again, every value exact after rounding
+    extreme = denormalize(torch.tensor([-100.0, 100.0, 0.0]).view(3, 1, 1))
+    # far below the mean -> 0, far above -> 255, 0 -> the mean colour itself
+    np.testing.assert_array_equal(extreme[0, 0], [0, 255, round(0.406 * 255)])
+
+
+def test_model_align_corners_reads_the_model_then_its_backbone_config():
+    assert model_align_corners(SimpleNamespace(align_corners=True)) is True
+    assert model_align_corners(SimpleNamespace(align_corners=False, backbone=_backbone(True))) is False
+    # not a bool on the model: the backbone's config decides
+    assert model_align_corners(SimpleNamespace(align_corners="yes", backbone=_backbone(True))) is True
+    assert model_align_corners(SimpleNamespace(backbone=_backbone(True))) is True
+    assert model_align_corners(SimpleNamespace(backbone=SimpleNamespace(config=SimpleNamespace()))) is False
+    assert model_align_corners(SimpleNamespace()) is False
+
+
+def _backbone(align_corners: bool) -> SimpleNamespace:
+    return SimpleNamespace(config=SimpleNamespace(align_corners=align_corners))
+
+
+@pytest.mark.parametrize(
+    ("length", "window", "stride", "starts"),
+    [(10, 4, 3, [0, 3, 6]), (10, 4, 4, [0, 4, 6]), (4, 4, 3, [0]), (9, 4, 5, [0, 5])],
+)
+def test_sliding_windows_end_at_the_border(length, window, stride, starts):
+    # every stride, the last window moved back to end at the border (the official tester's rule)
+    assert _window_starts(length, window, stride) == starts
+
+
+def test_train_ids_outside_0_255_are_refused():
+    for bad in ([[-1, 3]], [[256, 3]]):
+        with pytest.raises(ValueError, match=r"train ids must be in \[0, 255\], got range"):
+            colorize(np.array(bad))
+    np.testing.assert_array_equal(colorize(np.array([[255]])), [[[0, 0, 0]]])  # 255 (ignore) is black
+
+
+def test_write_overlay_blends_half_and_half_and_resizes_labels_nearest(tmp_path):
+    image = np.full((4, 4, 3), 100.0)  # float input: converted to uint8
+    ids = np.array([[0, 1], [1, 0]])  # 2x2 map over a 4x4 image: each id covers a 2x2 block
+    write_overlay(tmp_path / "o.png", image, ids)
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "o.png")), cv2.COLOR_BGR2RGB)
+    road, sidewalk = np.array(CLASS_COLORS[0], float), np.array(CLASS_COLORS[1], float)
+    expected = np.empty((4, 4, 3))
+    expected[:2, :2] = expected[2:, 2:] = (100 + road) / 2  # alpha 0.5 by default
+    expected[:2, 2:] = expected[2:, :2] = (100 + sidewalk) / 2
+    np.testing.assert_allclose(out, expected, atol=0.5 + 1e-9)  # addWeighted rounds to nearest
+
+
+# ----------------------------------------------------------------------------- coco_boxes.draw_boxes
+def drawn_by_hand(image, boxes, labels, texts, thickness, font_scale):
+    """The documented overlay, drawn step by step: each box outlined in its label's colour (hue
+    label * 0.618 mod 1, saturation 0.85, value 1), a filled caption box of that colour on top of it
+    (moved down to stay inside the image) and the caption in black."""
+    canvas = image.copy()
+    for (x1, y1, x2, y2), label, text in zip(boxes, labels, texts):
+        r, g, b = colorsys.hsv_to_rgb((label * 0.618) % 1.0, 0.85, 1.0)
+        colour = (int(r * 255), int(g * 255), int(b * 255))
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        top = max(y1 - th - base, 0)
+        cv2.rectangle(canvas, (x1, top), (x1 + tw, top + th + base), colour, -1)
+        cv2.putText(
+            canvas, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    return canvas
+
+
+def test_draw_boxes_outlines_and_captions_as_documented():
+    image = np.full((700, 1280, 3), 40, np.uint8)
+    boxes = np.array([[100.4, 200.0, 400.0, 500.0], [50, 60, 70, 80], [600, 10, 900, 300]])
+    drawn = draw_boxes(
+        image, boxes, [1, 2, 3], scores=[0.91, 0.2, 0.5], names=["bg", "cat", "dog", "eel"], threshold=0.3
+    )
+    # 700 px short side: lines round(700 / 200) = 4 px, font 700 / 640; the 0.2 box is skipped, the
+    # later one still drawn; the third caption would start above the image and is moved down to y = 0
+    expected = drawn_by_hand(
+        image, [(100, 200, 400, 500), (600, 10, 900, 300)], [1, 3], ["cat 0.91", "eel 0.50"], 4, 700 / 640
+    )
+    np.testing.assert_array_equal(drawn, expected)
+    assert image.max() == 40  # the input is left alone
+
+
+def test_draw_boxes_without_scores_or_names_captions_the_label():
+    image = np.zeros((100, 120, 3), np.uint8)
+    drawn = draw_boxes(image, [[10, 30, 60, 90]], [5])
+    # short side 100: 1 px lines (at least 1), font 0.3 (at least 0.3)
+    np.testing.assert_array_equal(drawn, drawn_by_hand(image, [(10, 30, 60, 90)], [5], ["5"], 1, 0.3))
+
+
+# ----------------------------------------------------------------------------- nms and rescoring
+def pycocotools_oks(ground_truth: np.ndarray, detections: np.ndarray, area: float) -> np.ndarray:
+    """pycocotools' own ``COCOeval.computeOks`` of detections (M, 17, 2) against one person whose 17
+    joints are all labelled, of ``area`` (the independent reference)."""
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": 1, "width": 1000, "height": 1000}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": area,
+                "bbox": [0, 0, 100, 100],
+                "num_keypoints": 17,
+                "keypoints": np.concatenate([ground_truth, np.full((17, 1), 2.0)], 1).reshape(-1).tolist(),
+            }
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes(
+            [
+                {
+                    "image_id": 1,
+                    "category_id": 1,
+                    "score": 1.0 - 0.01 * i,
+                    "keypoints": np.concatenate([d, np.ones((17, 1))], 1).reshape(-1).tolist(),
+                }
+                for i, d in enumerate(detections)
+            ]
+        )
+        evaluator = COCOeval(gt, dt, iouType="keypoints")
+        evaluator.params.imgIds = [1]
+        evaluator._prepare()
+        return np.asarray(evaluator.computeOks(1, 1))[:, 0]
+
+
+def test_oks_equals_pycocotools_at_intermediate_distances():
+    rng = np.random.default_rng(5)
+    reference = rng.uniform(100, 300, (17, 2))
+    others = reference[None] + rng.normal(scale=[[[2.0]], [[6.0]], [[12.0]]], size=(3, 17, 2))
+    area = 90.0 * 160.0
+    mine = oks(reference, others, area, np.full(3, area))
+    assert mine == pytest.approx(pycocotools_oks(reference, others, area), abs=1e-12)
+    assert mine.min() > 0.1 and mine.max() < 0.99  # really intermediate, not ~1 or ~0
+    # the mean area of two people is what the official NMS uses: areas a and 3a act as 2a
+    np.testing.assert_allclose(
+        oks(reference, others, area, np.full(3, 3 * area)),
+        oks(reference, others, 2 * area, np.full(3, 2 * area)),
+    )
+
+
+def test_oks_of_people_without_area_is_zero_not_infinite():
+    a, b = np.zeros((17, 2)), np.ones((1, 17, 2))
+    np.testing.assert_array_equal(oks(a, b, 0.0, np.zeros(1)), [0.0])  # np.spacing(1) keeps it finite
+    np.testing.assert_array_equal(oks(a, a[None], 0.0, np.zeros(1)), [1.0])
+
+
+def people_at_oks(oks_value: float, area: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two people whose OKS is exactly ``oks_value``: every joint k moved by d_k with
+    d_k^2 / (2 sigma_k)^2 / area / 2 = -ln(oks_value)."""
+    a = np.tile([200.0, 200.0], (17, 1))
+    shift = np.sqrt(-math.log(oks_value) * 2 * (2 * OKS_SIGMAS) ** 2 * area)
+    b = a.copy()
+    b[:, 0] += shift
+    return a, b
+
+
+def triplets(*people: np.ndarray) -> np.ndarray:
+    return np.stack([np.concatenate([p, np.ones((17, 1))], 1) for p in people])
+
+
+def test_soft_nms_decays_by_exp_of_minus_oks_squared_over_threshold():
+    a, b = people_at_oks(0.5, 1e4)
+    c = a + 5000.0  # far from both
+    assert oks(a, b[None], 1e4, np.array([1e4]))[0] == pytest.approx(0.5)
+    kps = triplets(a, b, c)
+    # A first; B: 0.9 * exp(-0.25 / 0.5) = 0.546 < C's 0.6, so C, then B. (With exp(-0.25 * 0.5), or
+    # exp(-0.125 / 0.5), B would stay above 0.6 and come second.)
+    assert oks_nms(kps, [1.0, 0.9, 0.6], [1e4] * 3, threshold=0.5, soft=True) == [0, 2, 1]
+    assert oks_nms(kps, [1.0, 0.9, 0.5], [1e4] * 3, threshold=0.5, soft=True) == [0, 1, 2]
+
+
+def test_hard_nms_just_below_and_above_the_threshold():
+    for value, kept in ((0.89, [0, 1]), (0.91, [0])):
+        a, b = people_at_oks(value, 2500.0)
+        assert oks_nms(triplets(a, b), [0.9, 0.8], [2500.0, 2500.0]) == kept
+
+
+def test_nms_accepts_column_vectors_and_names_a_length_mismatch():
+    a, b = people_at_oks(0.95, 2500.0)
+    assert oks_nms(triplets(a, b), np.array([[0.8], [0.9]]), np.array([[2500.0], [2500.0]])) == [1]
+    with pytest.raises(ValueError, match="2 people, 3 scores and 2 areas"):
+        oks_nms(triplets(a, b), [0.8, 0.9, 0.1], [2500.0, 2500.0])
+
+
+def test_equal_scores_are_picked_later_index_first_among_many():
+    # the official argsort()[::-1] order for ties: the later index first; 30 people far apart, scores
+    # i % 3: the 2s from the last index down, then the 1s, then the 0s (an unstable sort mixes them)
+    kps = triplets(*[np.tile([100.0 * i, 0.0], (17, 1)) for i in range(30)])
+    expected = [i for score in (2, 1, 0) for i in range(29, -1, -1) if i % 3 == score]
+    assert oks_nms(kps, np.arange(30) % 3, np.full(30, 100.0)) == expected
+
+
+def test_score_people_defaults_are_the_official_ones():
+    a, b = people_at_oks(0.95, 2500.0)
+    keypoints = np.stack([a, b, a])
+    joint_scores = np.array([[0.3] * 17, [0.25] * 17, [0.15] * 17])
+    # rescored with in_vis 0.2: 0.3, 0.25 and 0 (no joint above 0.2); hard NMS at 0.9 per image:
+    # B (OKS 0.95 with A) goes; the third person is in another image
+    kept, people = score_people([1, 1, 2], keypoints, joint_scores, [1.0, 1.0, 1.0], np.full((3, 2), 0.25))
+    assert people == pytest.approx([0.3, 0.25, 0.0])
+    assert kept.tolist() == [0, 2]
+    assert kept.dtype == np.int64
+    # the settings passed on: a threshold above 0.95 keeps B, soft NMS keeps everyone
+    kept, _ = score_people([1, 1, 2], keypoints, joint_scores, [1.0] * 3, np.full((3, 2), 0.25), 0.2, 0.96)
+    assert kept.tolist() == [0, 1, 2]
+    kept, _ = score_people(
+        [1, 1, 2], keypoints, joint_scores, [1.0] * 3, np.full((3, 2), 0.25), soft_nms=True
+    )
+    assert kept.tolist() == [0, 1, 2]
+    kept, people = score_people([1, 1, 2], keypoints, joint_scores, [1.0] * 3, np.full((3, 2), 0.25), 0.28)
+    assert people == pytest.approx([0.3, 0.0, 0.0])  # the joint threshold passed on
+
+
+def test_no_people_give_empty_int64_indices():
+    kept, people = score_people([], np.zeros((0, 17, 2)), np.zeros((0, 17)), [], np.zeros((0, 2)))
+    assert kept.shape == (0,) and kept.dtype == np.int64
+    assert people.shape == (0,)
+    kept = nms_per_image([], np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros(0), np.zeros(0))
+    assert kept.shape == (0,) and kept.dtype == np.int64
+
+
+def test_nms_per_image_default_threshold_and_column_inputs():
+    a, b = people_at_oks(0.95, 2500.0)
+    kps, joint_scores = np.stack([a, b]), np.ones((2, 17))
+    assert nms_per_image([1, 1], kps, joint_scores, np.array([0.9, 0.8]), np.full(2, 2500.0)).tolist() == [0]
+    kept = nms_per_image(
+        np.array([[1], [1]]), kps, joint_scores, np.array([[0.8], [0.9]]), np.full((2, 1), 2500.0)
+    )
+    assert kept.tolist() == [1]
+
+
+def test_rescore_takes_the_joint_threshold():
+    scores = rescore(np.array([[0.3, 0.6, 0.9]]), [0.5], in_vis_threshold=0.5)
+    assert scores == pytest.approx([0.5 * 0.75])  # mean of 0.6 and 0.9 only
+
+
+# ----------------------------------------------------------------------------- evaluators
+def test_fresh_evaluators_hold_empty_results():
+    keypoints = KeypointEvaluator("unused.json")
+    assert (keypoints.results, keypoints.predictions, keypoints.last_stats) == ([], None, {})
+    detections = DetectionEvaluator("unused.json", {1: 1})
+    assert (detections.results, detections.image_ids, detections.detections, detections.last_stats) == (
+        [],
+        [],
+        {},
+        {},
+    )
+    segmentation = SegmentationEvaluator(num_classes=2)
+    assert torch.equal(segmentation.total, torch.zeros(2, 2, dtype=torch.int64))
+
+
+def test_keypoint_evaluator_without_samples_scores_zero(tmp_path):
+    ann = tmp_path / "keypoints.json"
+    write_keypoint_annotations(ann)
+    evaluator = KeypointEvaluator(ann)
+    stats = evaluator.compute()
+    assert stats == dict.fromkeys(KEYPOINT_STAT_NAMES, 0.0)
+    assert evaluator.results == []
+    ids, keypoints, scores = evaluator.predictions
+    assert (ids.shape, keypoints.shape, scores.shape) == ((0,), (0, 0, 2), (0, 0))
+
+
+def test_keypoint_evaluator_takes_tensors_and_passes_its_settings_on(tmp_path):
+    ann = tmp_path / "keypoints.json"
+    write_keypoint_annotations(ann)
+    a, b = people_at_oks(0.95, 2500.0)  # two people in image 1 whose OKS is 0.95
+    joint_scores = np.array([[0.3] * 17, [0.6] * 16 + [0.1]])
+
+    def scored(**settings) -> KeypointEvaluator:
+        evaluator = KeypointEvaluator(ann, **settings)
+        evaluator.update(
+            torch.tensor([[0], [1]]),
+            torch.tensor([1, 1]),
+            np.stack([a, b]),
+            joint_scores,
+            torch.full((2, 2), 0.25),
+        )
+        evaluator.compute()
+        return evaluator
+
+    # defaults: joints above 0.2 -> person scores 0.3 and 0.6; hard NMS at 0.9 keeps B only
+    assert [r["score"] for r in scored().results] == pytest.approx([0.6])
+    assert [r["score"] for r in scored(oks_nms_threshold=0.96).results] == pytest.approx([0.6, 0.3])
+    assert len(scored(soft_nms=True).results) == 2
+    # joint threshold 0.4: A has no joint above it (score 0), B's 16 joints of 0.6
+    assert sorted(
+        r["score"] for r in scored(keypoint_score_threshold=0.4, soft_nms=True).results
+    ) == pytest.approx([0.0, 0.6])
+
+
+def test_segmentation_evaluator_without_ids_takes_its_classes_and_ignore_index():
+    preds = torch.tensor([[[0, 1, 2], [2, 2, 1]]])
+    labels = torch.tensor([[[0, 1, 9], [2, 1, 9]]])  # 9 is ignored here, not 255
+    evaluator = SegmentationEvaluator(num_classes=3, ignore_index=9)
+    evaluator.update(preds, labels)
+    evaluator.update(preds, labels)  # without ids every batch counts
+    expected = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1]]) * 2
+    assert torch.equal(evaluator.confusion, expected)
+    assert evaluator.compute()["pixel_accuracy"] == pytest.approx(3 / 4)
+
+
+def test_segmentation_evaluator_with_ids_skips_a_repeat_but_not_what_follows_it():
+    evaluator = SegmentationEvaluator(num_classes=3, ignore_index=9)
+    preds = torch.tensor([[[0, 1]], [[0, 1]], [[2, 2]]])
+    labels = torch.tensor([[[0, 9]], [[0, 9]], [[2, 1]]])
+    evaluator.update(preds, labels, [4, 4, 5])  # sample 4 twice in one batch, then sample 5
+    assert torch.equal(evaluator.confusion, torch.tensor([[1, 0, 0], [0, 0, 1], [0, 0, 1]]))
+
+
+def test_segmentation_evaluator_takes_out_samples_a_lower_rank_holds(monkeypatch):
+    # under DDP, owned_elsewhere names this rank's samples that a lower rank also holds; their counts
+    # leave this rank's matrix before the all-reduce (here without processes: one rank, one such sample)
+    monkeypatch.setattr(evaluators, "owned_elsewhere", lambda ids: {5} & set(ids))
+    evaluator = SegmentationEvaluator(num_classes=3)
+    evaluator.update(torch.tensor([[[0, 1]], [[2, 2]]]), torch.tensor([[[0, 1]], [[2, 1]]]), [4, 5])
+    evaluator.compute()
+    assert torch.equal(evaluator.total, torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 0]]))
+    assert int(evaluator.confusion.sum()) == 4  # the rank's own matrix keeps every sample
+
+
+def test_detection_evaluator_scores_only_predicted_images_and_keeps_them(tmp_path):
+    ann = tmp_path / "instances.json"
+    boxes = write_box_annotations(ann)
+    perfect = [b for b in boxes if b["image_id"] == 1]
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (b["bbox"] for b in perfect)])
+    outputs = {"boxes": xyxy, "scores": np.full(len(perfect), 0.9), "labels": np.ones(len(perfect), np.int64)}
+    evaluator = DetectionEvaluator(ann, {1: 7})
+    evaluator.update(np.array([[1]]), [outputs])  # numpy outputs and a column of ids
+    stats = evaluator.compute()
+    assert stats["AP"] == pytest.approx(1.0)  # image 1 alone: every box found (4 other images unscored)
+    assert list(evaluator.detections) == [1]
+    np.testing.assert_array_equal(evaluator.detections[1][0], xyxy)
+
+
+def test_detection_evaluator_without_outputs_scores_zero(tmp_path):
+    ann = tmp_path / "instances.json"
+    write_box_annotations(ann)
+    evaluator = DetectionEvaluator(ann, {1: 7})
+    assert evaluator.compute() == dict.fromkeys(BOX_STAT_NAMES, 0.0)
+    assert evaluator.results == [] and evaluator.image_ids == []
+
+
+def test_coco_detections_round_boxes_to_2_and_scores_to_5_decimals():
+    results = to_coco_detections([3], [[[10.257, 20.0, 30.5, 40.1234]]], [[0.1234567]], [[1]], {1: 9})
+    assert results == [
+        {"image_id": 3, "category_id": 9, "bbox": [10.26, 20.0, 20.24, 20.12], "score": 0.12346}
+    ]
+
+
+# ----------------------------------------------------------------------------- distributed, two ranks
+class TwoRanks:
+    """``torch.distributed`` as one rank of two sees it, without processes: the other rank's
+    contributions are given; collectives must name rank 0 as their source or destination."""
+
+    ReduceOp = torch.distributed.ReduceOp
+
+    def __init__(self, rank: int, other: object, root_value: object = None) -> None:
+        self.rank, self.other, self.root_value = rank, other, root_value
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def get_world_size(self) -> int:
+        return 2
+
+    def get_rank(self) -> int:
+        return self.rank
+
+    def _both(self, mine: object) -> list:
+        return [mine, self.other] if self.rank == 0 else [self.other, mine]
+
+    def all_gather_object(self, out: list, obj: object) -> None:
+        assert len(out) == 2
+        out[:] = self._both(obj)
+
+    def gather_object(self, obj: object, out: list | None = None, dst: int = 0) -> None:
+        assert dst == 0 and (out is None) == (self.rank != 0)
+        if out is not None:
+            out[:] = self._both(obj)
+
+    def broadcast_object_list(self, values: list, src: int = 0) -> None:
+        assert src == 0
+        if self.rank != 0:
+            values[0] = self.root_value
+
+    def all_reduce(self, tensor: torch.Tensor, op: object = None) -> None:
+        assert op == torch.distributed.ReduceOp.SUM
+        tensor += self.other
+
+
+def test_rank_and_world_of_a_two_rank_group(monkeypatch):
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, None))
+    assert distributed.world_size() == 2
+    assert distributed.rank_and_world() == (1, 2)
+    assert not distributed.is_global_zero()
+
+
+def test_gather_first_copies_keeps_the_lower_ranks_copy_sorted_by_id(monkeypatch):
+    rank0, rank1 = [(3, "a"), (1, "b")], [(1, "x"), (2, "c")]
+    expected = [(1, "b"), (2, "c"), (3, "a")]  # sample 1 from rank 0, the first in rank order
+    monkeypatch.setattr(distributed, "dist", TwoRanks(0, rank1))
+    assert distributed.gather_first_copies(rank0) == expected
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, rank0))
+    assert distributed.gather_first_copies(rank1) is None  # to rank 0 only
+    assert distributed.gather_first_copies(rank1, to_all=True) == expected
+
+
+def test_broadcast_sum_and_owned_elsewhere_on_rank_one(monkeypatch):
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, [2, 7], root_value={"AP": 0.5}))
+    assert distributed.broadcast_from_zero({"AP": 0.0}) == {"AP": 0.5}
+    assert distributed.owned_elsewhere([1, 2, 5]) == {2}  # rank 0 holds 2 (and 7, not ours)
+    monkeypatch.setattr(distributed, "dist", TwoRanks(0, [1, 2, 5]))
+    assert distributed.owned_elsewhere([2, 7]) == set()  # no rank below 0
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, torch.tensor([10, 20])))
+    local = torch.tensor([1, 2])
+    assert distributed.sum_across_ranks(local).tolist() == [11, 22]
+    assert local.tolist() == [1, 2]  # a copy is reduced
+
+
+def test_evaluators_on_rank_one_score_nothing_and_take_rank_zeros_stats(monkeypatch):
+    stats = {"AP": 0.25}
+    monkeypatch.setattr(distributed, "dist", TwoRanks(1, None, root_value=stats))
+    keypoints = KeypointEvaluator("not-read-on-rank-1.json")
+    keypoints.update([0], [1], np.zeros((1, 17, 2)), np.ones((1, 17)), np.ones((1, 2)))
+    assert keypoints.compute() == stats and keypoints.results == []
+    detections = DetectionEvaluator("not-read-on-rank-1.json", {1: 1})
+    detections.update([1], [{"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "labels": np.zeros(0)}])
+    assert detections.compute() == stats and detections.results == [] and detections.image_ids == []
+
+
+# ----------------------------------------------------------------------------- metrics by hand
+def test_confusion_matrix_refuses_ids_outside_the_classes_and_takes_float_predictions():
+    for pred, label in (
+        ([[0, 3]], [[0, 1]]),
+        ([[0, -1]], [[0, 1]]),
+        ([[0, 1]], [[0, 3]]),
+        ([[0, 1]], [[-1, 1]]),
+    ):
+        with pytest.raises(ValueError, match=r"labels/predictions must be in \[0, 3\) or 255"):
+            confusion_matrix(torch.tensor(pred), torch.tensor(label), num_classes=3)
+    counts = confusion_matrix(torch.tensor([[0.0, 2.0]]), torch.tensor([[0, 1]]), num_classes=3)
+    assert torch.equal(counts, torch.tensor([[1, 0, 0], [0, 0, 1], [0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"accumulator shape \(2, 2\) != \(3, 3\)"):
+        confusion_matrix(
+            torch.tensor([[0]]), torch.tensor([[0]]), num_classes=3, out=torch.zeros(2, 2, dtype=torch.int64)
+        )
+
+
+def test_iou_accuracy_and_names_by_hand():
+    # rows ground truth, columns prediction; class 2 neither labelled nor predicted
+    metrics = iou_from_confusion(torch.tensor([[1, 0, 0], [1, 2, 0], [0, 0, 0]]), ["a", "b", "c"])
+    # a: tp 1, union 1 + 2 - 1 = 2 -> 1/2, accuracy 1/1; b: tp 2, union 3 + 2 - 2 = 3 -> 2/3, accuracy 2/3
+    assert metrics["mIoU"] == pytest.approx(7 / 12)
+    assert metrics["mean_accuracy"] == pytest.approx(5 / 6)
+    assert metrics["pixel_accuracy"] == pytest.approx(3 / 4)
+    assert list(metrics["per_class_iou"]) == ["a", "b", "c"]
+    assert metrics["per_class_iou"]["a"] == pytest.approx(0.5) and math.isnan(metrics["per_class_iou"]["c"])
+    one = iou_from_confusion(torch.tensor([[1]]), ["only"])  # one pixel, right: every measure is 1
+    assert (one["mIoU"], one["mean_accuracy"], one["pixel_accuracy"]) == (1.0, 1.0, 1.0)
+    empty = iou_from_confusion(torch.zeros(2, 2))
+    assert math.isnan(empty["pixel_accuracy"]) and math.isnan(empty["mIoU"])
+
+
+def test_iou_names_a_bad_matrix_or_names():
+    with pytest.raises(ValueError, match=r"confusion matrix must be square, got shape \(2, 3\)"):
+        iou_from_confusion(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="2 class names for 3 classes"):
+        iou_from_confusion(torch.zeros(3, 3), ["a", "b"])
+
+
+def test_person_score_defaults_and_strict_threshold():
+    assert person_score(np.array([0.1, 0.3, 0.5])) == pytest.approx(0.4)  # box 1, joints above 0.2
+    assert person_score(np.array([0.2, 0.4])) == pytest.approx(0.4)  # 0.2 itself is not above
+
+
+def test_coco_results_round_to_3_decimals_and_score_with_the_defaults():
+    keypoints = np.array([[[1.23456, 2.0], [3.0, 4.0]]])
+    results = to_coco_results([5], keypoints, np.array([[[0.1], [0.5]]]))  # scores may come as (N, K, 1)
+    assert results == [
+        {"image_id": 5, "category_id": 1, "keypoints": [1.235, 2.0, 0.1, 3.0, 4.0, 0.5], "score": 0.5}
+    ]
+
+
+def test_draw_boxes_line_width_rounds_and_a_score_at_the_threshold_is_drawn():
+    image = np.full((300, 400, 3), 90, np.uint8)
+    boxes = [[20, 150, 120, 250], [200, 100, 380, 280]]
+    drawn = draw_boxes(image, boxes, [2, 9], scores=[0.3, 0.9], threshold=0.3)
+    # short side 300: round(1.5) = 2 px lines, font 300 / 640; labels 2 and 9 have a mid-range red and
+    # green (hue 0.236 and 0.562), where 255 and not 256 decides the value
+    expected = drawn_by_hand(
+        image, [(20, 150, 120, 250), (200, 100, 380, 280)], [2, 9], ["2 0.30", "9 0.90"], 2, 300 / 640
+    )
+    np.testing.assert_array_equal(drawn, expected)
+
+
+def test_person_detections_integer_scores_are_float64(tmp_path):
+    boxes = read_person_detections(write_detections(tmp_path, [entry(score=1)]), {1})
+    assert boxes.scores.dtype == np.float64
+    np.testing.assert_array_equal(boxes.scores, [1.0])
