@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from test_evaluators import write_box_annotations, write_keypoint_annotations
+from test_mutants_evaluation import drawn_by_hand, people_at_oks
 
 from hrnet.evaluation import distributed, evaluators
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, draw_boxes, to_coco_detections
@@ -20,7 +21,6 @@ from hrnet.evaluation.coco_keypoints import (
 from hrnet.evaluation.evaluators import DetectionEvaluator, KeypointEvaluator, SegmentationEvaluator
 from hrnet.evaluation.person_detections import read_person_detections
 from hrnet.evaluation.segmentation import (
-from test_mutants_evaluation import people_at_oks
     confusion_matrix,
     iou_from_confusion,
 )
