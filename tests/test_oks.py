@@ -19,7 +19,9 @@ from pycocotools.cocoeval import COCOeval
 from hrnet.evaluation import oks_nms
 from hrnet.evaluation.nms import oks
 
-AREA = 10_000.0  # a 100 x 100 px person; both people of a pair share it: our OKS averages the two areas, COCO's uses the gt's
+# a 100 x 100 px person; both people of a pair share it: our OKS averages the two areas, COCO's
+# uses the ground truth's
+AREA = 10_000.0
 
 
 def coco_oks(reference: np.ndarray, others: np.ndarray, area: float) -> np.ndarray:
