@@ -22,12 +22,18 @@ class StopOnDivergence(Callback):
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
-        finite = bool(torch.isfinite(loss.detach()).all())
-        # every DDP rank decides together, so no rank is left waiting in the next collective
-        if trainer.strategy.reduce_boolean_decision(finite, all=True):
+        # every DDP rank sees every rank's loss, so all decide together and no rank is left waiting in
+        # the next collective; rank 0 alone says so (one line, naming the first rank that diverged)
+        # and the other ranks leave quietly with the same exit code
+        losses = trainer.strategy.all_gather(loss.detach().float().sum().reshape(1)).reshape(-1)
+        bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
+        if not bad:
             return
-        value = f"{loss.detach().float().sum().item()}" if not finite else "non-finite on another rank"
+        if trainer.global_rank != 0:
+            raise SystemExit(2)
+        where = f" on rank {bad[0]}" if trainer.world_size > 1 else ""
         raise DivergenceError(
-            f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: loss {value}; "
-            "nothing after the last finished epoch was saved (lower the learning rate or check the data)"
+            f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+            f"loss {losses[bad[0]].item()}{where}; nothing after the last finished epoch was saved "
+            "(lower the learning rate or check the data)"
         )

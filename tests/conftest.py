@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -6,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,15 +117,53 @@ def stage(project: Path, name: str, timeout: int = 600) -> subprocess.CompletedP
     return result
 
 
+# Where prepared templates live: one folder for the whole test run, shared by the xdist workers
+# (set by the session fixture below; None outside pytest, e.g. when a helper is imported by hand)
+_TEMPLATES: Path | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prepared_templates(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Under pytest-xdist each worker has its own basetemp (``pytest-N/popen-gwK``); their parent
+    ``pytest-N`` belongs to this test run only, so the workers share templates there. In one process
+    the basetemp itself is this run's."""
+    global _TEMPLATES
+    base = tmp_path_factory.getbasetemp()
+    _TEMPLATES = (base if worker_id == "master" else base.parent) / "prepared-templates"
+    _TEMPLATES.mkdir(exist_ok=True)
+
+
+def _prepared_template(params: dict) -> Path:
+    """A project in which synthesize and prepare have run (as their own processes, as DVC runs them)
+    on ``params``; built once per test run for each set of the params those two stages read (seed,
+    task, data: their params in dvc.yaml) and reused by every test asking for the same."""
+    assert _TEMPLATES is not None, "prepared templates need the session fixture of tests/conftest.py"
+    inputs = json.dumps({key: params[key] for key in ("seed", "task", "data")}, sort_keys=True)
+    template = _TEMPLATES / hashlib.sha256(inputs.encode()).hexdigest()[:16]
+    with FileLock(f"{template}.lock"):
+        if not (template / ".prepared").exists():
+            shutil.rmtree(template, ignore_errors=True)  # a build that failed half way
+            project = copy_project(template)
+            (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            stage(project, "synthesize")
+            stage(project, "prepare")
+            (template / ".prepared").write_text(inputs)
+    return template
+
+
 def tiny_project(root: Path, *, commit: bool = False, prepared: bool = False, **overrides) -> Path:
     """A project copy (:func:`copy_project`) whose params.yaml is :func:`tiny_params` with
     ``overrides``; with ``commit`` that params.yaml is committed, with ``prepared`` the synthesize and
-    prepare stages have run in it (as their own processes, as DVC runs them)."""
-    project = copy_project(root)
-    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
+    prepare stages have run in it: it is a copy of the test run's template for those data params."""
+    params = tiny_params(**overrides)
+    if prepared:
+        shutil.copytree(
+            _prepared_template(params), root, symlinks=True, ignore=shutil.ignore_patterns(".prepared")
+        )
+        project = root
+    else:
+        project = copy_project(root)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if commit:
         subprocess.run(["git", "commit", "-qam", "tiny params"], cwd=project, check=True, env=project_env())
-    if prepared:
-        stage(project, "synthesize")
-        stage(project, "prepare")
     return project

@@ -52,33 +52,31 @@ def test_ddp_two_processes_write_one_set_of_artifacts(tmp_path, task, metric):
         assert single[metric] == pytest.approx(logged[metric], abs=1e-6)
 
 
-def _train_and_evaluate(project):
-    stage(project, "train")
-    stage(project, "evaluate")
-    return json.loads((project / "reports/metrics.json").read_text())
-
-
 POSE_RUN = {
     "train": {"epochs": 3},
     "data": {"synthetic": {"pose": {"num_train_images": 12, "num_val_images": 3, "image_size": [128, 128]}}},
 }
 
 
-def test_identical_runs_and_a_killed_run_resumed_give_identical_metrics(tmp_path):
+def test_a_killed_pose_run_resumes_to_the_same_weights_and_the_seed_matters(tmp_path):
+    """Compared on the trained weights (the tiny runs' metrics are all 0.0 AP, equal whatever the
+    weights): a run killed after its first epoch and resumed ends with the uninterrupted run's weights,
+    bit for bit; the same run with seed 7 instead of 42, on the same data, ends elsewhere."""
     first = tiny_project(tmp_path / "first", **POSE_RUN, prepared=True)
-    reference = _train_and_evaluate(first)
-
-    second = tiny_project(tmp_path / "second", **POSE_RUN, prepared=True)
-    assert _train_and_evaluate(second) == reference  # two identical runs, identical metrics.json
+    stage(first, "train")
 
     killed = tiny_project(tmp_path / "killed", **POSE_RUN, prepared=True)
     _kill_after_first_epoch(killed)
     assert not (killed / "models" / "model.ckpt").exists()
-
     resumed = stage(killed, "train")
-    assert "resuming from models/last.ckpt" in resumed.stderr + resumed.stdout
-    stage(killed, "evaluate")
-    assert json.loads((killed / "reports/metrics.json").read_text()) == reference
+    assert "resuming from models/last.ckpt (1 of 3 epochs done)" in resumed.stderr + resumed.stdout
+    _assert_same_weights(_weights(killed), _weights(first))
+
+    other = tiny_project(tmp_path / "seed7", **POSE_RUN, prepared=True)  # the seed-42 data
+    params = yaml.safe_load((other / "params.yaml").read_text())
+    (other / "params.yaml").write_text(yaml.safe_dump({**params, "seed": 7}, sort_keys=False))
+    stage(other, "train")
+    assert _largest_difference(_weights(other), _weights(first)) > 1e-3
 
 
 def test_incompatible_or_corrupt_last_checkpoint_is_not_loaded(tmp_path):
@@ -115,19 +113,50 @@ def _weights(project):
     return torch.load(project / "models/model.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-# Known gap (2026-11-30): a resumed detection run ends within ~1e-4 of the uninterrupted one, not bit for
-# bit. Seeding torch's global generator per epoch (pipeline.train.SeedEachEpoch, for torchvision's RPN/RoI
-# box sampling) narrowed it from ~1e-3; the remaining difference is not yet found. strict: the day it is
-# fixed this case passes, and the xfail must go.
-KNOWN_RESUME_GAP = pytest.mark.xfail(strict=True, reason="detection resume differs by ~1e-4 (see above)")
+def _assert_same_weights(actual, expected):
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
+
+
+def _largest_difference(actual, expected) -> float:
+    """The largest elementwise difference of two state dicts' floating point tensors."""
+    assert expected.keys() == actual.keys()
+    return max(
+        (actual[name].double() - tensor.double()).abs().max().item()
+        for name, tensor in expected.items()
+        if tensor.is_floating_point() and tensor.numel()
+    )
+
+
+def _distance(actual, expected) -> float:
+    """The L2 distance of two state dicts, over all their floating point values."""
+    return math.sqrt(
+        sum(
+            ((actual[k].double() - t.double()) ** 2).sum().item()
+            for k, t in expected.items()
+            if t.is_floating_point()
+        )
+    )
+
+
+# A resumed detection run does not end bit for bit on the uninterrupted one (2026-11-30): seeding
+# torch's global generator per epoch (pipeline.train.SeedEachEpoch, for torchvision's RPN/RoI box
+# sampling) narrowed the gap; the rest is not yet found. Until it is, detection is held to a
+# tolerance relative to what the resumed epoch does: the resumed weights' distance to the
+# uninterrupted run's must be under 2 % of the distance the second epoch moved the weights (measured
+# 2026-12-03: 0.6 %; the largest single difference, 0.057, is in a BatchNorm running_var of ~5). A
+# resume that skipped, repeated or restarted an epoch ends about 100 % away.
+DETECTION_RESUME_TOLERANCE = 0.02
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("task", ["segmentation", pytest.param("detection", marks=KNOWN_RESUME_GAP)])
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
 def test_a_killed_run_resumes_the_per_step_schedule_exactly(tmp_path, task):
     """Segmentation (poly) and detection (warmup + steps) set the learning rate per step from the total
     number of steps: a run killed after its first epoch and resumed must end with the weights of an
-    uninterrupted one, bit for bit (CPU training is deterministic)."""
+    uninterrupted one, bit for bit (CPU training is deterministic); detection within
+    DETECTION_RESUME_TOLERANCE."""
     run = {"task": task, "train": {"epochs": 2}}
     reference = tiny_project(tmp_path / "reference", **run, prepared=True)
     stage(reference, "train")
@@ -135,10 +164,13 @@ def test_a_killed_run_resumes_the_per_step_schedule_exactly(tmp_path, task):
     killed = tiny_project(tmp_path / "killed", **run, prepared=True)
     _kill_after_first_epoch(killed)
     assert not (killed / "models" / "model.ckpt").exists()
+    after_one = torch.load(killed / "models/last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     resumed = stage(killed, "train")
     assert "resuming from models/last.ckpt (1 of 2 epochs done)" in resumed.stderr + resumed.stdout
 
     expected, actual = _weights(reference), _weights(killed)
-    assert expected.keys() == actual.keys()
-    for name, tensor in expected.items():
-        assert torch.equal(actual[name], tensor), name
+    if task == "detection":
+        gap, moved = _distance(actual, expected), _distance(after_one, expected)
+        assert moved > 0 and gap <= DETECTION_RESUME_TOLERANCE * moved, (gap, moved)
+    else:
+        _assert_same_weights(actual, expected)

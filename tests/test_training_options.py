@@ -2,7 +2,7 @@
 
 Trainer options (bf16-mixed on CPU, accumulate_grad_batches, gradient_clip_val, compile), the
 optimizers, the detection torchvision preset, model.pretrained for every task, and run-to-run
-determinism for segmentation and detection. All on the tiny synthetic data of one prepare run.
+determinism on the weights for every task. All on the tiny synthetic data of one prepare run.
 """
 
 import contextlib
@@ -147,11 +147,12 @@ def fit_weights(params, prepared_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["segmentation", "detection"])
+@pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
 def test_same_params_same_weights(prepared, task):
     params = params_for(task, train={"limit_train_batches": 2})
     first, second = fit_weights(params, prepared[task]), fit_weights(params, prepared[task])
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = fit_weights(params.model_copy(update={"seed": params.seed + 1}), prepared[task])
+    assert params.seed == 42
+    other = fit_weights(params.model_copy(update={"seed": 7}), prepared[task])
     assert any(not torch.equal(first[k], other[k]) for k in first)  # the seed matters: a real check

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import shlex
 import time
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.xdist_group("ray")
 METRIC = "val/loss"
 EPOCHS = 3
 FLAKY_TRIAL = "_00001"  # this trial's first attempt raises
+DIVERGING_TRIAL = "_00002"  # this trial's loss is NaN from its first step (every attempt)
 
 
 def sweep_params(tmp: Path, **tune: Any) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def sweep_params(tmp: Path, **tune: Any) -> dict[str, Any]:
     ]
     settings = {
         "search": {"pose": {"metric": METRIC, "mode": "min", "space": space}},
-        "num_samples": 4,
+        "num_samples": 5,
         "epochs": EPOCHS,
         "limit_train_batches": 1,
         "grace_period": 1,
@@ -95,17 +97,33 @@ def command_overrides(command: str) -> dict[str, Any]:
 
 
 def make_flaky(marker_dir: str):
-    """A trial function whose trial FLAKY_TRIAL raises on its first attempt (a marker file remembers)."""
+    """A trial function whose trial FLAKY_TRIAL raises on its first attempt (a marker file remembers)
+    and whose trial DIVERGING_TRIAL trains on images holding a NaN pixel (its loss is NaN)."""
 
     def flaky_trial(config: dict[str, Any], spec: Any) -> None:
         from ray import tune
+
+        from hrnet.data.pose_dataset import TopDownPoseDataset
 
         trial_id = tune.get_context().get_trial_id()
         marker = Path(marker_dir) / f"failed-{trial_id}"
         if trial_id.endswith(FLAKY_TRIAL) and not marker.exists():
             marker.write_text("")
             raise RuntimeError("injected fault: first attempt")
-        run_trial(config, spec)
+        clean = TopDownPoseDataset.__getitem__
+
+        def nan_pixel(self: TopDownPoseDataset, key: Any) -> dict:
+            item = clean(self, key)
+            if self.train:
+                item["image"][0, 0, 0] = math.nan
+            return item
+
+        if trial_id.endswith(DIVERGING_TRIAL):
+            TopDownPoseDataset.__getitem__ = nan_pixel
+        try:
+            run_trial(config, spec)
+        finally:
+            TopDownPoseDataset.__getitem__ = clean
 
     return flaky_trial
 
@@ -131,7 +149,7 @@ def users_home(home: Path) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, home) -> dict[str, Any]:
-    """One 4-trial ASHA sweep on a local Ray of 2 CPUs, with one trial failing once."""
+    """One 5-trial ASHA sweep on a local Ray of 2 CPUs, with one trial failing once and one diverging."""
     work = tmp_path_factory.mktemp("tune")
     raw = sweep_params(work)
     params = parse_params(raw)
@@ -162,16 +180,22 @@ def sweep(tmp_path_factory, home) -> dict[str, Any]:
 @pytest.mark.slow
 def test_asha_stops_weak_trials_and_best_yaml_holds_the_best_row(sweep):
     rows = read_trials(sweep["out"])
-    assert len(rows) == 4
-    iterations = [int(row["iterations"]) for row in rows]
+    assert len(rows) == 5
+    # every trial drew its own params, so the sweep compares something
+    assert len({json.dumps(row_config(row), sort_keys=True) for row in rows}) == 5
+    healthy = [row for row in rows if not row["trial_id"].endswith(DIVERGING_TRIAL)]
+    iterations = [int(row["iterations"]) for row in healthy]
     assert all(1 <= n <= EPOCHS for n in iterations)
     assert any(n < EPOCHS for n in iterations), f"ASHA stopped no trial: {iterations}"
-    assert {row["status"] for row in rows} <= {"completed", "stopped_early"}
+    assert {row["status"] for row in healthy} <= {"completed", "stopped_early"}
 
     best = rows[0]
     assert best["rank"] == "1" and best["status"] == "completed"
     finals = [float(row[f"{METRIC} final"]) for row in rows if row["status"] == "completed"]
     assert float(best[f"{METRIC} final"]) == min(finals)
+    # not tied: the varied params move the metric, every trial ended on a value of its own
+    ended = [float(row[f"{METRIC} final"]) for row in healthy]
+    assert len(set(ended)) == len(ended), ended
     best_yaml = yaml.safe_load((sweep["out"] / BEST_YAML).read_text())
     assert best_yaml == nest(row_config(best))
     assert set(row_config(best)) == {"pose.lr", "pose.sigma"}
@@ -194,8 +218,21 @@ def test_a_failing_trial_is_retried_and_reported(sweep):
     assert flaky[0]["retries"] == "1"
     assert flaky[0]["status"] in {"completed", "stopped_early"} and not flaky[0]["error"]
     assert int(flaky[0]["iterations"]) >= 1
-    assert all(row["retries"] == "0" for row in rows if row is not flaky[0])
+    others = [row for row in rows if row is not flaky[0] and not row["trial_id"].endswith(DIVERGING_TRIAL)]
+    assert all(row["retries"] == "0" for row in others)
     assert list((sweep["work"] / "markers").iterdir())  # the fault did fire
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_reported_failed_and_the_sweep_goes_on(sweep):
+    rows = read_trials(sweep["out"])
+    (diverged,) = [row for row in rows if row["trial_id"].endswith(DIVERGING_TRIAL)]
+    assert diverged["status"] == "error" and "training diverged at epoch 0" in diverged["error"]
+    assert diverged["rank"] == str(len(rows))  # ranked last: it cannot win
+    others = [row for row in rows if row is not diverged]
+    assert {row["status"] for row in others} <= {"completed", "stopped_early"}  # the others ran on
+    assert any(row["status"] == "completed" for row in others)
+    assert sweep["winner"].trial_id != diverged["trial_id"]
 
 
 @pytest.mark.slow
@@ -306,6 +343,7 @@ def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, home)
         assert finals[0] != finals[1]
     searched = {dim["param"] for dim in search["space"]}
     assert {key for key in rows[0] if key in searched} == searched
+    assert len({json.dumps({key: row[key] for key in sorted(searched)}) for row in rows}) == 2  # differ
     best = yaml.safe_load((out / BEST_YAML).read_text())
     assert best == nest({key: json.loads(rows[0][key]) for key in searched})
     header = (out / BEST_YAML).read_text().splitlines()[0]
