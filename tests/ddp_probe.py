@@ -18,7 +18,7 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.params import parse_params
-from pipeline.train import build_trainer
+from pipeline.common.fitting import build_trainer
 
 STEPS, BATCH, LR, MOMENTUM = 2, 4, 0.1, 0.9
 

@@ -9,7 +9,7 @@ from conftest import tiny_project
 
 from hrnet.data.pose_dataset import TopDownPoseDataset
 from hrnet.data.sampling import sample_key
-from hrnet.tasks.pose import PoseEstimationModule
+from hrnet.tasks.pose.module import PoseEstimationModule
 from pipeline import train as train_stage
 from pipeline.common import run_stage
 
