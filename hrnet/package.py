@@ -220,16 +220,25 @@ def write_package(
     fmt: str = "torch_export",
     check_images: torch.Tensor | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    precision: str = "fp32",
+    calibration_images: torch.Tensor | list[torch.Tensor] | None = None,
 ) -> Path:
     """Writes a verified package to ``out_dir`` atomically (all files appear at once).
 
     ``check_images`` (N, 3, H, W), normalised validation inputs, are run through the export and
     the model; a difference above ``tolerance`` raises :class:`PackageError` and writes nothing.
+    ``precision`` fp32, bf16 or int8 (ONNX, calibrated on ``calibration_images``, normalised train
+    inputs): see :mod:`hrnet.predict.quantize`.
     """
+    from hrnet.predict.quantize import apply_precision, program_format
+
     out_dir = Path(out_dir)
     model = model.eval()
+    fmt = program_format(precision, fmt)
     with atomic_directory(out_dir) as tmp:
-        meta = {**meta, "format": PACKAGE_FORMAT, **_export(tmp, model, meta, fmt, check_images, tolerance)}
+        fields = _export(tmp, model, meta, fmt, check_images, tolerance)
+        fields = apply_precision(tmp, model, meta, fields, precision, check_images, calibration_images)
+        meta = {**meta, "format": PACKAGE_FORMAT, **fields}
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -282,7 +291,9 @@ def load_package(path: str | Path, batch_size: int = 8) -> ModelPackage:
     if meta["program"] == SCRIPT_FILE:
         model = _DetectionsOnly(torch.jit.load(str(program_file), map_location="cpu"))
     elif meta["program"] == PROGRAM_FILE:
-        model = TorchRunner(torch.export.load(program_file).module())
+        model = TorchRunner(
+            torch.export.load(program_file).module(), autocast=meta.get("precision") == "bf16"
+        )
     elif meta["program"] == ONNX_FILE and meta["task"] == "detection":
         from hrnet.predict.onnx_detection import load_detector
 

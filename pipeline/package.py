@@ -2,7 +2,9 @@
 
 The export (``package.format``: torch_export or onnx) is checked against the trained model on the
 first ``package.check_images`` validation images; a difference above ``package.tolerance`` fails
-the stage with one line and leaves dist/ as it was.
+the stage with one line and leaves dist/ as it was. With ``package.precision`` bf16 or int8 the
+package is then scored on the val split against the fp32 model (pipeline.package_precision); a
+drop above ``package.max_metric_drop`` fails the stage the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hrnet.errors import MissingFileError
 from hrnet.package import write_package
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.evaluate import load_module
+from pipeline.package_precision import calibration_images, score_and_place
 from pipeline.params import Params
 from pipeline.tasks import TASKS
 
@@ -72,8 +75,13 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         **TASKS[params.task].package_meta(params, PREPARED_DIR),
     }
     settings = params.package
+    lower = settings.precision != "fp32"
+    calibration = None
+    if settings.precision == "int8":
+        calibration = calibration_images(params, settings.calibration_images, module.model)
+    target = DIST_DIR / name
     out = write_package(  # a PackageError (a UserError) is one line, exit code 2
-        DIST_DIR / name,
+        target.with_name(f".{name}.candidate") if lower else target,
         module.model,
         meta,
         params_file.read_text(),
@@ -81,7 +89,11 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         fmt=settings.format,
         check_images=check_images(params, settings.check_images, module.model),
         tolerance=settings.tolerance,
+        precision=settings.precision,
+        calibration_images=calibration,
     )
+    if lower:  # dist/<name> is replaced only by a package that scores within max_metric_drop
+        out = score_and_place(params, out, target, module.model)
     log.info("packaged %s", out)
     return out
 

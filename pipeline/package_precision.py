@@ -1,0 +1,126 @@
+"""The package stage's precision steps: int8 calibration inputs, and scoring the written package.
+
+**Calibration.** int8 activation ranges come from ``package.calibration_images`` inputs of the
+train split, as the train DataModule yields them (augmented crops, normalised; detection: resized
+and normalised by the detector's own transform), resized to the package's input size.
+
+**Scoring.** The package just written is loaded (through :func:`hrnet.load_package`, as a user
+would) and put in the place of the trained network inside the evaluate stage's own module, whose
+``evaluate`` then scores it on the val split with the evaluate stage's metric (pose and detection:
+COCO AP; segmentation: mIoU). The fp32 PyTorch network is scored through the same wrapper, so
+the two differ only by what the package changed. A drop above ``package.max_metric_drop`` points
+(metrics scaled to 0-100) refuses the package in one line; ``dist/`` keeps what it had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrnet.errors import UserError
+from hrnet.io import replace_directory, sha256_file
+from pipeline.common import PREPARED_DIR
+from pipeline.params import Params
+from pipeline.tasks import TASKS
+
+log = logging.getLogger("pipeline.package")
+
+METRIC = {"pose": "AP", "segmentation": "mIoU", "detection": "AP"}
+
+
+class MetricDropError(UserError, RuntimeError):
+    """The packaged model scores too far below the fp32 model (one line, exit code 2)."""
+
+
+@torch.no_grad()
+def calibration_images(params: Params, count: int, model: nn.Module) -> torch.Tensor | list[torch.Tensor]:
+    """``count`` train inputs as the network sees them: an (N, 3, H, W) batch at the package's
+    input size (detection: a list of (3, H, W), the detector's transform decides each size)."""
+    datamodule = TASKS[params.task].build_datamodule(params, PREPARED_DIR)
+    datamodule.setup("fit")
+    images: list[torch.Tensor] = []
+    for batch in datamodule.train_dataloader():
+        if params.task == "detection":
+            images += list(model.transform(list(batch[0]))[0].tensors)
+        else:
+            images += list(batch["image"])
+        if len(images) >= count:
+            break
+    if params.task == "detection":
+        return images[:count]
+    width, height = TASKS[params.task].package_meta(params, PREPARED_DIR)["input_size"]
+    return torch.stack([_resized(image[None], (height, width))[0] for image in images[:count]])
+
+
+def _resized(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(batch.shape[-2:]) == tuple(size):
+        return batch
+    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+
+
+class PackagedNetwork(nn.Module):
+    """A package's network (or any callable) where the evaluate stage's module expects its own:
+    dense tasks get their inputs resized to the package's input size, as ``hrnet predict`` does."""
+
+    def __init__(self, run: Callable[[Any], Any], input_size: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.run, self.size = run, None if input_size is None else (input_size[1], input_size[0])
+
+    def forward(self, images: Any) -> Any:
+        if self.size is None:  # detection: a list of images, any size
+            return self.run(images)
+        return self.run(_resized(images, self.size).float())
+
+
+def score(params: Params, network: Callable[[Any], Any], input_size: tuple[int, int] | None) -> float:
+    """The evaluate stage's metric (0-100) of ``network`` on the val split."""
+    from pipeline.evaluate import load_module
+
+    module = load_module(params)
+    if params.task == "detection":
+        module.set_score_threshold(params.evaluate.detection.score_threshold)
+    module.model = PackagedNetwork(network, input_size)
+    with tempfile.TemporaryDirectory(prefix=".package_score.") as out:
+        metrics = TASKS[params.task].evaluate(module, params, PREPARED_DIR, Path(out))
+    return 100.0 * float(metrics[METRIC[params.task]])
+
+
+def score_and_place(params: Params, candidate: Path, target: Path, fp32_network: nn.Module) -> Path:
+    """Scores the package written at ``candidate`` and the fp32 network; records both in its
+    package.json (``metric``) and moves it to ``target``, or refuses a drop above
+    ``package.max_metric_drop`` (``target`` untouched). ``candidate`` is gone either way."""
+    from hrnet.package import SUMS_FILE, load_package
+
+    try:
+        package = load_package(candidate)
+        size = None if params.task == "detection" else package.input_size
+        packaged = score(params, package.model, size)
+        fp32 = score(params, fp32_network.eval(), size)
+        name, limit = METRIC[params.task], params.package.max_metric_drop
+        drop = fp32 - packaged
+        log.info("package %s on val: %.2f (fp32 %.2f, drop %.2f)", name, packaged, fp32, drop)
+        if drop > limit:
+            raise MetricDropError(
+                f"package.precision={params.package.precision}: val {name} {packaged:.2f} is {drop:.2f} "
+                f"points below fp32's {fp32:.2f}, more than package.max_metric_drop={limit:g}; "
+                f"{target} left as it was"
+            )
+        meta = json.loads((candidate / "package.json").read_text())
+        meta["metric"] = {"name": name, "split": "val", "scale": "0-100", "fp32": fp32, "packaged": packaged}
+        (candidate / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
+        sums = (candidate / SUMS_FILE).read_text().splitlines()
+        fresh = [f"{sha256_file(candidate / line[66:])}  {line[66:]}" for line in sums]
+        (candidate / SUMS_FILE).write_text("".join(f"{line}\n" for line in fresh))
+        replace_directory(candidate, target)
+    finally:
+        shutil.rmtree(candidate, ignore_errors=True)
+    return target
