@@ -6,9 +6,9 @@ onnxruntime's static quantization rewrites it in QDQ form (QuantizeLinear / Dequ
 pairs around each quantized operator, which onnxruntime fuses into int8 kernels): weights int8
 per output channel, activations uint8 per tensor (U8S8, onnxruntime's recommended x86 pairing),
 activation ranges calibrated (min/max) on crops of the train split. Operators the quantizer
-leaves alone run in fp32; package.json lists them (``fp32_ops``), with, for detection, the box
-decoding and NMS that run in torchvision outside the graphs, and the head graphs (kept fp32:
-they are small and their outputs are decoded into boxes).
+leaves alone run in fp32; package.json counts them (``fp32_ops``) and lists what runs in fp32
+outside the graph (``fp32_outside_graph``): heatmap decoding, logit upsampling, and for detection
+the head graphs (kept fp32: small, and decoded into boxes) and torchvision's box decoding and NMS.
 
 **bf16.** The torch package (``model.pt2``) is run under ``torch.autocast("cpu", bfloat16)``:
 convolutions and matrix multiplies in bf16, the rest in fp32. On a CPU without native bf16
@@ -32,7 +32,12 @@ from hrnet.errors import UserError
 from hrnet.predict.cpu_features import NATIVE_BF16, cpu_features, native_bf16
 
 PRECISIONS = ("fp32", "bf16", "int8")
-DETECTION_FP32 = ["head.onnx", "box_head.onnx", "anchors, box decoding, NMS and RoI pooling (torchvision)"]
+# what runs in fp32 outside the quantized graph, per task
+OUTSIDE_GRAPH = {
+    "pose": ["heatmap decoding and flip averaging (hrnet.codecs)"],
+    "segmentation": ["logit upsampling and argmax"],
+    "detection": ["head.onnx", "box_head.onnx", "anchors, box decoding, NMS and RoI pooling (torchvision)"],
+}
 
 
 class PrecisionError(UserError, RuntimeError):
@@ -199,8 +204,7 @@ def apply_precision(
     if precision == "int8":
         graph = tmp / fields["program"]  # detection: the backbone + neck graph, most of the work
         added = quantize_int8(graph, calibration)
-        if detection:
-            added["fp32_ops"] = {**added["fp32_ops"], "outside the quantized graph": DETECTION_FP32}
+        added["fp32_outside_graph"] = OUTSIDE_GRAPH.get(meta["task"], [])
         fields = {**fields, **added, "runtime": f"{fields['runtime']}, int8"}
         if check_images is not None and not detection:
             diff = max_abs_diff(model, run_onnx(graph, check_images.numpy()), check_images)
