@@ -4,7 +4,7 @@ OUTDIR receives one drawn picture per image (``<name>``; segmentation: ``<stem>_
 ``<stem>_labelIds.png``, Cityscapes label ids as the evaluate stage writes them) or one drawn video
 (``<stem>.mp4``), plus ``results.json`` in the COCO results format: keypoints (pose), segments as
 RLE with ``category_id`` the Cityscapes label id (segmentation) or boxes (detection). ``image_id``
-counts the images in sorted name order (videos: the frame index) and ``file_name`` names them.
+counts the images predicted in sorted name order (videos: the frames) and ``file_name`` names them.
 OUTDIR is written in a temporary folder and moved into place at the end.
 
 A broken or unreadable image in a folder (a frame of a video that does not decode) is skipped by
