@@ -103,3 +103,38 @@ def test_a_package_imports_only_what_its_format_needs(packages, folder, tmp_path
     torch_export = _imports_after_predict(packages / "torch_export", folder, tmp_path / "torch")
     assert "torch._dynamo" in torch_export
     assert not torch_export & (TRAINING | {"onnxruntime", "onnx", "onnxscript"})
+
+
+class _Capture:
+    """A video whose frames 1 and 2 do not decode; after frame 4 it has ended."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self):
+        self.reads += 1
+        good = self.reads - 1 in (0, 3, 4)
+        return good, np.full((8, 8, 3), self.reads, np.uint8) if good else None
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_video_goes_on_past_frames_that_do_not_decode(tmp_path, capsys):
+    from hrnet.errors import DataError
+    from hrnet.predict.files import Frames, Skipped
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (8, 8))
+    writer.write(np.zeros((8, 8, 3), np.uint8))
+    writer.release()
+    skipped = Skipped()
+    frames = Frames(video, skipped)
+    frames.capture = _Capture()
+    assert [indices for _, indices in frames.batches(2)] == [[0, 3], [4]]
+    assert [s["file"] for s in skipped.files] == ["clip.mp4#1", "clip.mp4#2"]
+    assert "skipped clip.mp4#1: frame does not decode" in capsys.readouterr().err
+    strict = Frames(video)  # --on-bad-image fail
+    strict.capture = _Capture()
+    with pytest.raises(DataError, match="clip.mp4: frame 1 does not decode"):
+        list(strict.batches(2))

@@ -96,33 +96,36 @@ class Frames:
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
         self.count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
 
-    def batches(self, size: int) -> Iterator[list[np.ndarray]]:
+    def batches(self, size: int) -> Iterator[tuple[list[np.ndarray], list[int]]]:
+        """Batches of RGB frames and their indices in the video."""
         while True:
-            batch = []
+            batch, indices = [], []
             while len(batch) < size:
                 frame = self._read()
                 if frame is None:
                     break
                 batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                indices.append(self.index - 1)
             if not batch:
                 self.capture.release()
                 return
-            yield batch
+            yield batch, indices
 
     def _read(self) -> np.ndarray | None:
-        """The next decodable frame; None at the end. A frame that fails before the container's
-        frame count is bad: skipped (and the next one tried) or, with no ``skipped``, an error."""
-        for _ in range(MAX_BAD_FRAMES):
+        """The next decodable frame; None at the end. Failed reads followed by a good frame were
+        bad frames: skipped (named) or, with no ``skipped``, an error; failed reads up to
+        ``MAX_BAD_FRAMES`` with no good frame after them are the end (a container's frame count
+        is only an estimate, so it does not decide)."""
+        for failed in range(MAX_BAD_FRAMES):
             ok, frame = self.capture.read()
             self.index += 1
             if ok:
+                bad = range(self.index - 1 - failed, self.index - 1)
+                if bad and self.skipped is None:
+                    raise DataError(f"{self.path}: frame {bad[0]} does not decode")
+                for index in bad:
+                    self.skipped.add(f"{self.path.name}#{index}", "frame does not decode")
                 return frame
-            if self.count is None or self.index > self.count:
-                return None
-            name = f"{self.path.name}#{self.index - 1}"
-            if self.skipped is None:
-                raise DataError(f"{self.path}: frame {self.index - 1} of {self.count} does not decode")
-            self.skipped.add(name, "frame does not decode")
         return None
 
 
@@ -199,8 +202,8 @@ def predict_files(
             frames = Frames(source, skipped)
             writer = None
             with _progress(frames.count, progress is not False, "frame") as bar:
-                for batch in frames.batches(package.batch_size):
-                    names = [f"{source.name}#{drawer.next_id + i}" for i in range(len(batch))]
+                for batch, indices in frames.batches(package.batch_size):
+                    names = [f"{source.name}#{i}" for i in indices]
                     drawn = drawer.run(batch, names, None, detector, box_threshold, write=False)
                     if writer is None:
                         writer = _video_writer(tmp / f"{source.stem}.mp4", frames.fps, batch[0].shape)
