@@ -37,6 +37,7 @@ def int8_package(model, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # an export, a quantization or a bf16 check
 def test_int8_package_is_quantized_onnx_and_says_what_stays_fp32(int8_package, model, tmp_path):
     import onnx
 
@@ -86,6 +87,7 @@ def test_bf16_is_refused_without_native_bf16_when_measured_slower(model, tmp_pat
         write_package(tmp_path / "p", model, META, "", {}, precision="bf16", fmt="onnx")
 
 
+@pytest.mark.slow  # an export, a quantization or a bf16 check
 def test_bf16_package_runs_under_autocast(model, tmp_path, monkeypatch):
     _no_native_bf16(monkeypatch, speedup=1.5)  # no native bf16, but measured faster: allowed
     check = torch.randn(2, 3, 64, 64)

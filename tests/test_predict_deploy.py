@@ -95,6 +95,7 @@ def _imports_after_predict(package, folder, out) -> set[str]:
 TRAINING = {"pytorch_lightning", "lightning", "timm", "dvc", "dvclive", "ray", "pipeline", "torchvision"}
 
 
+@pytest.mark.slow  # two fresh interpreters predicting
 def test_a_package_imports_only_what_its_format_needs(packages, folder, tmp_path):
     """An ONNX package never loads torch.export's machinery (dynamo, sympy); a torch package never
     loads onnxruntime; neither loads the training stack."""
