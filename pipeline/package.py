@@ -75,25 +75,31 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         **TASKS[params.task].package_meta(params, PREPARED_DIR),
     }
     settings = params.package
-    lower = settings.precision != "fp32"
-    calibration = None
-    if settings.precision == "int8":
-        calibration = calibration_images(params, settings.calibration_images, module.model)
+    checks = check_images(params, settings.check_images, module.model)
+
+    def write(out: Path, precision: str) -> Path:  # a PackageError (a UserError) is one line, exit 2
+        calibration = None
+        if precision == "int8":
+            calibration = calibration_images(params, settings.calibration_images, module.model)
+        return write_package(
+            out,
+            module.model,
+            meta,
+            params_file.read_text(),
+            metrics,
+            fmt=settings.format,
+            check_images=checks,
+            tolerance=settings.tolerance,
+            precision=precision,
+            calibration_images=calibration,
+        )
+
     target = DIST_DIR / name
-    out = write_package(  # a PackageError (a UserError) is one line, exit code 2
-        target.with_name(f".{name}.candidate") if lower else target,
-        module.model,
-        meta,
-        params_file.read_text(),
-        metrics,
-        fmt=settings.format,
-        check_images=check_images(params, settings.check_images, module.model),
-        tolerance=settings.tolerance,
-        precision=settings.precision,
-        calibration_images=calibration,
-    )
-    if lower:  # dist/<name> is replaced only by a package that scores within max_metric_drop
-        out = score_and_place(params, out, target, module.model)
+    if settings.precision == "fp32":
+        out = write(target, "fp32")
+    else:  # scored on val first; a drop above max_metric_drop leaves an fp32 package in dist/<name>
+        candidate = write(target.with_name(f".{name}.candidate"), settings.precision)
+        out = score_and_place(params, candidate, target, module.model, lambda: write(target, "fp32"))
     log.info("packaged %s", out)
     return out
 

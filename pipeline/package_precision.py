@@ -9,7 +9,9 @@ would) and put in the place of the trained network inside the evaluate stage's o
 ``evaluate`` then scores it on the val split with the evaluate stage's metric (pose and detection:
 COCO AP; segmentation: mIoU). The fp32 PyTorch network is scored through the same wrapper, so
 the two differ only by what the package changed. A drop above ``package.max_metric_drop`` points
-(metrics scaled to 0-100) refuses the package in one line; ``dist/`` keeps what it had.
+(metrics scaled to 0-100) refuses the package in one line, and the fp32 package is written in
+its place (DVC has removed ``dist/`` before the stage runs), so that the stage fails but ``dist/``
+holds a usable package.
 """
 
 from __future__ import annotations
@@ -94,10 +96,18 @@ def score(params: Params, network: Callable[[Any], Any], input_size: tuple[int, 
     return 100.0 * float(metrics[METRIC[params.task]])
 
 
-def score_and_place(params: Params, candidate: Path, target: Path, fp32_network: nn.Module) -> Path:
+def score_and_place(
+    params: Params,
+    candidate: Path,
+    target: Path,
+    fp32_network: nn.Module,
+    write_fp32: Callable[[], Any],
+) -> Path:
     """Scores the package written at ``candidate`` and the fp32 network; records both in its
-    package.json (``metric``) and moves it to ``target``, or refuses a drop above
-    ``package.max_metric_drop`` (``target`` untouched). ``candidate`` is gone either way."""
+    package.json (``metric``) and moves it to ``target``. A drop above ``package.max_metric_drop``
+    is refused in one line after ``write_fp32()`` has put the fp32 package at ``target`` (DVC
+    removes a stage's outputs before running it, so "the fp32 package stays" means writing it).
+    ``candidate`` is gone either way."""
     from hrnet.package import SUMS_FILE, load_package
 
     try:
@@ -109,10 +119,12 @@ def score_and_place(params: Params, candidate: Path, target: Path, fp32_network:
         drop = fp32 - packaged
         log.info("package %s on val: %.2f (fp32 %.2f, drop %.2f)", name, packaged, fp32, drop)
         if drop > limit:
+            shutil.rmtree(candidate, ignore_errors=True)
+            write_fp32()
             raise MetricDropError(
                 f"package.precision={params.package.precision}: val {name} {packaged:.2f} is {drop:.2f} "
                 f"points below fp32's {fp32:.2f}, more than package.max_metric_drop={limit:g}; "
-                f"{target} left as it was"
+                f"{target} holds the fp32 package"
             )
         meta = json.loads((candidate / "package.json").read_text())
         meta["metric"] = {"name": name, "split": "val", "scale": "0-100", "fp32": fp32, "packaged": packaged}

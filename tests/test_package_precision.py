@@ -105,8 +105,9 @@ def test_bf16_package_runs_under_autocast(model, tmp_path, monkeypatch):
 
 
 def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tmp_path, monkeypatch):
-    """score_and_place: a drop above max_metric_drop leaves dist/<name> as it was, one within it
-    replaces it with package.json recording both metrics (and SHA256SUMS still verifying)."""
+    """score_and_place: a drop above max_metric_drop is refused in one line with the fp32 package
+    written at dist/<name>; one within it replaces that with the package, its package.json
+    recording both metrics (and SHA256SUMS still verifying)."""
     import shutil
 
     from conftest import tiny_params
@@ -115,8 +116,12 @@ def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tm
     from pipeline.params import parse_params
 
     target = tmp_path / "dist" / "seg"
-    target.mkdir(parents=True)
-    (target / "old").write_text("the fp32 package")
+    target.parent.mkdir()
+
+    def write_fp32():  # what the package stage passes: writes the fp32 package at target
+        target.mkdir()
+        (target / "fp32").write_text("the fp32 package")
+
     scores = {}
     monkeypatch.setattr(package_precision, "score", lambda params, network, size: scores[network is model])
     for limit, packaged, refused in ((0.5, 40.0, True), (1.0, 41.5, False)):
@@ -128,11 +133,11 @@ def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tm
         shutil.copytree(int8_package, candidate)
         if refused:
             with pytest.raises(package_precision.MetricDropError) as raised:
-                package_precision.score_and_place(params, candidate, target, model)
+                package_precision.score_and_place(params, candidate, target, model, write_fp32)
             assert "\n" not in str(raised.value) and "2.00 points below fp32's 42.00" in str(raised.value)
-            assert (target / "old").is_file()
+            assert (target / "fp32").is_file()
         else:
-            package_precision.score_and_place(params, candidate, target, model)
+            package_precision.score_and_place(params, candidate, target, model, write_fp32)
             metric = hrnet.load_package(target).meta["metric"]
             assert (metric["name"], metric["fp32"], metric["packaged"]) == ("mIoU", 42.0, 41.5)
         assert not candidate.exists()
