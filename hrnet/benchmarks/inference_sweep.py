@@ -84,8 +84,8 @@ def format_table(report: dict[str, Any]) -> str:
     features = report["config"]["cpu_features"]
     lines = [
         "CPU features: " + ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in features.items()),
-        "| model | input | batch | threads | variant | images/s | vs timm eager (paired) | img per CPU s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | input | batch | threads | variant | img/s | vs timm (paired) | img/CPU s | CPU vs timm |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["results"]:
         size = "x".join(map(str, row["input_size"]))
@@ -94,7 +94,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"| {row['model']} {row['task']} | {size} | {row['batch_size']} | {row['threads']} "
                 f"| {LABELS.get(name, name)} | {entry['images_per_s']:.2f} "
                 f"| {entry.get('vs_timm_eager', '-')}x ({entry.get('vs_timm_eager_paired', '-')}x) "
-                f"| {entry['cpu_images_per_s']:.2f} |"
+                f"| {entry['cpu_images_per_s']:.2f} | {entry.get('cpu_vs_timm_eager', '-')}x |"
             )
     return "\n".join(lines)
 
