@@ -1,7 +1,8 @@
 """``hrnet bench --inference --sweep``: one table of packaged inference at every precision.
 
 Cases: HRNet-W32 pose (V1 head) at 256x192 and HRNet-W18-small segmentation (V2 head) at
-``--seg-size`` (default 256x512), each at batch 1 and 8 and 1 and 2 threads. Per case the
+``--seg-size`` (default 256x512; timm with plain branch maps, as ours), each at batch 1 and 8 and
+1 and 2 threads. Per case the
 variants of :mod:`hrnet.benchmarks.inference` run interleaved in this process (timm eager fp32,
 our eager fp32, our torch package fp32, the ONNX package fp32 and int8, the torch package under
 bf16 autocast), so each row's ratio to timm eager comes from the same run. The CPU's features
@@ -38,8 +39,11 @@ def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
     seg_h, seg_w = args.seg_size
     return [
         {"model": "hrnet_w32", "task": "pose", "head": "v1", "input_size": [256, 192]},
-        {"model": "hrnet_w18_small", "task": "segmentation", "head": "v2", "input_size": [seg_h, seg_w]},
-    ]
+        # timm's default "incre" maps would give the V2 head 1920 input channels instead of 270 (it
+        # concatenates every branch): "plain" keeps the two models the same network
+        {"model": "hrnet_w18_small", "task": "segmentation", "head": "v2", "input_size": [seg_h, seg_w],
+         "timm_feature_location": "plain"},
+    ]  # fmt: skip
 
 
 def sweep(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -51,7 +55,7 @@ def sweep(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
         height, width = case["input_size"]
         spec = {
             **case, "num_outputs": DEFAULT_OUTPUTS[case["task"]], "timm_model": case["model"],
-            "timm_feature_location": args.timm_feature_location, "timm": True,
+            "timm_feature_location": args.timm_feature_location, "timm": True, **case,
         }  # fmt: skip
         log(f"building {case['model']} {case['task']}/{case['head']} {height}x{width}")
         built = build_artifacts(spec, torch.randn(2, 3, height, width), log, compile_aoti=False)
