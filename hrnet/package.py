@@ -230,14 +230,16 @@ def write_package(
     ``precision`` fp32, bf16 or int8 (ONNX, calibrated on ``calibration_images``, normalised train
     inputs): see :mod:`hrnet.predict.quantize`.
     """
-    from hrnet.predict.quantize import apply_precision, program_format
+    from hrnet.predict.quantize import apply_precision, plan_precision
 
     out_dir = Path(out_dir)
     model = model.eval()
-    fmt = program_format(precision, fmt)
+    fmt, planned = plan_precision(precision, fmt, model, meta, check_images, calibration_images)
     with atomic_directory(out_dir) as tmp:
         fields = _export(tmp, model, meta, fmt, check_images, tolerance)
-        fields = apply_precision(tmp, model, meta, fields, precision, check_images, calibration_images)
+        fields = apply_precision(
+            tmp, model, meta, fields, precision, check_images, calibration_images, planned
+        )
         meta = {**meta, "format": PACKAGE_FORMAT, **fields}
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)

@@ -44,16 +44,41 @@ class PrecisionError(UserError, RuntimeError):
     """A precision this package or this CPU cannot give (one line, exit code 2)."""
 
 
-def program_format(precision: str, fmt: str) -> str:
-    """The program format a precision needs: int8 is always ONNX, bf16 always the torch program."""
+def plan_precision(
+    precision: str,
+    fmt: str,
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    check_images: torch.Tensor | None,
+    calibration: torch.Tensor | list | None,
+) -> tuple[str, dict[str, Any]]:
+    """Before anything is exported: the program format ``precision`` needs (int8 is always ONNX,
+    bf16 always the torch program) and the package.json fields known already (bf16: its timing);
+    raises :class:`PrecisionError` (one line) for what cannot be packaged, so no time is spent
+    exporting first."""
     if precision not in PRECISIONS:
         raise PrecisionError(f"package.precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "bf16" and fmt == "onnx":
+    if precision == "int8":
+        if calibration is None or not len(calibration):
+            raise PrecisionError("package.precision=int8 needs package.calibration_images >= 1 train crops")
+        return "onnx", {}
+    if precision == "fp32":
+        return fmt, {}
+    if fmt == "onnx":
         raise PrecisionError(
             "package.precision=bf16 with package.format=onnx: onnxruntime has no bf16 CPU "
             "convolutions; bf16 packages are torch programs (package.format=torch_export)"
         )
-    return "onnx" if precision == "int8" else fmt
+    if meta["task"] == "detection":
+        raise PrecisionError(
+            "package.precision=bf16: detection packages are TorchScript, not run under autocast; "
+            "use fp32 or int8"
+        )
+    from hrnet.predict.export import fold_batchnorm
+
+    width, height = meta["input_size"]
+    batch = check_images if check_images is not None else torch.randn(2, 3, height, width)
+    return fmt, check_bf16(fold_batchnorm(model), batch)
 
 
 def calibration_reader(path: Path, images: torch.Tensor | np.ndarray | list, batch_size: int = 8) -> Any:
@@ -104,8 +129,6 @@ def quantize_int8(path: Path, calibration: torch.Tensor | np.ndarray | list) -> 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if calibration is None or not len(calibration):
-        raise PrecisionError("package.precision=int8 needs package.calibration_images >= 1 train crops")
     prepared = path.with_name(f".{path.stem}.pre.onnx")
     quantized = path.with_name(f".{path.stem}.int8.onnx")
     try:
@@ -189,9 +212,11 @@ def apply_precision(
     precision: str,
     check_images: torch.Tensor | None,
     calibration: torch.Tensor | list | None,
+    planned: dict[str, Any],
 ) -> dict[str, Any]:
-    """Turns the fp32 program just written into ``tmp`` (described by ``fields``) into ``precision``;
-    returns the updated package.json fields, with ``precision_check``: the largest difference of
+    """Turns the fp32 program just written into ``tmp`` (described by ``fields``) into ``precision``
+    (``planned``: what :func:`plan_precision` returned); returns the updated package.json fields,
+    with ``precision_check``: the largest difference of
     the packaged outputs from the fp32 PyTorch model on ``check_images`` (recorded, not held to
     ``package.tolerance``: the package stage's metric drop is the guard)."""
     from hrnet.predict.export import max_abs_diff, run_onnx
@@ -200,7 +225,6 @@ def apply_precision(
     if precision == "fp32":
         return {**fields, "precision": "fp32"}
     detection = meta["task"] == "detection"
-    width, height = meta["input_size"]
     if precision == "int8":
         graph = tmp / fields["program"]  # detection: the backbone + neck graph, most of the work
         added = quantize_int8(graph, calibration)
@@ -210,15 +234,7 @@ def apply_precision(
             diff = max_abs_diff(model, run_onnx(graph, check_images.numpy()), check_images)
             fields["precision_check"] = {"against": "the fp32 PyTorch model", "max_abs_diff": diff}
         return fields
-    if detection:
-        raise PrecisionError(
-            "package.precision=bf16: detection packages are TorchScript, not run under autocast; "
-            "use fp32 or int8"
-        )
-    from hrnet.predict.export import fold_batchnorm
-
-    batch = check_images if check_images is not None else torch.randn(2, 3, height, width)
-    fields = {**fields, **check_bf16(fold_batchnorm(model), batch)}
+    fields = {**fields, **planned}
     if check_images is not None:
         program = torch.export.load(tmp / fields["program"]).module()
         outputs = [TorchRunner(program, autocast=True)(check_images)]
