@@ -73,9 +73,13 @@ class PackagedNetwork(nn.Module):
     """A package's network (or any callable) where the evaluate stage's module expects its own:
     dense tasks get their inputs resized to the package's input size, as ``hrnet predict`` does."""
 
-    def __init__(self, run: Callable[[Any], Any], input_size: tuple[int, int] | None) -> None:
+    def __init__(
+        self, run: Callable[[Any], Any], input_size: tuple[int, int] | None, trained: nn.Module
+    ) -> None:
         super().__init__()
         self.run, self.size = run, None if input_size is None else (input_size[1], input_size[0])
+        if hasattr(trained, "backbone"):  # the segmentation module reads backbone.config.align_corners
+            self.backbone = trained.backbone  # settings only: forward never runs it
 
     def forward(self, images: Any) -> Any:
         if self.size is None:  # detection: a list of images, any size
@@ -90,7 +94,7 @@ def score(params: Params, network: Callable[[Any], Any], input_size: tuple[int, 
     module = load_module(params)
     if params.task == "detection":
         module.set_score_threshold(params.evaluate.detection.score_threshold)
-    module.model = PackagedNetwork(network, input_size)
+    module.model = PackagedNetwork(network, input_size, module.model)
     with tempfile.TemporaryDirectory(prefix=".package_score.") as out:
         metrics = TASKS[params.task].evaluate(module, params, PREPARED_DIR, Path(out))
     return 100.0 * float(metrics[METRIC[params.task]])

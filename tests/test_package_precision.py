@@ -141,3 +141,24 @@ def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tm
             metric = hrnet.load_package(target).meta["metric"]
             assert (metric["name"], metric["fp32"], metric["packaged"]) == ("mIoU", 42.0, 41.5)
         assert not candidate.exists()
+
+
+def test_a_package_takes_the_networks_place_in_the_evaluate_stages_module(int8_package):
+    """What score() does before task.evaluate: the segmentation module still reads its settings
+    (align_corners) and gets the package's logits, its inputs resized to the package's size."""
+    from conftest import tiny_params
+
+    from pipeline.package_precision import PackagedNetwork
+    from pipeline.params import parse_params
+    from pipeline.tasks import segmentation
+
+    module = segmentation.build_module(parse_params(tiny_params(task="segmentation"))).eval()
+    package = hrnet.load_package(int8_package)
+    module.model = PackagedNetwork(package.model, package.input_size, module.model)
+    images = torch.randn(2, 3, 96, 128)  # a whole val image, not the package's 64x64
+    logits = module.logits_at(images, (96, 128))
+    small = torch.nn.functional.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        package.model(small), size=(96, 128), mode="bilinear", align_corners=module.align_corners
+    )
+    torch.testing.assert_close(logits, expected)
