@@ -92,8 +92,9 @@ def score(params: Params, network: Callable[[Any], Any], input_size: tuple[int, 
     from pipeline.evaluate import load_module
 
     module = load_module(params)
-    if params.task == "detection":
-        module.set_score_threshold(params.evaluate.detection.score_threshold)
+    if params.task == "detection":  # evaluate sets it on its network; both networks scored here
+        # already keep evaluate.detection.score_threshold (the package stage set it before export)
+        module.set_score_threshold = lambda threshold: None
     module.model = PackagedNetwork(network, input_size, module.model)
     with tempfile.TemporaryDirectory(prefix=".package_score.") as out:
         metrics = TASKS[params.task].evaluate(module, params, PREPARED_DIR, Path(out))
