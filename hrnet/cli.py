@@ -38,8 +38,12 @@ def _predict(args: argparse.Namespace) -> int:
         detector=detector,
         threshold=args.threshold,
         box_threshold=args.box_threshold,
+        on_bad_image=args.on_bad_image,
     )
-    print(f"{summary['images']} image(s), {summary['instances']} result(s) -> {args.out}/results.json")
+    skipped = f", {len(summary['skipped'])} skipped (listed in skipped.json)" if summary["skipped"] else ""
+    print(
+        f"{summary['images']} image(s), {summary['instances']} result(s) -> {args.out}/results.json{skipped}"
+    )
     return 0
 
 
@@ -62,6 +66,12 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--threshold", type=float, default=0.2, help="joint (pose) or box score to draw")
     predict.add_argument(
         "--box-threshold", type=float, default=0.5, help="with --detector: person boxes scoring at least this"
+    )
+    predict.add_argument(
+        "--on-bad-image",
+        choices=("skip", "fail"),
+        help="an image that does not decode: skip it, naming it on stderr and in OUTDIR/skipped.json "
+        "(default for a folder or video), or stop with exit code 2 and write nothing (default for one image)",
     )
     predict.set_defaults(run=_predict)
 

@@ -110,19 +110,29 @@ def write_package(
     fmt: str = "torch_export",
     check_images: torch.Tensor | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    precision: str = "fp32",
+    calibration_images: torch.Tensor | list[torch.Tensor] | None = None,
 ) -> Path:
     """Writes a verified package to ``out_dir`` atomically (all files appear at once).
 
     ``meta["task"]`` names the registered task whose inference exports the model. ``check_images``
     (N, 3, H, W), normalised validation inputs, are run through the export and the model; a
     difference above ``tolerance`` raises :class:`PackageError` and writes nothing.
+    ``precision`` fp32, bf16 or int8 (ONNX, calibrated on ``calibration_images``, normalised train
+    inputs): see :mod:`hrnet.predict.quantize`.
     """
+    from hrnet.predict.quantize import apply_precision, plan_precision
+
     out_dir = Path(out_dir)
     model = model.eval()
     inference = task_inference(meta["task"])
+    fmt, planned = plan_precision(precision, fmt, model, meta, check_images, calibration_images, inference)
     with atomic_directory(out_dir) as tmp:
-        exported = inference.export(tmp, model, meta, fmt, check_images, tolerance)
-        meta = {**meta, "format": PACKAGE_FORMAT, **exported}
+        fields = inference.export(tmp, model, meta, fmt, check_images, tolerance)
+        fields = apply_precision(
+            tmp, model, meta, fields, precision, check_images, calibration_images, planned, inference
+        )
+        meta = {**meta, "format": PACKAGE_FORMAT, **fields}
         (tmp / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "params.yaml").write_text(params_text)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

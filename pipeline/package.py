@@ -2,7 +2,9 @@
 
 The export (``package.format``: torch_export or onnx) is checked against the trained model on the
 first ``package.check_images`` validation images; a difference above ``package.tolerance`` fails
-the stage with one line and leaves dist/ as it was.
+the stage with one line and leaves dist/ as it was. With ``package.precision`` bf16 or int8 the
+package is then scored on the val split against the fp32 model (pipeline.package_precision); a
+drop above ``package.max_metric_drop`` fails the stage the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hrnet.package import write_package
 from hrnet.tasks import TASKS
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.common.checkpoints import load_module
+from pipeline.package_precision import calibration_images, score_and_place
 from pipeline.params import Params
 
 log = logging.getLogger("pipeline.package")
@@ -38,16 +41,31 @@ def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
         **task.package_meta(params, PREPARED_DIR),
     }
     settings = params.package
-    out = write_package(  # a PackageError (a UserError) is one line, exit code 2
-        DIST_DIR / name,
-        module.model,
-        meta,
-        params_file.read_text(),
-        metrics,
-        fmt=settings.format,
-        check_images=task.check_inputs(params, PREPARED_DIR, module.model, settings.check_images),
-        tolerance=settings.tolerance,
-    )
+    checks = task.check_inputs(params, PREPARED_DIR, module.model, settings.check_images)
+
+    def write(out: Path, precision: str) -> Path:  # a PackageError (a UserError) is one line, exit 2
+        calibration = None
+        if precision == "int8":
+            calibration = calibration_images(params, settings.calibration_images, module.model)
+        return write_package(
+            out,
+            module.model,
+            meta,
+            params_file.read_text(),
+            metrics,
+            fmt=settings.format,
+            check_images=checks,
+            tolerance=settings.tolerance,
+            precision=precision,
+            calibration_images=calibration,
+        )
+
+    target = DIST_DIR / name
+    if settings.precision == "fp32":
+        out = write(target, "fp32")
+    else:  # scored on val first; a drop above max_metric_drop leaves an fp32 package in dist/<name>
+        candidate = write(target.with_name(f".{name}.candidate"), settings.precision)
+        out = score_and_place(params, candidate, target, module.model, lambda: write(target, "fp32"))
     log.info("packaged %s", out)
     return out
 

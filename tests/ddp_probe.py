@@ -17,8 +17,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.params import parse_params
 from pipeline.common.fitting import build_trainer
+from pipeline.params import parse_params
 
 STEPS, BATCH, LR, MOMENTUM = 2, 4, 0.1, 0.9
 

@@ -110,7 +110,9 @@ def test_bench_inference_compares_packaged_variants_with_timm(tmp_path):
     ]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
-    assert list(report["results"]) == ["timm_eager", "ours_eager", "packaged", "onnxruntime"]
+    assert list(report["results"]) == [
+        "timm_eager", "ours_eager", "packaged", "onnxruntime", "onnxruntime_int8", "packaged_bf16",
+    ]  # fmt: skip
     assert report["results"]["timm_eager"]["vs_timm_eager"] == 1.0
     assert all(entry["images_per_s"] > 0 for entry in report["results"].values())
     assert report["command"].startswith("hrnet bench --inference --model hrnet_w18_small")

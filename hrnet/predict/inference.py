@@ -76,6 +76,11 @@ class TaskInference:
 
     title = "HRNet model"  # the model card's first line
     gives_boxes = False  # predictions are dicts of boxes, scores and labels (a detector for pose)
+    # package.precision (hrnet.predict.quantize): what stays fp32 outside an int8 graph, why bf16 is
+    # refused (None: it is not), and whether the program is the whole network (its outputs checkable)
+    fp32_outside_graph: tuple[str, ...] = ()
+    bf16_refusal: str | None = None
+    program_is_whole_model = True
 
     # -- packaging -------------------------------------------------------------------------------
     def export(
@@ -154,8 +159,8 @@ class DenseInference(TaskInference):
 
     def load(self, path: Path, meta: dict[str, Any]) -> Any:
         program = path / meta["program"]
-        if meta["program"] == PROGRAM_FILE:
-            return TorchRunner(torch.export.load(program).module())
+        if meta["program"] == PROGRAM_FILE:  # a bf16 package runs its program under CPU autocast
+            return TorchRunner(torch.export.load(program).module(), autocast=meta.get("precision") == "bf16")
         if meta["program"] == ONNX_FILE:
             return OnnxRunner(program)
         raise PackageError(f"{path / 'package.json'}: unknown program {meta['program']!r}")

@@ -19,16 +19,18 @@ class TorchRunner:
     oneDNN convolutions take NHWC directly; on NCHW tensors each one reorders its input and
     output. Measured on W32 pose 256x192, batch 8, one CPU thread: 1.19x the CPU throughput of
     the same program on NCHW (benchmarks/RESULTS.md); outputs agree to float rounding (the
-    packaging check runs through this class).
+    packaging check runs through this class). ``autocast``: run under CPU bf16 autocast (bf16
+    packages); the outputs come back as float32.
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, autocast: bool = False) -> None:
         self.module = module.to(memory_format=torch.channels_last)
+        self.autocast = autocast
 
     def __call__(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
             batch = torch.as_tensor(images).contiguous(memory_format=torch.channels_last)
-            return self.module(batch).contiguous()
+            return self.module(batch).float().contiguous()
 
 
 class OnnxRunner:

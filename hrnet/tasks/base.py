@@ -61,6 +61,7 @@ class Task:
     test_config: ClassVar[type]  # params.evaluate.<name>: test-time settings (evaluate, packages)
     synthetic_config: ClassVar[type]  # params.data.synthetic.<name>: the embedded dataset's size
     search: ClassVar[SearchDefaults]  # tune.search.<name>'s default
+    metric: ClassVar[str]  # the metrics.json key that judges a model (a package's precision, the README)
     # keys of params.<name> that moved elsewhere: old key -> (new dotted key, why), for the error
     moved_keys: ClassVar[dict[str, tuple[str, str]]] = {}
 
@@ -99,8 +100,11 @@ class Task:
         """package.json's task entries: the input and the test-time settings the package predicts with."""
         raise NotImplementedError
 
-    def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
-        """The first ``count`` val inputs as the exported network sees them (a batch tensor)."""
+    def check_inputs(
+        self, params: Any, prepared_dir: Path, model: Any, count: int, split: str = "val"
+    ) -> Any:
+        """The first ``count`` inputs of ``split`` ("val": the packaging check; "train": int8
+        calibration) as the exported network sees them (a batch tensor)."""
         raise NotImplementedError
 
     def configure_test(self, module: Any, params: Any) -> None:

@@ -10,14 +10,16 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def first_val_inputs(
-    task: Any, params: Any, prepared_dir: Path, count: int, size: tuple[int, int]
+def first_inputs(
+    task: Any, params: Any, prepared_dir: Path, count: int, size: tuple[int, int], split: str = "val"
 ) -> torch.Tensor:
-    """The first ``count`` val inputs of ``task``'s DataModule, resized to ``size`` (width, height)."""
+    """The first ``count`` inputs of ``split`` ("val" or "train") of ``task``'s DataModule, resized to
+    ``size`` (width, height)."""
     datamodule = task.build_datamodule(params, prepared_dir)
-    datamodule.setup("validate")
+    datamodule.setup("validate" if split == "val" else "fit")
+    loader = datamodule.val_dataloader() if split == "val" else datamodule.train_dataloader()
     images: list[torch.Tensor] = []
-    for batch in datamodule.val_dataloader():
+    for batch in loader:
         images += list(batch["image"])
         if len(images) >= count:
             break

@@ -32,3 +32,12 @@ class PackageConfig(Section):
         1e-3, gt=0, description="largest |export - PyTorch| allowed on val images at packaging time"
     )
     check_images: int = Field(4, ge=1, description="val images the export is checked on")
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32",
+        description="int8: ONNX, onnxruntime static quantization | bf16: the torch program under "
+        "CPU autocast, refused where this CPU lacks native bf16 and runs it slower than fp32",
+    )
+    calibration_images: int = Field(32, ge=1, description="train crops int8 activation ranges come from")
+    max_metric_drop: float = Field(
+        1.0, ge=0, description="largest drop of the packaged val metric below fp32's (0-100 points)"
+    )

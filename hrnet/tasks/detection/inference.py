@@ -74,6 +74,13 @@ def predict_detection(
 
 class DetectionInference(TaskInference):
     title = "HRNet-V2p detector"
+    fp32_outside_graph = (
+        "head.onnx",
+        "box_head.onnx",
+        "anchors, box decoding, NMS and RoI pooling (torchvision)",
+    )
+    bf16_refusal = "detection packages are TorchScript, not run under autocast; use fp32 or int8"
+    program_is_whole_model = False  # int8 quantizes the backbone + neck graph only
     gives_boxes = True
 
     def export(

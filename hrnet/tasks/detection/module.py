@@ -81,7 +81,7 @@ class DetectionModule(pl.LightningModule):
         packages use: the score threshold (FCOS ``score_thresh``, Faster R-CNN ``box_score_thresh``)."""
         if isinstance(self.model, FCOS):
             self.model.score_thresh = test.score_threshold
-        else:
+        elif hasattr(self.model, "roi_heads"):  # else an exported detector, which keeps its own
             self.model.roi_heads.score_thresh = test.score_threshold
 
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:

@@ -112,10 +112,11 @@ def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def check_inputs(params: Any, prepared_dir: Path, model: Any, count: int) -> torch.Tensor:
-    """The first ``count`` val images as the exported backbone sees them: resized, normalised and
-    padded by the detector's own transform (one batch: later batches may be padded to another size)."""
+def check_inputs(params: Any, prepared_dir: Path, model: Any, count: int, split: str = "val") -> torch.Tensor:
+    """The first ``count`` images of ``split`` as the exported backbone sees them: resized, normalised
+    and padded by the detector's own transform (one batch: later batches may be padded otherwise)."""
     datamodule = build_datamodule(params, prepared_dir)
-    datamodule.setup("validate")
-    images = next(iter(datamodule.val_dataloader()))[0][:count]
+    datamodule.setup("validate" if split == "val" else "fit")
+    loader = datamodule.val_dataloader() if split == "val" else datamodule.train_dataloader()
+    images = list(next(iter(loader))[0][:count])
     return model.transform(images)[0].tensors

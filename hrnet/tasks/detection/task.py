@@ -16,6 +16,7 @@ class DetectionTask(ModularTask):
     inference_module = "hrnet.tasks.detection.inference"
     module_path = "hrnet.tasks.detection.module:DetectionModule"
     synthetic_path = "hrnet.data.synthetic.coco_instances:generate_coco_detection"
+    metric = "AP"
     default_head = "v2p"
     sources = ("coco",)
     config = DetectionConfig
@@ -34,10 +35,12 @@ class DetectionTask(ModularTask):
         ),
     )
 
-    def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
+    def check_inputs(
+        self, params: Any, prepared_dir: Path, model: Any, count: int, split: str = "val"
+    ) -> Any:
         from hrnet.tasks.detection.stages import check_inputs
 
-        return check_inputs(params, prepared_dir, model, count)
+        return check_inputs(params, prepared_dir, model, count, split)
 
     def configure_test(self, module: Any, params: Any) -> None:
         module.configure_test(params.evaluate.detection)

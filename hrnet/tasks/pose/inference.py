@@ -110,6 +110,7 @@ def person_boxes(
 
 class PoseInference(DenseInference):
     title = "HRNet top-down human pose estimator"
+    fp32_outside_graph = ("heatmap decoding and flip averaging (hrnet.codecs)",)
 
     def input_description(self, meta: dict[str, Any]) -> str:
         return super().input_description(meta).replace("RGB images", "RGB person crops")

@@ -16,6 +16,7 @@ class PoseTask(ModularTask):
     inference_module = "hrnet.tasks.pose.inference"
     module_path = "hrnet.tasks.pose.module:PoseEstimationModule"
     synthetic_path = "hrnet.data.synthetic.coco_keypoints:generate_coco_keypoints"
+    metric = "AP"
     default_head = "v1"
     sources = ("coco",)
     config = PoseConfig
@@ -39,10 +40,12 @@ class PoseTask(ModularTask):
         ),
     )
 
-    def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
-        from hrnet.tasks.dense import first_val_inputs
+    def check_inputs(
+        self, params: Any, prepared_dir: Path, model: Any, count: int, split: str = "val"
+    ) -> Any:
+        from hrnet.tasks.dense import first_inputs
 
-        return first_val_inputs(self, params, prepared_dir, count, params.pose.input_size)
+        return first_inputs(self, params, prepared_dir, count, params.pose.input_size, split)
 
     def configure_test(self, module: Any, params: Any) -> None:
         module.configure_test(params.evaluate.pose)

@@ -64,6 +64,7 @@ class PaddedRunner:
 
 class SegmentationInference(DenseInference):
     title = "HRNet semantic segmentation (Cityscapes train ids)"
+    fp32_outside_graph = ("logit upsampling, test-time scales and flips, argmax",)
 
     def export(
         self, tmp: Path, model: nn.Module, meta: dict[str, Any], fmt: str, images: Any, tolerance: float

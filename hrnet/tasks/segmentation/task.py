@@ -20,6 +20,7 @@ class SegmentationTask(ModularTask):
     inference_module = "hrnet.tasks.segmentation.inference"
     module_path = "hrnet.tasks.segmentation.module:SegmentationModule"
     synthetic_path = "hrnet.data.synthetic.cityscapes:generate_cityscapes"
+    metric = "mIoU"
     default_head = "v2"
     sources = ("cityscapes",)
     config = SegmentationConfig
@@ -39,11 +40,13 @@ class SegmentationTask(ModularTask):
         ),
     )
 
-    def check_inputs(self, params: Any, prepared_dir: Path, model: Any, count: int) -> Any:
-        from hrnet.tasks.dense import first_val_inputs
+    def check_inputs(
+        self, params: Any, prepared_dir: Path, model: Any, count: int, split: str = "val"
+    ) -> Any:
+        from hrnet.tasks.dense import first_inputs
 
         # the program's input size: segmentation validates on whole images, not crops
-        return first_val_inputs(self, params, prepared_dir, count, params.segmentation.crop_size)
+        return first_inputs(self, params, prepared_dir, count, params.segmentation.crop_size, split)
 
     def configure_test(self, module: Any, params: Any) -> None:
         module.configure_test(params.evaluate.segmentation, params.segmentation.crop_size)
