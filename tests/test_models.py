@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from hrnet.models import (
-    DENSE_TASKS,
     MODEL_CONFIGS,
     HighResolutionModule,
     HighResolutionNet,
@@ -19,6 +18,7 @@ from hrnet.models import (
     get_config,
     list_models,
 )
+from hrnet.models.factory import dense_tasks
 from hrnet.models.registries import NECKS
 
 SMALL = "hrnet_w18_small"
@@ -110,7 +110,7 @@ def test_backbone_feature_info_and_outputs() -> None:
     assert single.out_channels == [16] and len(single.feature_info) == 1
 
 
-@pytest.mark.parametrize("task", DENSE_TASKS)  # detection: tests/test_detection_module.py
+@pytest.mark.parametrize("task", dense_tasks())  # detection: tests/test_detection_module.py
 @pytest.mark.parametrize("head", NECKS.names())
 def test_every_head_serves_every_task(task: str, head: str) -> None:
     model = create_model(SMALL, task=task, head=head, num_outputs=5).eval()

@@ -117,7 +117,7 @@ def test_read_branch_reads_a_coarser_branch_at_the_target_size() -> None:
             outputs.append(model(X))
         assert outputs[-1].shape == (1, 17, 16, 16)
     assert not torch.allclose(outputs[0], outputs[3])
-    with pytest.raises(ValueError, match="read_branch=2 needs task 'pose' with head 'v1'"):
+    with pytest.raises(ValueError, match="read_branch=2 needs a heatmap model \\(pose\\) with head 'v1'"):
         create_model(SMALL, head="v2", read_branch=2)
     with pytest.raises(ValueError, match="read_branch must be in 0..3"):
         create_model(SMALL, read_branch=4)

@@ -289,13 +289,13 @@ def _timm_version() -> str | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hrnet bench``."""
     from hrnet.models import list_models
-    from hrnet.models.factory import DENSE_TASKS
+    from hrnet.models.factory import dense_tasks
     from hrnet.models.registries import NECKS
 
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--model", default="hrnet_w32", choices=list_models())
-    parser.add_argument("--task", default="pose", choices=DENSE_TASKS)
+    parser.add_argument("--task", default="pose", choices=dense_tasks())
     parser.add_argument("--head", default="v1", choices=NECKS.names())
     parser.add_argument("--input-size", nargs=2, type=int, default=(256, 192), metavar=("H", "W"))
     parser.add_argument("--batch-size", type=int, default=8)

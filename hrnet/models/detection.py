@@ -15,6 +15,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from hrnet.models.configs import HRNetConfig
+from hrnet.models.factory import TaskModel
 from hrnet.models.features import create_backbone
 from hrnet.models.registries import DETECTORS
 from hrnet.registry import RegistryError
@@ -97,3 +99,27 @@ def build_detector(
         "score_threshold": score_threshold,
     }
     return framework(features, num_classes, settings, **detector_kwargs)
+
+
+def _build_for_create_model(
+    name: str,
+    head: str,
+    num_outputs: int,
+    pretrained: str | Path | None,
+    pyramid_channels: int,
+    read_branch: int,
+    overrides: dict[str, Any],
+) -> nn.Module:
+    """:func:`~hrnet.models.create_model`'s detection: architecture options to the backbone, the rest
+    (``detector``, ``min_size``, ...) to :func:`build_detector`."""
+    if read_branch:
+        raise ValueError(f"read_branch={read_branch} needs a heatmap model (pose), not a detector")
+    overrides = dict(overrides)
+    architecture = {k: overrides.pop(k) for k in list(overrides) if k in HRNetConfig.field_names()}
+    return build_detector(
+        name, head, num_outputs, pretrained=pretrained, pyramid_channels=pyramid_channels,
+        model_options=architecture, **overrides,
+    )  # fmt: skip
+
+
+DETECTION_MODEL = TaskModel(_build_for_create_model, dense=False, default_outputs=80)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.registry import RegistryError
+
 from .backbone import HighResolutionNet
-from .configs import MODEL_CONFIGS, HRNetConfig
+from .configs import MODEL_CONFIGS
 from .features import HRNetFeatures, _check_head, create_backbone, resolve_config  # noqa: F401
 from .necks import build_neck
+from .registries import TASK_MODELS
 from .weights import load_pretrained
 
-DENSE_TASKS = ("pose", "segmentation")  # a task head on one map: what summary and bench measure
-TASKS = (*DENSE_TASKS, "detection")
 Neck = nn.Module  # a registered neck: out_channels, strides, map_head()
 
 
@@ -83,10 +86,52 @@ class SegmentationModel(nn.Module):
         return self.last_layer(self.neck(self.backbone(x))["0"])
 
 
-_TASK_MODELS: dict[str, type[PoseModel] | type[SegmentationModel]] = {
-    "pose": PoseModel,
-    "segmentation": SegmentationModel,
-}
+@dataclass(frozen=True)
+class TaskModel:
+    """A task's network as :func:`create_model` builds it (:data:`~hrnet.models.registries.TASK_MODELS`):
+    ``build(name, head, num_outputs, pretrained, pyramid_channels, read_branch, overrides)``; ``dense``:
+    one output map at 1/4 of the input (what ``hrnet summary`` and ``hrnet bench`` measure), with
+    ``default_outputs`` channels."""
+
+    build: Callable[..., nn.Module]
+    dense: bool = True
+    default_outputs: int = 1
+
+
+def dense_tasks() -> tuple[str, ...]:
+    """The registered task models with one output map."""
+    return tuple(name for name, model in TASK_MODELS.items() if model.dense)
+
+
+def _dense_builder(model_class: type[nn.Module], reads_branch: bool = False) -> Callable[..., nn.Module]:
+    def build(name: str, head: str, num_outputs: int, pretrained: str | Path | None, pyramid_channels: int,
+              read_branch: int, overrides: dict[str, Any]) -> nn.Module:  # fmt: skip
+        config = resolve_config(name, **overrides)
+        _check_head(head)
+        if read_branch and (not reads_branch or head != "v1"):
+            raise ValueError(
+                f"read_branch={read_branch} needs a heatmap model (pose) with head 'v1' (got {head})"
+            )
+        # V1 only consumes branch 0, so the last module skips fusing into the other branches (official pose)
+        backbone = HighResolutionNet(config, multi_scale_output=head != "v1" or read_branch != 0)
+        neck = build_neck(
+            head,
+            backbone.out_channels,
+            pyramid_channels,
+            config.align_corners,
+            num_levels=1,
+            branch=read_branch,
+        )
+        model = model_class(backbone, neck, num_outputs)
+        if pretrained is not None:
+            load_pretrained(model, pretrained)
+        return model
+
+    return build
+
+
+POSE_MODEL = TaskModel(_dense_builder(PoseModel, reads_branch=True), default_outputs=17)
+SEGMENTATION_MODEL = TaskModel(_dense_builder(SegmentationModel), default_outputs=19)
 
 
 def create_model(
@@ -99,7 +144,8 @@ def create_model(
     read_branch: int = 0,
     **overrides: Any,
 ) -> nn.Module:
-    """Build a task model: ``backbone`` -> ``neck`` (v1/v2/v2p) -> task head.
+    """Build a task model: ``backbone`` -> ``neck`` (v1/v2/v2p) -> the head of ``task`` (a name in
+    :data:`~hrnet.models.registries.TASK_MODELS`: "pose", "segmentation", "detection").
 
     ``num_outputs`` is the number of keypoints (pose), classes (segmentation) or object categories
     (detection: a torchvision detector from :func:`hrnet.models.detection.build_detector`, whose
@@ -111,26 +157,8 @@ def create_model(
     heatmaps from that branch (0: stride 4 ... 3: stride 32), the paper's resolution study.
     ``pretrained`` is a checkpoint path loaded with :func:`load_pretrained`.
     """
-    if task == "detection":  # torchvision's Faster R-CNN (or FCOS, detector="fcos") on the backbone
-        from hrnet.models.detection import build_detector
-
-        architecture = {k: overrides.pop(k) for k in list(overrides) if k in HRNetConfig.field_names()}
-        return build_detector(
-            name, head, num_outputs, pretrained=pretrained, pyramid_channels=pyramid_channels,
-            model_options=architecture, **overrides,
-        )  # fmt: skip
-    config = resolve_config(name, **overrides)
-    if task not in _TASK_MODELS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-    _check_head(head)
-    if read_branch and (task != "pose" or head != "v1"):
-        raise ValueError(f"read_branch={read_branch} needs task 'pose' with head 'v1' (got {task} / {head})")
-    # V1 only consumes branch 0, so the last module skips fusing into the other branches (official pose).
-    backbone = HighResolutionNet(config, multi_scale_output=head != "v1" or read_branch != 0)
-    neck = build_neck(
-        head, backbone.out_channels, pyramid_channels, config.align_corners, num_levels=1, branch=read_branch
-    )
-    model = _TASK_MODELS[task](backbone, neck, num_outputs)
-    if pretrained is not None:
-        load_pretrained(model, pretrained)
-    return model
+    try:
+        task_model = TASK_MODELS.get(task)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    return task_model.build(name, head, num_outputs, pretrained, pyramid_channels, read_branch, overrides)

@@ -1,6 +1,6 @@
-"""The model family's registries, readable without torch: the representation heads ("necks": V1,
-V2, V2p) and the detection frameworks, each entry defined in its own module and loaded on first use.
-The params schema takes its ``model.head`` and ``detection.detector`` values from here."""
+"""The model family's registries, readable without torch: the task models ``create_model`` builds,
+the representation heads ("necks": V1, V2, V2p) and the detection frameworks, each entry defined in
+its own module and loaded on first use. The params schema takes its ``model.head`` and ``detection.detector`` values from here."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ NECKS.register("v2p", "hrnet.models.necks:V2pNeck")
 DETECTORS: Registry = Registry("detector", group="hrnet.detectors")
 DETECTORS.register("faster_rcnn", "hrnet.models.detectors.faster_rcnn:build")
 DETECTORS.register("fcos", "hrnet.models.detectors.fcos:build")
+
+TASK_MODELS: Registry = Registry("task model", group="hrnet.task_models")
+TASK_MODELS.register("pose", "hrnet.models.factory:POSE_MODEL")
+TASK_MODELS.register("segmentation", "hrnet.models.factory:SEGMENTATION_MODEL")
+TASK_MODELS.register("detection", "hrnet.models.detection:DETECTION_MODEL")

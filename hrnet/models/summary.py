@@ -15,10 +15,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .configs import VARIANT_CHOICES
-from .factory import DENSE_TASKS, create_model
-from .registries import NECKS
-
-DEFAULT_OUTPUTS = {"pose": 17, "segmentation": 19}
+from .factory import create_model, dense_tasks
+from .registries import NECKS, TASK_MODELS
 
 PAPER_NOTE = (
     "The count covers the whole network: every convolution and matrix multiplication, including all "
@@ -55,9 +53,9 @@ def summarize(
     ``input_size`` is (H, W); ``options`` are create_model's architecture options (``fusion``,
     ``fusion_downsample``, ``fusion_op``, ``streams``, ``pyramid_channels``, ...).
     """
-    if task not in DEFAULT_OUTPUTS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(DENSE_TASKS)}")
-    outputs = DEFAULT_OUTPUTS[task] if num_outputs is None else num_outputs
+    if task not in dense_tasks():
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(dense_tasks())}")
+    outputs = TASK_MODELS.get(task).default_outputs if num_outputs is None else num_outputs
     height, width = (int(v) for v in input_size)
     with torch.device("meta"):
         model = create_model(name, task=task, head=head, num_outputs=outputs, **options)
@@ -81,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hrnet summary``."""
     parser.description = "Print the parameter count and multiply-adds (MACs) of an HRNet model. " + PAPER_NOTE
     parser.add_argument("--model", default="hrnet_w32", help="variant name (see list_models())")
-    parser.add_argument("--task", default="pose", choices=DENSE_TASKS)
+    parser.add_argument("--task", default="pose", choices=dense_tasks())
     parser.add_argument("--head", default="v1", choices=NECKS.names(), help="representation head")
     parser.add_argument(
         "--input-size",
