@@ -1,6 +1,7 @@
 """The model family's registries, readable without torch: the task models ``create_model`` builds,
 the representation heads ("necks": V1, V2, V2p) and the detection frameworks, each entry defined in
-its own module and loaded on first use. The params schema takes its ``model.head`` and ``detection.detector`` values from here."""
+its own module and loaded on first use. The params schema takes its ``model.head`` and
+``detection.detector`` values from here."""
 
 from __future__ import annotations
 
