@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet.data.images import normalise_planes
-from hrnet.errors import PackageError
 from hrnet.predict.export import check_record, export_graph, fold_batchnorm, max_abs_diff, run_onnx
 from hrnet.predict.inference import (
     ONNX_FILE,
@@ -41,6 +40,13 @@ def any_size() -> dict[int, Any]:
         2: torch.export.Dim("height", min=SMALLEST, max=8192),
         3: torch.export.Dim("width", min=SMALLEST, max=8192),
     }
+
+
+# what a package that does not record its test-time settings (written before they were) predicts with
+TEST_TIME_DEFAULTS = {
+    "base_size": None, "mode": "whole", "scales": [1.0], "flip": False, "align_corners": False,
+    "num_classes": 19,
+}  # fmt: skip
 
 
 class PaddedRunner:
@@ -107,12 +113,7 @@ class SegmentationInference(DenseInference):
         """Per image: a (H, W) uint8 map of train ids at the image's own size."""
         from hrnet.evaluation.segmentation import predict_multiscale
 
-        meta = package.meta
-        if "scales" not in meta:
-            raise PackageError(
-                f"{package.path}: a segmentation package without its test-time settings "
-                "(re-run the package stage)"
-            )
+        meta = {**TEST_TIME_DEFAULTS, **package.meta}  # packages from before these were recorded
         runner = PaddedRunner(package.model, bool(meta["align_corners"]))
         crop = tuple(meta["input_size"]) if meta["mode"] == "sliding" else None
         maps = []
