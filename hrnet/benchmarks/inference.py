@@ -38,7 +38,7 @@ import torch
 from hrnet.benchmarks.report import RESULTS_DIR, machine_info, make_report, utc_now, write_and_print
 from hrnet.benchmarks.workload import build_ours, build_timm
 from hrnet.errors import InputError
-from hrnet.models.summary import DEFAULT_OUTPUTS
+from hrnet.models.registries import TASK_MODELS
 
 Runner = Callable[[torch.Tensor], Any]
 
@@ -155,7 +155,7 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     height, width = args.input_size
     spec = {
         "model": args.model, "task": args.task, "head": args.head, "input_size": [height, width],
-        "num_outputs": args.num_outputs or DEFAULT_OUTPUTS[args.task],
+        "num_outputs": args.num_outputs or TASK_MODELS.get(args.task).default_outputs,
         "timm_model": args.timm_model or args.model, "timm_feature_location": args.timm_feature_location,
         "timm": not args.no_timm, "batch_size": args.batch_size,
     }  # fmt: skip

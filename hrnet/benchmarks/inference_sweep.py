@@ -21,7 +21,7 @@ import torch
 
 from hrnet.benchmarks.inference import build_artifacts, time_variants, variants
 from hrnet.benchmarks.report import RESULTS_DIR, machine_info, make_report, utc_now, write_and_print
-from hrnet.models.summary import DEFAULT_OUTPUTS
+from hrnet.models.registries import TASK_MODELS
 from hrnet.predict.cpu_features import cpu_features, describe
 
 LABELS = {
@@ -54,7 +54,7 @@ def sweep(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
     for case in cases(args):
         height, width = case["input_size"]
         spec = {
-            **case, "num_outputs": DEFAULT_OUTPUTS[case["task"]], "timm_model": case["model"],
+            **case, "num_outputs": TASK_MODELS.get(case["task"]).default_outputs, "timm_model": case["model"],
             "timm_feature_location": args.timm_feature_location, "timm": True, **case,
         }  # fmt: skip
         log(f"building {case['model']} {case['task']}/{case['head']} {height}x{width}")

@@ -70,7 +70,7 @@ from hrnet.benchmarks.workload import (
     resolve_device,
 )
 from hrnet.errors import InputError
-from hrnet.models.summary import DEFAULT_OUTPUTS
+from hrnet.models.registries import TASK_MODELS
 
 PRECISIONS = ("fp32", "bf16-mixed")
 FLOP_CONVENTION = (
@@ -87,7 +87,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "head": args.head,
         "input_size": [int(v) for v in args.input_size],
         "batch_size": int(args.batch_size),
-        "num_outputs": args.num_outputs or DEFAULT_OUTPUTS[task],
+        "num_outputs": args.num_outputs or TASK_MODELS.get(task).default_outputs,
         "precision": args.precision,
         "channels_last": bool(args.channels_last),
         "compile": bool(args.compile),
