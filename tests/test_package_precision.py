@@ -124,7 +124,7 @@ def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tm
         (target / "fp32").write_text("the fp32 package")
 
     scores = {}
-    monkeypatch.setattr(package_precision, "score", lambda params, network, size: scores[network is model])
+    monkeypatch.setattr(package_precision, "score", lambda params, network: scores[network is model])
     for limit, packaged, refused in ((0.5, 40.0, True), (1.0, 41.5, False)):
         params = parse_params(
             tiny_params(task="segmentation", package={"precision": "int8", "max_metric_drop": limit})
