@@ -1,7 +1,8 @@
 """Every task x head learns, end to end: prepare -> train -> evaluate -> package on small synthetic data.
 
-Each run is seeded and just long enough to beat the task's trivial baseline by a margin (a model
-that outputs zeros, or a broken loss, fails here). The package must compute what the checkpoint
+Each run is seeded and just long enough to beat the task's trivial baseline by a clear margin on
+the val split, images it has not trained on (a model that outputs zeros, one that memorises, or a
+broken loss fails here). The package must compute what the checkpoint
 computes; for detection on real, non-square validation images on which boxes are found.
 """
 
@@ -28,30 +29,41 @@ EXPECTED_METRICS = {
     "segmentation": {"mIoU", "pixel_accuracy", "per_class_iou", "baseline_majority_class"},
     "detection": {"AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "baseline_center_box"},
 }
-# (metric, baseline entry, margin the short run must beat the baseline's metric by); pose: see below
+# (metric, baseline entry, margin over the baseline's metric, factor over it) that a short run must
+# beat on the val split; pose: see below
 SCORE = {
-    "segmentation": ("mIoU", "baseline_majority_class", 0.01),
-    "detection": ("AP50", "baseline_center_box", 0.01),
+    "segmentation": ("mIoU", "baseline_majority_class", 0.04, 3.0),
+    "detection": ("AP50", "baseline_center_box", 0.05, 1.0),
 }
-# Short seeded runs that learn, on top of conftest's tiny settings. Pose and detection are scored
-# on their training images: the check is that training and evaluation are wired to learn, which
-# generalising from 6 images would take far longer to show. Measured (load average ~30 on 2 cores):
-# segmentation v2 mIoU 0.100 vs baseline 0.030 after 4 epochs (v1: 0.020; 0.048 after 8); detection AP50
-# v2p 0.058, v1 0.018 vs 0.0;
-# pose v1 keypoint AP stays 0 (as does the mean pose's) for runs this short, so pose is scored on
-# its heatmap loss against the trivial answer, all-zero heatmaps: 0.018 vs 0.047.
-ZERO_HEATMAP_RATIO = 0.6
+# Short seeded runs that learn, on top of conftest's tiny settings, all scored on held-out val images.
+# Measured with one torch thread, as each of the suite's two workers runs (CPU training is
+# bit-identical for a given thread count, so these repeat): segmentation v1 mIoU 0.091 vs majority
+# class 0.017; detection (48 train images of one or two objects, 24 val) AP50 v1 0.43, v2 0.35, v2p 0.21,
+# v2p FCOS 0.09 vs the centre box's 0.0 (other seeds: v2p 0.16, FCOS 0.23; at batch 2 and lr 0.003 v2p
+# reached only 0.02-0.04, too close to chance to tell learning apart); pose keypoint AP stays at the
+# mean pose's (both ~0.005) for runs this short, so pose is scored on its val heatmap loss against the
+# trivial answer, all-zero heatmaps: v1 0.0146 vs 0.0464 (ratio 0.31).
+ZERO_HEATMAP_RATIO = 0.5
 LEARN = {
     "pose": {
-        "data": {"val_split": "train", "synthetic": {"pose": {"num_train_images": 12}}},
-        "train": {"epochs": 24},
-        "pose": {"batch_size": 8, "lr": 0.002, "lr_milestones": [20], "sigma": 3.0},
+        "data": {"synthetic": {"pose": {"num_train_images": 24, "num_val_images": 6}}},
+        "train": {"epochs": 16},
+        "pose": {"batch_size": 8, "lr": 0.002, "lr_milestones": [14], "sigma": 3.0},
     },
     "segmentation": {"train": {"epochs": 20}},
-    "detection": {"data": {"val_split": "train"}, "train": {"epochs": 20}, "detection": {"lr": 0.003}},
+    "detection": {
+        "data": {
+            "synthetic": {
+                "detection": {"num_train_images": 48, "num_val_images": 24, "objects_per_image": [1, 2]}
+            }
+        },
+        "train": {"epochs": 24},
+        "detection": {"lr": 0.002, "batch_size": 4, "warmup_steps": 10},
+    },
 }
 CASES = [(task, head, {}) for task in ("pose", "segmentation", "detection") for head in ("v1", "v2", "v2p")]
-CASES.append(("detection", "v2p", {"detection": {"detector": "fcos"}}))  # FCOS: pipeline -> TorchScript
+# FCOS (pipeline -> TorchScript) learns more slowly here: AP50 0.054 after 24 epochs, 0.092 after 32
+CASES.append(("detection", "v2p", {"detection": {"detector": "fcos"}, "train": {"epochs": 32}}))
 IDS = [f"{task}-{head}" + ("-fcos" if extra else "") for task, head, extra in CASES]
 
 
@@ -98,10 +110,11 @@ def test_task_head_learns_and_packages(task, head, extra, tmp_path, monkeypatch)
         print(f"pose/{head}: val loss {ours:.4f} vs all-zero heatmaps {trivial:.4f}")  # shown with -s
         assert ours <= ZERO_HEATMAP_RATIO * trivial, (ours, trivial)
     else:
-        metric, baseline, margin = SCORE[task]
+        metric, baseline, margin, factor = SCORE[task]
         ours, trivial = metrics[metric], metrics[baseline][metric]
         print(f"{task}/{head} {extra}: {metric} {ours:.4f} vs baseline {trivial:.4f}")  # shown with -s
-        assert ours >= trivial + margin, f"{metric} {ours} does not beat the baseline's {trivial} by {margin}"
+        floor = max(trivial + margin, factor * trivial)
+        assert ours >= floor, f"val {metric} {ours} does not reach {floor:.4f} (baseline {trivial})"
 
     out = package(params, tmp_path / "params.yaml")
     assert (out / "SHA256SUMS").is_file()
