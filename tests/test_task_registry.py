@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import yaml
+from conftest import project_env, tiny_project
 
 from hrnet.registry import Registry, RegistryError
 from hrnet.tasks import TASKS, Task
@@ -97,3 +98,22 @@ def test_every_task_reads_registered_layouts_and_data_source_takes_them():
         for source in task.sources:
             assert LAYOUTS.get(source).name == source
             parse_params({"task": name, "data": {"source": source, "root": "/data"}})
+
+
+@pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
+def test_the_synthesize_and_prepare_stages_run_without_torch_or_lightning(task, tmp_path):
+    """The two data stages run as DVC runs them, in one process that then lists what it imported:
+    they need neither torch nor Lightning, whose import alone takes seconds per stage process."""
+    project = tiny_project(tmp_path / "project", task=task)
+    code = (
+        "import runpy, sys\n"
+        "for name in ('pipeline.synthesize', 'pipeline.prepare'):\n"
+        "    runpy.run_module(name, run_name='__main__')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'pytorch_lightning'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=project_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (project / "data/prepared").is_dir()
+    assert out.stdout.strip().splitlines()[-1] == "[]"
