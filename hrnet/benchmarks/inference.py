@@ -204,13 +204,16 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_args(args: argparse.Namespace) -> None:
+    """One-line refusal of counts that cannot be timed (the single case and the sweep alike)."""
     if min(args.batch_size, args.repeats, args.infer_steps) < 1 or args.warmup < 0:
         raise InputError("--batch-size, --repeats and --infer-steps must be >= 1, --warmup >= 0")
-    if args.sweep:
-        from hrnet.benchmarks import inference_sweep
 
-        return inference_sweep.run(args)
+
+def run(args: argparse.Namespace) -> int:
+    """One case (``--sweep`` runs :func:`hrnet.benchmarks.inference_sweep.run` instead, from the
+    ``hrnet bench`` dispatcher)."""
+    check_args(args)
     report = benchmark(args, log=(lambda _m: None) if args.json else print)
     name = f"inference_{args.model}_{args.task}_{args.head}_{args.input_size[0]}x{args.input_size[1]}"
     out = args.out or RESULTS_DIR / f"{name}_b{args.batch_size}_t{report['config']['threads']}.json"

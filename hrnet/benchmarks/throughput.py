@@ -353,9 +353,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench``; returns the process exit code."""
     if args.inference:
-        from hrnet.benchmarks import inference
+        from hrnet.benchmarks import inference, inference_sweep
 
-        return inference.run(args)
+        inference.check_args(args)
+        return inference_sweep.run(args) if args.sweep else inference.run(args)
     if min(args.batch_size, args.repeats, args.steps, args.infer_steps) < 1 or args.warmup < 0:
         raise InputError("--batch-size, --repeats, --steps and --infer-steps must be >= 1, --warmup >= 0")
     if args.compile and not hasattr(torch, "compile"):
