@@ -141,3 +141,36 @@ def test_task_head_learns_and_packages(task, head, extra, tmp_path, monkeypatch)
         else:
             images = torch.rand(2, 3, height, width)
             torch.testing.assert_close(packaged(images), model(images), rtol=1e-4, atol=1e-4)
+    if (task, head) == ("segmentation", "v2"):  # the default segmentation head: int8 on a trained model
+        int8_is_scored_and_a_badly_calibrated_one_refused(params_text, tmp_path, monkeypatch)
+
+
+def int8_is_scored_and_a_badly_calibrated_one_refused(params_text, tmp_path, monkeypatch):
+    """The package stage scores an int8 package of the trained model on val against fp32 and records
+    both; an int8 package calibrated on constant inputs (activation ranges that fit no real image,
+    a real calibration fault) drops further than max_metric_drop and is refused, the fp32 package
+    taking its place. Scores are the evaluate stage's own, nothing stubbed."""
+    from pipeline import package as package_stage
+    from pipeline.package_precision import MetricDropError
+
+    def with_package(**settings):
+        raw = json.loads(params_text)
+        raw["package"].update(precision="int8", calibration_images=4, **settings)
+        (tmp_path / "params.yaml").write_text(json.dumps(raw))
+        return parse_params(raw)
+
+    out = package(with_package(max_metric_drop=100.0), tmp_path / "params.yaml")
+    metric = json.loads((out / "package.json").read_text())["metric"]
+    print(f"int8 package: mIoU {metric['packaged']:.2f} vs fp32 {metric['fp32']:.2f}")  # shown with -s
+    assert metric["name"] == "mIoU" and metric["fp32"] >= 4.0  # a trained model, 0-100 scale
+    assert abs(metric["fp32"] - metric["packaged"]) < 2.0  # calibrated on train crops: close to fp32
+
+    real_calibration = package_stage.calibration_images
+    monkeypatch.setattr(
+        package_stage, "calibration_images", lambda *a: torch.full_like(real_calibration(*a), 50.0)
+    )
+    with pytest.raises(MetricDropError, match=r"points below fp32's .*max_metric_drop=1") as refused:
+        package(with_package(max_metric_drop=1.0), tmp_path / "params.yaml")
+    assert "\n" not in str(refused.value)
+    kept = json.loads((out / "package.json").read_text())
+    assert kept["precision"] == "fp32" and "metric" not in kept  # the fp32 package stayed in dist/
