@@ -116,3 +116,26 @@ def test_bench_inference_compares_packaged_variants_with_timm(tmp_path):
     assert report["results"]["timm_eager"]["vs_timm_eager"] == 1.0
     assert all(entry["images_per_s"] > 0 for entry in report["results"].values())
     assert report["command"].startswith("hrnet bench --inference --model hrnet_w18_small")
+
+
+@pytest.mark.slow
+def test_bench_detection_times_our_faster_rcnn_against_torchvisions(tmp_path, capsys):
+    """Both detectors train a step on the same batch; each one's peak memory comes from its own
+    subprocess; the ratio is of the two medians of this run."""
+    out = tmp_path / "detection.json"
+    argv = [
+        "bench", "--detection", "--model", "hrnet_w18_small", "--reference", "resnet18",
+        "--input-size", "64", "96", "--batch-size", "1", "--threads", "1", "--warmup", "1",
+        "--repeats", "2", "--steps", "1", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "detection_step" and report["command"].startswith("hrnet bench --detection")
+    ours, theirs = report["results"]["ours"], report["results"]["torchvision"]
+    for entry in (ours, theirs):
+        assert entry["step_s"] > 0 and entry["train_peak_memory_mib"] > 0
+        assert len(entry["step_s_repeats"]) == 2
+    assert ours["parameters"] != theirs["parameters"]  # two different networks were built
+    assert report["ratios"]["step_time_ours_over_torchvision"] == round(ours["step_s"] / theirs["step_s"], 3)
+    assert "torchvision: resnet18-FPN" in capsys.readouterr().out
+    assert main([*argv[:-2], "--steps", "0"]) == 2  # refused in one line

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from hrnet.benchmarks.workload import Workload, configure_device
+from hrnet.benchmarks.workload import configure_device
 
 MEMORY_METHOD = {
     "cuda": "torch.cuda.max_memory_allocated in a fresh subprocess holding only this model "
@@ -51,10 +51,23 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+# The workload class a probe builds, as a "module:attribute" reference (picklable into the subprocess)
+DENSE_WORKLOAD = "hrnet.benchmarks.workload:Workload"
+
+
 def memory_probe(
-    kind: str, spec: dict[str, Any], device_name: str, threads: int, warmup: int
+    kind: str,
+    spec: dict[str, Any],
+    device_name: str,
+    threads: int,
+    warmup: int,
+    workload_class: str = DENSE_WORKLOAD,
 ) -> dict[str, Any]:
-    """Peak memory of the training step of one model, alone in this (fresh) process."""
+    """Peak memory of the training step of one model, alone in this (fresh) process.
+    ``workload_class`` builds it: ``Workload(kind, spec, device)`` with ``run("train", steps)``."""
+    from hrnet.registry import resolve
+
+    Workload = resolve(workload_class)  # noqa: N806 (a class)
     torch.set_num_threads(threads)
     device = torch.device(device_name)
     configure_device(device)
@@ -76,8 +89,13 @@ def memory_probe(
 
 
 def run_memory_probe(
-    kind: str, spec: dict[str, Any], device: torch.device, threads: int, warmup: int
+    kind: str,
+    spec: dict[str, Any],
+    device: torch.device,
+    threads: int,
+    warmup: int,
+    workload_class: str = DENSE_WORKLOAD,
 ) -> dict:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(memory_probe, (kind, spec, str(device), threads, warmup))
+        return pool.apply(memory_probe, (kind, spec, str(device), threads, warmup, workload_class))

@@ -345,6 +345,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--inference: one table, every precision, W32 pose and W18-small segmentation, "
         "--sweep-batches x --sweep-threads (ignores --model/--input-size/--batch-size/--threads)",
     )
+    parser.add_argument(
+        "--detection",
+        action="store_true",
+        help="instead: a Faster R-CNN train step, ours on HRNetV2p (--model) vs torchvision's on "
+        "--reference ResNet-FPN, same --input-size/--batch-size, time and peak memory",
+    )
+    parser.add_argument("--reference", default="resnet50", choices=["resnet18", "resnet50"])
     parser.add_argument("--seg-size", nargs=2, type=int, default=(256, 512), metavar=("H", "W"))
     parser.add_argument("--sweep-batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--sweep-threads", nargs="+", type=int, default=[1, 2])
@@ -352,6 +359,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hrnet bench``; returns the process exit code."""
+    if args.detection:
+        from hrnet.benchmarks import detection_step
+
+        return detection_step.run(args)
     if args.inference:
         from hrnet.benchmarks import inference, inference_sweep
 
