@@ -191,3 +191,28 @@ def test_a_checkpoint_refuses_data_of_another_class_table(lip_module, tmp_path):
     with pytest.raises(DataError, match="19 classes"):  # a checkpoint from before tables were recorded
         lip_module.on_load_checkpoint({"hyper_parameters": {}})
     lip_module.on_load_checkpoint({"hyper_parameters": {"class_table": builtin_table("lip").to_dict()}})
+
+
+def test_a_flipped_lip_training_sample_swaps_left_and_right_classes(tmp_path):
+    """Training's flip mirrors the label and swaps LIP's pairs: on the synthetic LIP scenes, whose
+    left classes lie in the left half, every sample (flipped or not) keeps them there."""
+    from hrnet.data.formats.lip import list_split
+    from hrnet.data.segmentation_dataset import CityscapesSegDataset
+    from hrnet.data.synthetic.seg_layouts import generate_segmentation
+
+    generate_segmentation(tmp_path, 2, 1, (64, 32), seed=0, layout="lip")
+    pairs = sorted(list_split(tmp_path, "train").pairs.values())
+    table = builtin_table("lip")
+    dataset = CityscapesSegDataset(pairs, train=True, crop_size=(64, 32), scale_range=(1.0, 1.0), table=table)
+    plain = CityscapesSegDataset(pairs, train=False, table=table)
+    flipped = 0
+    for epoch in range(4):
+        for index in range(len(pairs)):
+            label = dataset[(epoch, index)]["label"].numpy()
+            original = plain[index]["label"].numpy()
+            if not np.array_equal(label, original):
+                assert np.array_equal(label, table.flip_lut()[original[:, ::-1]])
+                flipped += 1
+            columns = np.nonzero(np.isin(label, [14, 16, 18]))[1]
+            assert columns.size and columns.max() < 32  # left classes stay in the left half
+    assert flipped > 0
