@@ -1,4 +1,4 @@
-"""Semantic segmentation metrics, inference helpers and Cityscapes-format outputs.
+"""Semantic segmentation metrics, inference helpers and outputs (label-value PNGs, overlays) of a class table.
 
 Metric convention (the one of ``cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling``):
 a class's IoU is ``tp / (tp + fp + fn)`` over pixels whose ground truth is not ignored, and is

@@ -1,4 +1,4 @@
-"""Semantic segmentation (Cityscapes train ids) as a LightningModule."""
+"""Semantic segmentation (the train ids of a class table, Cityscapes' by default) as a LightningModule."""
 
 from __future__ import annotations
 
