@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -216,3 +217,22 @@ def test_a_flipped_lip_training_sample_swaps_left_and_right_classes(tmp_path):
             columns = np.nonzero(np.isin(label, [14, 16, 18]))[1]
             assert columns.size and columns.max() < 32  # left classes stay in the left half
     assert flipped > 0
+
+
+def test_a_package_draws_and_writes_in_its_own_class_table(tmp_path):
+    """`hrnet predict` on a package: the overlay in the package's colours, the label PNG and the RLE
+    results in its label values (not Cityscapes')."""
+    from types import SimpleNamespace
+
+    from hrnet.tasks.segmentation.inference import INFERENCE
+
+    table = builtin_table("pascal_context")
+    package = SimpleNamespace(meta={"class_table": table.to_dict()})
+    prediction = np.array([[0, 1], [58, 58]], np.uint8)  # train ids: aeroplane, bag, wood, wood
+    drawn = INFERENCE.draw(package, np.zeros((2, 2, 3), np.uint8), prediction, 0.5)
+    assert drawn[0, 1].tolist() == [round(c * 0.5) for c in table.colors[1]]
+    INFERENCE.write_extra(package, tmp_path, "image.jpg", prediction)
+    written = cv2.imread(str(tmp_path / "image_labelIds.png"), cv2.IMREAD_UNCHANGED)
+    assert written.tolist() == [[1, 2], [59, 59]]
+    results = INFERENCE.results(package, prediction, 7, "image.jpg")
+    assert sorted(r["category_id"] for r in results) == [1, 2, 59]
