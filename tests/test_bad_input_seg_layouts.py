@@ -56,6 +56,13 @@ def unknown_value(root: Path, layout: str) -> tuple[Path, str]:
     return label, "label values [200] are not in the class table (expected values of the class table)"
 
 
+def other_size(root: Path, layout: str) -> tuple[Path, str]:
+    _, _, label = first_train_pair(root, layout)
+    values = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(label), values[:, :-2])
+    return label, "label size 62x32 differs from image size 64x32 (expected equal sizes)"
+
+
 def listed_without_files(root: Path, layout: str) -> tuple[Path, str]:
     if layout == "pascal_context":
         listed, image = root / "ImageSets/SegmentationContext/train.txt", root / "JPEGImages/ghost.jpg"
@@ -72,6 +79,7 @@ CASES = [
         ("label_missing", remove_label),
         ("image_missing", remove_image),
         ("unknown_value", unknown_value),
+        ("other_size", other_size),
         ("listed_without_files", listed_without_files),
     )
     if not (layout == "folder" and name == "listed_without_files")  # a folder lists no ids

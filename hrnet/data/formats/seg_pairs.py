@@ -100,8 +100,11 @@ def check_listing(
     pairs = []
     for record in sorted(set(listing.pairs) - bad):
         image, label = listing.pairs[record]
-        with Image.open(image) as opened:
-            size = opened.size
+        try:
+            with Image.open(image) as opened:
+                size = opened.size
+        except (OSError, ValueError):  # OpenCV decodes it, PIL does not know the format
+            size = tuple(reversed(cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2]))
         problem = label_problem(label, size, table)
         if problem:
             issues.add(role, label, record, problem)
