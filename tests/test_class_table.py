@@ -236,3 +236,21 @@ def test_a_package_draws_and_writes_in_its_own_class_table(tmp_path):
     assert written.tolist() == [[1, 2], [59, 59]]
     results = INFERENCE.results(package, prediction, 7, "image.jpg")
     assert sorted(r["category_id"] for r in results) == [1, 2, 59]
+
+
+def test_a_lip_package_predicts_with_the_flip_swap():
+    """A package records its table, so its flip test swaps LIP's pairs as evaluate's did."""
+    from types import SimpleNamespace
+
+    from hrnet.tasks.segmentation.inference import INFERENCE
+
+    lip = builtin_table("lip").to_dict()
+    meta = {"input_size": [64, 64], "flip": True, "num_classes": 20, "class_table": lip}
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[10:30, 5:20, 0] = image[10:30, 44:59, 0] = 255  # red: an arm in each half
+    truth = np.zeros((64, 64), np.uint8)
+    truth[10:30, 5:20], truth[10:30, 44:59] = 14, 15
+    package = SimpleNamespace(meta=meta, model=SidedArms())
+    assert np.array_equal(INFERENCE.predict(package, [image])[0], truth)
+    package.meta = {**meta, "class_table": None}  # a package without the table: Cityscapes', no swap
+    assert not np.array_equal(INFERENCE.predict(package, [image])[0], truth)
