@@ -119,3 +119,16 @@ def read_json(path: Path, missing: str) -> Any:
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+
+
+def read_yaml(path: Path, missing: str, error: type[Exception] = DataError) -> Any:
+    """The parsed YAML at ``path``; a missing file raises ``MissingFileError("<path>: <missing>")``,
+    invalid YAML a one-line ``error`` naming the file and the first line of the parser's message."""
+    import yaml
+
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {missing}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

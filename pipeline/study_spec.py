@@ -27,7 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from hrnet.errors import InputError, MissingFileError, UserError
+from hrnet.errors import InputError, UserError
+from hrnet.io import read_yaml
 from pipeline.params import parse_params
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -122,12 +123,7 @@ def runs(study: Study) -> list[Run]:
 def load_study(path: str | Path, params_file: str | Path = "params.yaml") -> Study:
     """Reads and checks a study file; every run's params must pass the params.yaml schema."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: study file not found (expected studies/<name>.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "study file not found (expected studies/<name>.yaml)", InputError)
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping with name, title, metrics, seeds, variants")
     try:

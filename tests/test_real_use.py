@@ -18,6 +18,7 @@ from conftest import project_env, tiny_project
 from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
+from hrnet.data.synthetic.seg_layouts import generate_segmentation
 
 pytestmark = pytest.mark.slow
 
@@ -91,17 +92,37 @@ def cityscapes(root: Path) -> Path:
     return root
 
 
+def in_layout(layout: str):  # noqa: ANN201
+    """A builder of the synthetic scenes written in a segmentation ``layout`` (a real dataset's)."""
+    return lambda root: Path(
+        generate_segmentation(root, 4, 2, image_size=(128, 64), seed=3, layout=layout)["root"]
+    )
+
+
+SEGMENTATION_PACKAGE = "segmentation_hrnet_w18_small_v2_64x64"
+# what test_real_format... edits at data.root: a label file and an image folder of the layout
+LAYOUT_FILES = {
+    "cityscapes": ("gtFine/val/*/*_labelIds.png", "leftImg8bit"),
+    "pascal_context": ("SegmentationClassContext/*.png", "JPEGImages"),
+    "lip": ("TrainVal_parsing_annotations/val_segmentations/*.png", "TrainVal_images/train_images"),
+    "folder": ("labels/val/*.png", "images/train"),
+}
 REAL_DATA = {
     "pose": ("coco", coco_keypoints_2017, "pose_hrnet_w18_small_v1_64x64", "AP"),
     "detection": ("coco", coco_instances_2017, "detection_hrnet_w18_small_v2p_96", "AP"),
-    "segmentation": ("cityscapes", cityscapes, "segmentation_hrnet_w18_small_v2_64x64", "mIoU"),
+    "segmentation": ("cityscapes", cityscapes, SEGMENTATION_PACKAGE, "mIoU"),
+    **{
+        f"segmentation-{layout}": (layout, in_layout(layout), SEGMENTATION_PACKAGE, "mIoU")
+        for layout in ("pascal_context", "lip", "folder")
+    },
 }
 
 
-@pytest.mark.parametrize("task", list(REAL_DATA))
-def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
-    source, build, package, metric = REAL_DATA[task]
-    root = build(tmp_path / "datasets" / task)  # outside the project, as /datasets/coco would be
+@pytest.mark.parametrize("case", list(REAL_DATA))
+def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, case):
+    source, build, package, metric = REAL_DATA[case]
+    task = case.split("-")[0]
+    root = build(tmp_path / "datasets" / case)  # outside the project, as /datasets/coco would be
     project = tiny_project(
         tmp_path / "project", commit=True, task=task, data={"source": source, "root": str(root)},
         train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
@@ -116,7 +137,7 @@ def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
 
     # DVC sees the data at data.root: an edited annotation or label, an added or removed image
     if task == "segmentation":
-        label = next((root / "gtFine" / "val").rglob("*_labelIds.png"))
+        label = sorted(root.glob(LAYOUT_FILES[source][0]))[0]
         label.write_bytes(label.read_bytes() + b"\0")
     else:
         kind = "person_keypoints" if task == "pose" else "instances"
@@ -125,11 +146,28 @@ def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, task):
     assert "prepare" in changed_stages(project)
     dvc(project, "repro")
     assert "prepare" not in changed_stages(project)
-    image = next((root / ("leftImg8bit" if task == "segmentation" else "train2017")).rglob("*.*g"))
+    image_dir = root / (LAYOUT_FILES[source][1] if task == "segmentation" else "train2017")
+    image = next(image_dir.rglob("*.*g"))
     shutil.copy(image, image.with_name("extra_" + image.name))
     assert "prepare" in changed_stages(project)
     image.with_name("extra_" + image.name).unlink()
     assert "prepare" not in changed_stages(project)
+
+
+@pytest.mark.parametrize("layout", ["pascal_context", "lip", "folder"])
+def test_each_synthetic_segmentation_layout_runs_every_stage(tmp_path, layout):
+    """`dvc exp run -S` writes the embedded scenes in ``layout`` and every stage reads them in it; the
+    package carries that layout's class table."""
+    project = tiny_project(
+        tmp_path / "project", commit=True, task="segmentation",
+        train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
+    )  # fmt: skip
+    dvc(project, "exp", "run", "-S", f"data.synthetic.segmentation.layout={layout}")
+    assert 0.0 <= metrics(project)["mIoU"] <= 1.0
+    index = json.loads((project / "data" / "prepared" / "index" / "val.json").read_text())
+    meta = json.loads((project / "dist" / SEGMENTATION_PACKAGE / "package.json").read_text())
+    assert index["layout"] == layout and meta["class_table"] == index["classes"]
+    assert changed_stages(project) == set()
 
 
 def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(tmp_path):

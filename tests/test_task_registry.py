@@ -92,7 +92,7 @@ def test_every_task_reads_registered_layouts_and_data_source_takes_them():
     from hrnet.data.layouts import LAYOUTS
     from pipeline.params import parse_params
 
-    assert LAYOUTS.names() == ("coco", "cityscapes")
+    assert LAYOUTS.names() == ("coco", "cityscapes", "pascal_context", "lip", "folder")
     for name, task in TASKS.items():
         assert set(task.sources) <= set(LAYOUTS.names()), name
         for source in task.sources:

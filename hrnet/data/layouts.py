@@ -22,3 +22,6 @@ class DataLayout:
 LAYOUTS: Registry[DataLayout] = Registry("data layout", group="hrnet.layouts")
 LAYOUTS.register("coco", "hrnet.data.formats.coco:LAYOUT")
 LAYOUTS.register("cityscapes", "hrnet.data.formats.cityscapes:LAYOUT")
+LAYOUTS.register("pascal_context", "hrnet.data.formats.pascal_context:LAYOUT")
+LAYOUTS.register("lip", "hrnet.data.formats.lip:LAYOUT")
+LAYOUTS.register("folder", "hrnet.data.formats.folder:LAYOUT")

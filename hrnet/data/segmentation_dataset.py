@@ -20,11 +20,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.cityscapes import (
-    IGNORE_INDEX,
-    label_id_lut,
-    read_label_ids,
-)
+from hrnet.data.cityscapes import read_label_ids
+from hrnet.data.class_table import IGNORE_INDEX, ClassTable, cityscapes_table
 from hrnet.data.formats.cityscapes import list_cityscapes_pairs
 from hrnet.data.images import IMAGENET_MEAN, normalise_planes, read_image
 from hrnet.data.sampling import EpochLoadersMixin, SampleKey, sample_key, sample_rng
@@ -57,7 +54,10 @@ class CityscapesSegDataset(Dataset):
         flip: bool = True,
         ignore_index: int = IGNORE_INDEX,
         seed: int = 0,
+        table: ClassTable | None = None,
     ) -> None:
+        """``table``: the label files' classes (default Cityscapes'); a flip also swaps its
+        ``flip_pairs`` (LIP's left and right classes)."""
         if len(crop_size) != 2 or min(crop_size) < 1:
             raise ValueError(f"crop_size must be (width, height) >= 1, got {crop_size}")
         if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
@@ -70,7 +70,9 @@ class CityscapesSegDataset(Dataset):
         self.base_size = base_size
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.ignore_index = ignore_index
-        self.lut = label_id_lut(ignore_index)
+        self.table = table or cityscapes_table()
+        self.lut = self.table.lut(ignore_index)
+        self.flip_lut = self.table.flip_lut() if self.table.flip_pairs else None
         self.seed = seed
 
     def __len__(self) -> int:
@@ -100,7 +102,10 @@ class CityscapesSegDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> dict:
         epoch, index = sample_key(key, len(self.pairs))
         image_path, label_path = self.pairs[index]
-        image, label = read_image(image_path), read_label_ids(label_path)
+        image, label = read_image(image_path), read_label_ids(label_path, check=False)
+        problem = self.table.values_problem(label)
+        if problem:
+            raise DataError(f"{label_path}: {problem}")
         self._check_pair(index, image, label)
         height, width = label.shape
         label = cv2.LUT(label, self.lut)
@@ -110,6 +115,8 @@ class CityscapesSegDataset(Dataset):
                                    borderValue=_MEAN_RGB_TUPLE)  # fmt: skip
             label = cv2.warpAffine(label, mat, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                                    borderValue=int(self.ignore_index))  # fmt: skip
+            if self.flip_lut is not None and mat[0, 0] < 0:  # mirrored: left classes become right
+                label = cv2.LUT(label, self.flip_lut)
         elif self.base_size is not None and max(height, width) != self.base_size:
             s = self.base_size / max(height, width)
             size = (max(1, round(width * s)), max(1, round(height * s)))
@@ -141,6 +148,7 @@ class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
         val_split: str = "val",
         val_base_size: int | None = None,
         pairs: Mapping[str, Sequence[tuple[str | Path, str | Path]]] | None = None,
+        table: ClassTable | None = None,
     ) -> None:
         """``pairs`` ({"train": [(image, label), ...], "val": ...}), e.g. from a prepared index,
         replaces listing ``root``."""
@@ -159,6 +167,7 @@ class SegmentationDataModule(EpochLoadersMixin, pl.LightningDataModule):
             "flip": flip,
             "ignore_index": ignore_index,
             "seed": seed,
+            "table": table,
         }
         self.val_base_size = val_base_size
         self.batch_size = batch_size

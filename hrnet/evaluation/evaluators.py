@@ -121,8 +121,14 @@ class SegmentationEvaluator:
     id counted once, and keeps that sum as ``total``.
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> None:
-        self.num_classes, self.ignore_index = num_classes, ignore_index
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        ignore_index: int = IGNORE_INDEX,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        """``class_names``: the class table's names in train-id order (default: Cityscapes' for 19)."""
+        self.num_classes, self.ignore_index, self.class_names = num_classes, ignore_index, class_names
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
         self.reset()
 
@@ -160,7 +166,7 @@ class SegmentationEvaluator:
             cells, counts = self._samples[sample]
             local.view(-1).index_add_(0, cells.to(local.device), -counts.to(local.device))
         self.total = sum_across_ranks(local)
-        return iou_from_confusion(self.total)
+        return iou_from_confusion(self.total, self.class_names)
 
 
 class DetectionEvaluator:

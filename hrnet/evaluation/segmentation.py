@@ -1,4 +1,4 @@
-"""Semantic segmentation metrics, inference helpers and Cityscapes-format outputs.
+"""Semantic segmentation metrics, inference helpers and outputs (label-value PNGs, overlays) of a class table.
 
 Metric convention (the one of ``cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling``):
 a class's IoU is ``tp / (tp + fp + fn)`` over pixels whose ground truth is not ignored, and is
@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrnet.data.cityscapes import CLASS_COLORS, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_ID_TO_LABEL_ID
+from hrnet.data.cityscapes import CLASS_NAMES, NUM_CLASSES, TABLE
+from hrnet.data.class_table import IGNORE_INDEX, ClassTable
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.evaluation.distributed import sum_across_ranks  # noqa: F401  (re-exported)
 from hrnet.io import atomic_path
@@ -164,8 +165,13 @@ def predict_multiscale(
     crop_size: Sequence[int] | None = None,
     stride: Sequence[int] | None = None,
     num_classes: int = NUM_CLASSES,
+    flip_permutation: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Scores (N, C, H, W) averaged over ``scales`` (and horizontal flips when ``flip``).
+
+    A flipped prediction's channels are read in ``flip_permutation``'s order (the class table's
+    :meth:`~hrnet.data.class_table.ClassTable.flip_permutation`: LIP's left arm is the mirrored
+    image's right arm), as the official LIP tester does.
 
     ``mode="softmax"`` averages class probabilities, ``mode="logits"`` raw logits. Each scaled
     image is predicted whole, or with :func:`predict_sliding` when ``crop_size`` is given.
@@ -186,7 +192,8 @@ def predict_multiscale(
             out = predict_whole(model, inp) if crop_size is None else predict_sliding(
                 model, inp, crop_size, stride, num_classes
             )  # fmt: skip
-            out = out.flip(-1) if flipped else out
+            if flipped:
+                out = out.flip(-1) if flip_permutation is None else out.flip(-1)[:, list(flip_permutation)]
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=model_align_corners(model))
             out = out.softmax(1) if mode == "softmax" else out
             total = out if total is None else total + out
@@ -196,12 +203,6 @@ def predict_multiscale(
 
 
 # ----------------------------------------------------------------------------- outputs
-_TO_LABEL_ID = np.zeros(256, np.uint8)  # train id -> label id; ignore/unknown -> 0 (unlabeled)
-_TO_LABEL_ID[:NUM_CLASSES] = TRAIN_ID_TO_LABEL_ID
-_PALETTE = np.zeros((256, 3), np.uint8)  # train id -> RGB; ignore/unknown -> black
-_PALETTE[:NUM_CLASSES] = CLASS_COLORS
-
-
 def _as_uint8_ids(train_ids: ArrayLike) -> np.ndarray:
     arr = train_ids.detach().cpu().numpy() if isinstance(train_ids, torch.Tensor) else np.asarray(train_ids)
     if arr.size and (arr.min() < 0 or arr.max() > 255):
@@ -209,14 +210,15 @@ def _as_uint8_ids(train_ids: ArrayLike) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def train_ids_to_label_ids(pred: ArrayLike) -> np.ndarray:
-    """Cityscapes label ids (uint8) for a train-id map, e.g. for ``*_labelIds``-style result PNGs."""
-    return _TO_LABEL_ID[_as_uint8_ids(pred)]
+def train_ids_to_label_ids(pred: ArrayLike, table: ClassTable = TABLE) -> np.ndarray:
+    """The label values (uint8) ``table`` stores for a train-id map (default Cityscapes label ids,
+    as ``*_labelIds`` result PNGs); ignore and unknown ids become the table's first ignore value."""
+    return table.to_values()[_as_uint8_ids(pred)]
 
 
-def colorize(train_id_map: ArrayLike) -> np.ndarray:
-    """(H, W, 3) RGB uint8 image in the Cityscapes class colours (ignore -> black)."""
-    return _PALETTE[_as_uint8_ids(train_id_map)]
+def colorize(train_id_map: ArrayLike, table: ClassTable = TABLE) -> np.ndarray:
+    """(H, W, 3) RGB uint8 image in ``table``'s class colours (ignore -> black)."""
+    return table.palette()[_as_uint8_ids(train_id_map)]
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:
@@ -235,9 +237,9 @@ def _write_png(path: str | Path, array: np.ndarray) -> None:
         tmp.write_bytes(buf.tobytes())
 
 
-def write_label_png(path: str | Path, train_id_map: ArrayLike) -> None:
-    """Write a prediction as a Cityscapes label-id PNG (8-bit grey), atomically."""
-    _write_png(path, train_ids_to_label_ids(train_id_map))
+def write_label_png(path: str | Path, train_id_map: ArrayLike, table: ClassTable = TABLE) -> None:
+    """Write a prediction as a PNG (8-bit grey) of ``table``'s label values, atomically."""
+    _write_png(path, train_ids_to_label_ids(train_id_map, table))
 
 
 def write_overlay(
@@ -246,6 +248,7 @@ def write_overlay(
     train_id_map: ArrayLike,
     alpha: float = 0.5,
     label_map: ArrayLike | None = None,
+    table: ClassTable = TABLE,
 ) -> None:
     """Write ``image`` blended with the colourised prediction (``alpha`` = colour weight), atomically.
 
@@ -256,7 +259,7 @@ def write_overlay(
     h, w = image_rgb.shape[:2]
 
     def colours(ids: ArrayLike) -> np.ndarray:
-        col = colorize(ids)
+        col = colorize(ids, table)
         return col if col.shape[:2] == (h, w) else cv2.resize(col, (w, h), interpolation=cv2.INTER_NEAREST)
 
     blend = cv2.addWeighted(image_rgb, 1.0 - alpha, colours(train_id_map), alpha, 0.0)

@@ -9,7 +9,9 @@ Every problem is one line that names the file and the record::
 - the COCO file and its records: :func:`hrnet.data.formats.coco.load_coco`;
 - :mod:`.image_files`: every image a kept record needs is present, not empty, not truncated,
   decodable and of the stated size;
-- :mod:`.coco_split` and :mod:`.cityscapes_split`: all of it for one split of a task.
+- :mod:`.coco_split` and :mod:`.cityscapes_split`: all of it for one split of a task;
+  :func:`hrnet.data.formats.seg_pairs.check_listing` for the other segmentation layouts (PASCAL-Context,
+  LIP, folder), whose records their ``hrnet.data.formats.<layout>.list_split`` lists.
 
 Layout and whole-file problems always raise. Record and file problems go to the
 :class:`~hrnet.data.issues.IssueLog` each check is given: with ``on_bad_sample="fail"`` (the

@@ -68,8 +68,17 @@ class PaddedRunner:
         return logits[..., : round(height * scale), : round(width * scale)]
 
 
+def package_table(package: Package) -> Any:
+    """The class table the package records (``meta.class_table``); packages from before it was
+    recorded are Cityscapes'."""
+    from hrnet.data.class_table import ClassTable, cityscapes_table
+
+    data = package.meta.get("class_table")
+    return ClassTable.from_dict(data) if data else cityscapes_table()
+
+
 class SegmentationInference(DenseInference):
-    title = "HRNet semantic segmentation (Cityscapes train ids)"
+    title = "HRNet semantic segmentation (train ids of the package's class table)"
     fp32_outside_graph = ("logit upsampling, test-time scales and flips, argmax",)
 
     def export(
@@ -107,7 +116,7 @@ class SegmentationInference(DenseInference):
         return "logits = package.model(batch)                       # (N, C, H/4, W/4) train-id logits"
 
     def usage(self, meta: dict[str, Any]) -> str:
-        return "train_ids = package.predict(image_rgb)  # (H, W) Cityscapes train ids"
+        return "train_ids = package.predict(image_rgb)  # (H, W) train ids of meta['class_table']"
 
     def predict(self, package: Package, images: Sequence[np.ndarray], **options: Any) -> list[np.ndarray]:
         """Per image: a (H, W) uint8 map of train ids at the image's own size."""
@@ -116,6 +125,8 @@ class SegmentationInference(DenseInference):
         meta = {**TEST_TIME_DEFAULTS, **package.meta}  # packages from before these were recorded
         runner = PaddedRunner(package.model, bool(meta["align_corners"]))
         crop = tuple(meta["input_size"]) if meta["mode"] == "sliding" else None
+        table = package_table(package)
+        permutation = table.flip_permutation() if table.flip_pairs else None
         maps = []
         for image in images:
             height, width = image.shape[:2]
@@ -128,7 +139,7 @@ class SegmentationInference(DenseInference):
             with torch.inference_mode():
                 probabilities = predict_multiscale(
                     runner, normalise_planes(resized)[None], scales=meta["scales"], flip=meta["flip"],
-                    crop_size=crop, num_classes=int(meta["num_classes"]),
+                    crop_size=crop, num_classes=int(meta["num_classes"]), flip_permutation=permutation,
                 )  # fmt: skip
                 full = F.interpolate(
                     probabilities, size=(height, width), mode="bilinear", align_corners=runner.align_corners
@@ -140,18 +151,19 @@ class SegmentationInference(DenseInference):
         from hrnet.evaluation.segmentation import train_ids_to_label_ids
         from hrnet.predict.draw import rle_segments
 
-        return rle_segments(train_ids_to_label_ids(prediction), image_id, name)
+        return rle_segments(train_ids_to_label_ids(prediction, package_table(package)), image_id, name)
 
     def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         from hrnet.evaluation.segmentation import colorize
 
-        return cv2.addWeighted(image, 0.5, colorize(prediction), 0.5, 0.0)
+        return cv2.addWeighted(image, 0.5, colorize(prediction, package_table(package)), 0.5, 0.0)
 
     def write_extra(self, package: Package, out_dir: Path, name: str, prediction: Any) -> str | None:
         from hrnet.evaluation.segmentation import train_ids_to_label_ids
 
         stem = Path(name).stem
-        cv2.imwrite(str(out_dir / f"{stem}_labelIds.png"), train_ids_to_label_ids(prediction))
+        values = train_ids_to_label_ids(prediction, package_table(package))
+        cv2.imwrite(str(out_dir / f"{stem}_labelIds.png"), values)
         return f"{stem}_overlay.png"
 
 

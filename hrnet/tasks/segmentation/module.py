@@ -1,4 +1,4 @@
-"""Semantic segmentation (Cityscapes train ids) as a LightningModule."""
+"""Semantic segmentation (the train ids of a class table, Cityscapes' by default) as a LightningModule."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
+from hrnet.data.class_table import IGNORE_INDEX, ClassTable, cityscapes_table
 from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import SegmentationEvaluator
 from hrnet.evaluation.segmentation import model_align_corners, predict_multiscale
@@ -105,7 +105,7 @@ class SegmentationModule(pl.LightningModule):
         self,
         model_name: str = "hrnet_w18_small",
         head: str = "v2",
-        num_classes: int = NUM_CLASSES,
+        num_classes: int | None = None,
         pretrained: str | None = None,
         lr: float = SegmentationConfig.lr,
         momentum: float = SegmentationConfig.momentum,
@@ -119,12 +119,19 @@ class SegmentationModule(pl.LightningModule):
         class_weights: str | Sequence[float] | None = SegmentationConfig.class_weights,
         ignore_index: int = IGNORE_INDEX,
         model_options: dict[str, Any] | None = None,
+        class_table: dict[str, Any] | None = None,
     ) -> None:
+        """``class_table`` (:meth:`ClassTable.to_dict`, kept in the checkpoint): the classes the
+        network predicts (default Cityscapes'); ``num_classes`` defaults to its size."""
         super().__init__()
         # the trained weights are all in the checkpoint: loading it never reads `pretrained` again
         self.save_hyperparameters(ignore=["pretrained"])
         if loss not in ("ce", "ohem"):
             raise ValueError(f"loss must be 'ce' or 'ohem', got {loss!r}")
+        self.class_table = ClassTable.from_dict(class_table) if class_table else cityscapes_table()
+        if num_classes is None:
+            num_classes = self.hparams.num_classes = self.class_table.num_classes
+        names = self.class_table.names if num_classes == self.class_table.num_classes else None
         options = {"upsample_mode": "bilinear", **(model_options or {})}  # bilinear: official segmentation
         self.model = create_model(model_name, task="segmentation", head=head, num_outputs=num_classes,
                                   pretrained=pretrained, **options)  # fmt: skip
@@ -133,11 +140,24 @@ class SegmentationModule(pl.LightningModule):
             self.criterion: nn.Module = OhemCrossEntropy(ignore_index, ohem_thresh, ohem_min_kept, weight)
         else:
             self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
-        self.evaluator = SegmentationEvaluator(num_classes, ignore_index)
+        self.evaluator = SegmentationEvaluator(num_classes, ignore_index, names)
         self.val_loss = RunningMean()
         self.test_time: dict[str, Any] = {}
         self.configure_test(SegmentationTestConfig())
         self.last_val_metrics: dict[str, Any] = {}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming training refuses a checkpoint trained on another class table (its network's
+        outputs would be read as other classes)."""
+        saved = checkpoint.get("hyper_parameters", {}).get("class_table")
+        trained = ClassTable.from_dict(saved) if saved else cityscapes_table()
+        if trained != self.class_table:
+            from hrnet.errors import DataError
+
+            raise DataError(
+                f"checkpoint trained on {trained.describe()} cannot go on with data of "
+                f"{self.class_table.describe()} (expected the same class table)"
+            )
 
     @property
     def val_confusion(self) -> torch.Tensor:
@@ -156,6 +176,7 @@ class SegmentationModule(pl.LightningModule):
             "scales": tuple(test.scales),
             "flip": test.flip,
             "crop_size": window if sliding else None,
+            "flip_permutation": self.class_table.flip_permutation() if self.class_table.flip_pairs else None,
         }
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Semantic segmentation: Cityscapes-layout labels in, mIoU out (the task contract)."""
+"""Semantic segmentation: label PNGs in one of the layouts of ``sources``, mIoU out (the task contract)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ class SegmentationTask(ModularTask):
     stages_module = "hrnet.tasks.segmentation.stages"
     inference_module = "hrnet.tasks.segmentation.inference"
     module_path = "hrnet.tasks.segmentation.module:SegmentationModule"
-    synthetic_path = "hrnet.data.synthetic.cityscapes:generate_cityscapes"
+    synthetic_path = "hrnet.data.synthetic.seg_layouts:generate_segmentation"
     metric = "mIoU"
     default_head = "v2"
-    sources = ("cityscapes",)
+    sources = ("cityscapes", "pascal_context", "lip", "folder")
     config = SegmentationConfig
     test_config = SegmentationTestConfig
     synthetic_config = SyntheticSegmentationConfig
