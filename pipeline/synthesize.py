@@ -24,7 +24,9 @@ def synthesize(params: Params) -> None:
     with atomic_directory(SYNTHETIC_ROOT) as tmp:
         if params.data.source == "synthetic":
             section = getattr(params.data.synthetic, params.task)
-            summary = TASKS[params.task].generate_synthetic(tmp, params.seed, section)
+            layout = params.data.synthetic.layout
+            options = {"layout": layout} if layout else {}
+            summary = TASKS[params.task].generate_synthetic(tmp, params.seed, section, **options)
             log.info(
                 "generated the synthetic %s data in %s: %d train and %d val images",
                 params.task,

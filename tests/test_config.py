@@ -48,6 +48,7 @@ def test_shipped_params_are_valid_and_explicit():
         (("segmentation", "crop_size"), [64, 0], "segmentation.crop_size: expected [width, height]"),
         (("data", "source"), "coco", "data.root: required when data.source is 'coco'"),
         (("data", "source"), "cityscapes", "data.root: required when data.source is 'cityscapes'"),
+        (("data", "synthetic", "layout"), "lip", "data.synthetic.layout: task 'pose' cannot write"),
     ],
 )
 def test_bad_values_name_the_key(path, value, fragment):
@@ -71,6 +72,15 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("seed: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_the_synthetic_layout_is_one_the_task_writes():
+    segmentation = {"task": "segmentation", "data": {"synthetic": {"layout": "pascal_context"}}}
+    assert parse_params(segmentation).data.synthetic.layout == "pascal_context"
+    segmentation["data"]["synthetic"]["layout"] = "coco"
+    expected = r"expected one of \['cityscapes', 'pascal_context', 'lip', 'folder'\]"
+    with pytest.raises(ConfigError, match=expected):
+        parse_params(segmentation)
 
 
 def test_a_null_head_is_the_papers_head_for_the_task():

@@ -162,7 +162,7 @@ def test_each_synthetic_segmentation_layout_runs_every_stage(tmp_path, layout):
         tmp_path / "project", commit=True, task="segmentation",
         train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
     )  # fmt: skip
-    dvc(project, "exp", "run", "-S", f"data.synthetic.segmentation.layout={layout}")
+    dvc(project, "exp", "run", "-S", f"data.synthetic.layout={layout}")
     assert 0.0 <= metrics(project)["mIoU"] <= 1.0
     index = json.loads((project / "data" / "prepared" / "index" / "val.json").read_text())
     meta = json.loads((project / "dist" / SEGMENTATION_PACKAGE / "package.json").read_text())

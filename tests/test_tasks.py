@@ -39,10 +39,10 @@ SCORE = {
 # Measured with one torch thread, as each of the suite's two workers runs (CPU training is
 # bit-identical for a given thread count, so these repeat): segmentation v1 mIoU 0.091 vs majority
 # class 0.017; detection (48 train images of one or two objects, 24 val, 24 epochs) AP50 v1 0.43,
-# v2 0.35, v2p 0.21, v2p FCOS 0.09 vs the centre box's 0.0 (other seeds: v2p 0.16, FCOS 0.23; at batch 2 and lr 0.003 v2p
-# reached only 0.02-0.04, too close to chance to tell learning apart); pose keypoint AP stays at the
-# mean pose's (both ~0.005) for runs this short, so pose is scored on its val heatmap loss against the
-# trivial answer, all-zero heatmaps: v1 0.0146 vs 0.0464 (ratio 0.31).
+# v2 0.35, v2p 0.21, v2p FCOS 0.09 vs the centre box's 0.0 (other seeds: v2p 0.16, FCOS 0.23; at
+# batch 2 and lr 0.003 v2p reached only 0.02-0.04, too close to chance to tell learning apart); pose
+# keypoint AP stays at the mean pose's (both ~0.005) for runs this short, so pose is scored on its val
+# heatmap loss against the trivial answer, all-zero heatmaps: v1 0.0146 vs 0.0464 (ratio 0.31).
 ZERO_HEATMAP_RATIO = 0.5
 LEARN = {
     "pose": {

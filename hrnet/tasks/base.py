@@ -57,6 +57,9 @@ class Task:
     name: ClassVar[str]
     default_head: ClassVar[str]  # the paper's representation head for the task (model.head: null)
     sources: ClassVar[tuple[str, ...]]  # the real data layouts data.source takes besides "synthetic"
+    # the layouts the synthesize stage can write the embedded data in (data.synthetic.layout), the
+    # default first; a task whose generator takes no ``layout`` lists none
+    synthetic_layouts: ClassVar[tuple[str, ...]] = ()
     config: ClassVar[type]  # params.<name>: a dataclass; its defaults are the project's
     test_config: ClassVar[type]  # params.evaluate.<name>: test-time settings (evaluate, packages)
     synthetic_config: ClassVar[type]  # params.data.synthetic.<name>: the embedded dataset's size
@@ -66,8 +69,9 @@ class Task:
     moved_keys: ClassVar[dict[str, tuple[str, str]]] = {}
 
     # -- data ------------------------------------------------------------------------------------
-    def generate_synthetic(self, out_dir: Path, seed: int, config: Any) -> dict[str, Any]:
-        """Writes the embedded dataset in its real on-disk format; returns per-split summaries
+    def generate_synthetic(self, out_dir: Path, seed: int, config: Any, **layout: str) -> dict[str, Any]:
+        """Writes the embedded dataset in its real on-disk format (``layout=``, one of
+        ``synthetic_layouts``, when ``data.synthetic.layout`` names one); returns per-split summaries
         ("train" and "val", each with an "images" count)."""
         raise NotImplementedError
 
@@ -127,7 +131,8 @@ class ModularTask(Task):
     ``stages_module`` ``build_module``, ``build_datamodule``, ``evaluate`` and ``package_meta`` (the
     contract's signatures), ``inference_module`` an ``INFERENCE`` object, ``module_path`` names the
     LightningModule (``"package.module:Class"``) and ``synthetic_path`` the embedded data's
-    generator (``(out_dir, seed=, **data.synthetic.<name>)``)."""
+    generator (``(out_dir, seed=, **data.synthetic.<name>)``, plus ``layout=`` when the task lists
+    ``synthetic_layouts``)."""
 
     prepare_module: ClassVar[str]
     stages_module: ClassVar[str]
@@ -135,8 +140,8 @@ class ModularTask(Task):
     module_path: ClassVar[str]
     synthetic_path: ClassVar[str]
 
-    def generate_synthetic(self, out_dir: Path, seed: int, config: Any) -> dict[str, Any]:
-        return resolve(self.synthetic_path)(out_dir, seed=seed, **vars(config))
+    def generate_synthetic(self, out_dir: Path, seed: int, config: Any, **layout: str) -> dict[str, Any]:
+        return resolve(self.synthetic_path)(out_dir, seed=seed, **vars(config), **layout)
 
     def prepare(self, params: Any, out_dir: Path, issues: Any) -> None:
         import_module(self.prepare_module).prepare(params, out_dir, issues)

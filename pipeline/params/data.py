@@ -11,7 +11,14 @@ from hrnet.data.layouts import LAYOUTS
 from hrnet.tasks import TASKS
 from pipeline.params.base import Section, per_task
 
-SyntheticConfig = per_task("SyntheticConfig", "synthetic_config")  # data.synthetic.<task>: its size
+
+class SyntheticConfig(per_task("SyntheticTasks", "synthetic_config")):  # type: ignore[misc]
+    """``data.synthetic``: the layout the embedded data is written in, and per task its size
+    (``data.synthetic.<task>``)."""
+
+    layout: str | None = None  # null: the task's own layout; else one of its synthetic_layouts
+
+
 # the real layouts each task reads besides its embedded synthetic data
 REAL_SOURCES: dict[str, tuple[str, ...]] = {name: task.sources for name, task in TASKS.items()}
 Source = Literal[("synthetic", *LAYOUTS.names())]  # the registered layouts (hrnet.data.layouts)

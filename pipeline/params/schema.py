@@ -81,6 +81,17 @@ class Params(per_task("TaskConfigs", "config")):  # type: ignore[misc]
         return self
 
     @model_validator(mode="after")
+    def _synthetic_layout_fits_task(self) -> Params:
+        layout, written = self.data.synthetic.layout, TASKS[self.task].synthetic_layouts
+        if layout is not None and layout not in written:
+            expected = f"one of {list(written)} or null" if written else "null (one layout only)"
+            raise ValueError(
+                f"data.synthetic.layout: task {self.task!r} cannot write its synthetic data as {layout!r}; "
+                f"expected {expected}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _detector_boxes_need_the_detector(self) -> Params:
         boxes = getattr(getattr(self.evaluate, "pose", None), "boxes", "")
         if Path(boxes).as_posix() == PERSON_DETECTOR_BOXES and not self.on_demand.person_detector:

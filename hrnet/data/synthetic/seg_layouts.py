@@ -1,5 +1,5 @@
 """The synthetic street scenes of :mod:`hrnet.data.synthetic.cityscapes` written in any
-segmentation layout (``data.synthetic.segmentation.layout``): the same scenes (same seeds), their
+segmentation layout (``data.synthetic.layout``): the same scenes (same seeds), their
 Cityscapes label ids translated, by class name, into the layout's class table.
 
 - ``cityscapes``: :func:`~hrnet.data.synthetic.cityscapes.generate_cityscapes`, unchanged;

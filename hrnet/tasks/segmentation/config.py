@@ -49,5 +49,3 @@ class SyntheticSegmentationConfig:
     num_train_images: Annotated[int, Ge(1)] = 300
     num_val_images: Annotated[int, Ge(1)] = 50
     image_size: tuple[int, int] = (512, 256)
-    # the layout the scenes are written in (data.source synthetic: prepare reads data/synthetic in it)
-    layout: Literal["cityscapes", "pascal_context", "lip", "folder"] = "cityscapes"

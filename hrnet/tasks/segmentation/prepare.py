@@ -1,6 +1,6 @@
 """Segmentation's prepare stage: the pairs at ``data.root`` checked in their layout (no torch).
 
-The layout is ``data.source`` (``data.synthetic.segmentation.layout`` for the synthetic data); its
+The layout is ``data.source`` (``data.synthetic.layout`` for the synthetic data); its
 class table (Cityscapes': ``cityscapesscripts``; PASCAL-Context's and LIP's: the built-in tables;
 ``folder``: the dataset's ``classes.yaml``) is written into each split's index, from which training,
 evaluation and packaging take it.
@@ -25,7 +25,7 @@ log = logging.getLogger("hrnet.tasks.segmentation")
 def layout_of(params: Any) -> str:
     """The on-disk layout of the data at ``data.root``."""
     source = params.data.source
-    return params.data.synthetic.segmentation.layout if source == "synthetic" else source
+    return (params.data.synthetic.layout or "cityscapes") if source == "synthetic" else source
 
 
 def class_table_of(layout: str, root: Path) -> ClassTable:

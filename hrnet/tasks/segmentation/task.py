@@ -22,6 +22,7 @@ class SegmentationTask(ModularTask):
     synthetic_path = "hrnet.data.synthetic.seg_layouts:generate_segmentation"
     metric = "mIoU"
     default_head = "v2"
+    synthetic_layouts = ("cityscapes", "pascal_context", "lip", "folder")
     sources = ("cityscapes", "pascal_context", "lip", "folder")
     config = SegmentationConfig
     test_config = SegmentationTestConfig
