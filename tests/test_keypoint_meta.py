@@ -160,3 +160,44 @@ def test_a_checkpoint_of_another_keypoint_set_is_refused_in_one_line():
     assert message.startswith("the checkpoint has 14 keypoints (head, neck, left_shoulder, ...)")
     assert "prepared data has 17 (nose, left_eye, right_eye, ...)" in message and "\n" not in message
     PoseEstimationModule.on_load_checkpoint(SimpleNamespace(keypoint_meta=stick()), checkpoint)  # same set
+
+
+def test_prepare_reads_the_set_from_the_train_file_and_refuses_a_val_file_of_another(tmp_path):
+    from hrnet.tasks.pose.prepare import _keypoint_meta, _same_category
+
+    train, val = tmp_path / "train.json", tmp_path / "val.json"
+    _ground_truth(train, np.random.default_rng(2))
+    params = SimpleNamespace(
+        pose=SimpleNamespace(flip_pairs=None, oks_sigmas=None), data=SimpleNamespace(source="coco")
+    )
+    with pytest.raises(DataError) as error:
+        _keypoint_meta(params, train)  # real data of another set: the sigmas must be given
+    assert str(error.value).startswith(f"{train}: pose.oks_sigmas: required for these 14 keypoints")
+    params.pose.oks_sigmas = list(STICK.sigmas)
+    found = _keypoint_meta(params, train)
+    assert found == stick()
+    params.data.source = "synthetic"  # the embedded stick set brings its suggested sigmas
+    params.pose.oks_sigmas = None
+    assert _keypoint_meta(params, train) == found
+    val.write_text(json.dumps({"images": [], "annotations": [], "categories": [coco.PERSON_CATEGORY]}))
+    with pytest.raises(DataError) as error:
+        _same_category(found, val)
+    assert str(error.value).startswith(f"{val}: keypoint category 1 with 17 keypoints (nose, left_eye")
+    assert "expected the train file's: category 1 with 14 keypoints head, neck" in str(error.value)
+
+
+def test_a_package_draws_and_reports_its_own_skeleton():
+    from hrnet.tasks.pose.inference import INFERENCE, PosePrediction
+    from hrnet.viz import draw_skeletons
+
+    meta = stick().to_dict() | {"category_id": 3}
+    package = SimpleNamespace(meta={"input_size": [64, 64], "keypoints": meta})
+    joints = np.random.default_rng(3).uniform(10, 90, (1, 14, 2))
+    found = PosePrediction(joints, np.ones((1, 14)), np.array([[0.0, 0, 99, 99]]), np.ones(1))
+    image = np.zeros((100, 100, 3), np.uint8)
+    drawn = INFERENCE.draw(package, image, found, 0.2)
+    np.testing.assert_array_equal(
+        drawn, draw_skeletons(image, joints, np.ones((1, 14)), 0.2, meta["skeleton"])
+    )
+    (record,) = INFERENCE.results(package, found, 0, "a.jpg")
+    assert record["category_id"] == 3 and len(record["keypoints"]) == 42
