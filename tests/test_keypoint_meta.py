@@ -160,6 +160,10 @@ def test_a_checkpoint_of_another_keypoint_set_is_refused_in_one_line():
     assert message.startswith("the checkpoint has 14 keypoints (head, neck, left_shoulder, ...)")
     assert "prepared data has 17 (nose, left_eye, right_eye, ...)" in message and "\n" not in message
     PoseEstimationModule.on_load_checkpoint(SimpleNamespace(keypoint_meta=stick()), checkpoint)  # same set
+    from hrnet.tasks.pose.stages import _predict  # evaluate's validation pass: refused before any work
+
+    with pytest.raises(DataError, match=r"^the checkpoint has 14 keypoints .* the prepared data has 17"):
+        _predict(SimpleNamespace(keypoint_meta=stick()), None, SimpleNamespace(keypoints=COCO_PERSON), None)
 
 
 def test_prepare_reads_the_set_from_the_train_file_and_refuses_a_val_file_of_another(tmp_path):
