@@ -7,7 +7,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from hrnet.data.coco_constants import SKELETON
+from hrnet.data.keypoint_meta import COCO_PERSON
 
 
 def _palette(n: int) -> list[tuple[int, int, int]]:
@@ -19,13 +19,15 @@ def draw_skeletons(
     keypoints: np.ndarray,
     scores: np.ndarray | None = None,
     threshold: float = 0.2,
-    skeleton: list[list[int]] = SKELETON,
+    skeleton: list[list[int]] | None = None,
 ) -> np.ndarray:
     """Returns a copy of ``image_rgb`` with each person's limbs and joints drawn.
 
     ``keypoints`` is (N, K, 2) in image pixels, ``scores`` (N, K); joints under ``threshold`` are
-    left out. ``skeleton`` uses COCO's 1-based joint indices.
+    left out. ``skeleton`` is the keypoint set's 1-based limbs as in a COCO category (None: COCO's
+    person skeleton).
     """
+    skeleton = [list(limb) for limb in COCO_PERSON.skeleton] if skeleton is None else skeleton
     canvas = np.ascontiguousarray(image_rgb.copy())
     thickness = max(1, round(min(canvas.shape[:2]) / 160))
     colours = _palette(len(skeleton))

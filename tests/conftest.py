@@ -151,9 +151,11 @@ def _prepared_templates(tmp_path_factory: pytest.TempPathFactory, worker_id: str
 def _prepared_template(params: dict) -> Path:
     """A project in which synthesize and prepare have run (as their own processes, as DVC runs them)
     on ``params``; built once per test run for each set of the params those two stages read (seed,
-    task, data: their params in dvc.yaml) and reused by every test asking for the same."""
+    task, data, pose.flip_pairs, pose.oks_sigmas: their params in dvc.yaml) and reused by every test
+    asking for the same."""
     assert _TEMPLATES is not None, "prepared templates need the session fixture of tests/conftest.py"
-    inputs = json.dumps({key: params[key] for key in ("seed", "task", "data")}, sort_keys=True)
+    keypoint_set = {key: params["pose"].get(key) for key in ("flip_pairs", "oks_sigmas")}
+    inputs = json.dumps({key: params[key] for key in ("seed", "task", "data")} | keypoint_set, sort_keys=True)
     template = _TEMPLATES / hashlib.sha256(inputs.encode()).hexdigest()[:16]
     with FileLock(f"{template}.lock"):
         if not (template / ".prepared").exists():

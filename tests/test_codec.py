@@ -252,7 +252,7 @@ def test_predict_runs_the_flip_test_the_settings_ask_for(codec, flip_test, shift
 
 
 def test_test_time_settings_are_the_codecs_and_default_to_the_reference(codec):
-    assert codec.flip_test and codec.shift_heatmap and codec.flip_indices is FLIP_INDICES
+    assert codec.flip_test and codec.shift_heatmap and codec.flip_indices == FLIP_INDICES
     changed = codec.with_test(flip_test=False)
     assert not changed.flip_test and changed.shift_heatmap and codec.flip_test  # a copy
     assert (changed.input_size, changed.heatmap_size, changed.sigma) == (INPUT, HEATMAP, 2.0)

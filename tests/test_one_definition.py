@@ -1,5 +1,6 @@
 """The ImageNet normalisation constants and COCO's flip pairs and flip permutation exist once: every
-module that holds one of them holds that very object (found by importing, not by reading source)."""
+module that holds one of them holds that very object (found by importing, not by reading source).
+The flip permutation in use is the data's (hrnet.data.keypoint_meta), COCO's person by default."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import hrnet
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.coco_constants import FLIP_INDICES, FLIP_PAIRS, NUM_KEYPOINTS
 from hrnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalise
+from hrnet.data.keypoint_meta import COCO_PERSON, meta_from_category
 from hrnet.data.pose_dataset import TopDownPoseDataset
+from hrnet.data.synthetic.skeletons import SKELETONS
 from hrnet.evaluation.segmentation import denormalize
 from hrnet.tasks.pose.inference import pose_codec
 
@@ -62,7 +65,7 @@ def holders() -> dict[str, list[tuple[str, Any]]]:
         ("mean", IMAGENET_MEAN, {"hrnet.data.segmentation_dataset", "hrnet.evaluation.segmentation"}),
         ("std", IMAGENET_STD, {"hrnet.data.images", "hrnet.evaluation.segmentation"}),
         ("pairs", FLIP_PAIRS, {"hrnet.data"}),
-        ("perm", FLIP_INDICES, {"hrnet.codecs.heatmap", "hrnet.data.pose_dataset"}),
+        ("perm", FLIP_INDICES, set()),  # no module keeps one: the data's keypoint set makes it
     ],
 )
 def test_every_copy_is_the_one_object(holders, name, reference, users):
@@ -80,11 +83,15 @@ def test_the_flip_permutation_is_derived_from_the_pairs():
     assert unpaired == {0} and FLIP_INDICES[0] == 0  # the nose maps to itself
 
 
-def test_dataset_codec_and_packages_flip_with_the_one_permutation():
-    default = inspect.signature(TopDownPoseDataset).parameters["flip_indices"].default
-    assert default is FLIP_INDICES
-    assert MSRAHeatmapCodec((64, 64), (16, 16)).flip_indices is FLIP_INDICES
-    assert pose_codec({"input_size": [64, 64]}).flip_indices is FLIP_INDICES
+def test_dataset_codec_and_packages_flip_with_the_keypoint_sets_permutation():
+    default = inspect.signature(TopDownPoseDataset).parameters["keypoints"].default
+    assert default is COCO_PERSON and COCO_PERSON.flip_indices == FLIP_INDICES
+    assert MSRAHeatmapCodec((64, 64), (16, 16)).flip_indices is COCO_PERSON.flip_indices
+    assert pose_codec({"input_size": [64, 64]}).flip_indices is COCO_PERSON.flip_indices
+    stick = meta_from_category(SKELETONS["stick"].category, oks_sigmas=SKELETONS["stick"].sigmas)
+    package = {"input_size": [64, 64], "keypoints": stick.to_dict()}
+    assert pose_codec(package).flip_indices == stick.flip_indices
+    assert stick.flip_indices == (0, 1, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12)
 
 
 def test_normalise_and_denormalize_are_inverse_through_the_one_mean_and_std():

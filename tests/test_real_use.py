@@ -19,6 +19,7 @@ from hrnet.data.synthetic.cityscapes import generate_cityscapes
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.data.synthetic.coco_keypoints import generate_coco_keypoints
 from hrnet.data.synthetic.seg_layouts import generate_segmentation
+from hrnet.data.synthetic.skeletons import SKELETONS
 
 pytestmark = pytest.mark.slow
 
@@ -64,10 +65,17 @@ def changed_stages(project: Path) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- real-format fixtures
-def coco_keypoints_2017(root: Path) -> Path:
+def coco_keypoints_2017(root: Path, skeleton: str = "coco") -> Path:
     """A COCO 2017 keypoints folder: annotations/person_keypoints_{train,val}2017.json, {train,val}2017/."""
-    generate_coco_keypoints(root / "gen", 6, 3, image_size=(128, 128), seed=3, progress=False)
+    generate_coco_keypoints(
+        root / "gen", 6, 3, image_size=(128, 128), seed=3, progress=False, skeleton=skeleton
+    )
     return _as_coco_2017(root, "person_keypoints")
+
+
+def stick_keypoints_2017(root: Path) -> Path:
+    """The same in COCO layout with another keypoint set: 14 keypoints of a stick figure."""
+    return coco_keypoints_2017(root, "stick")
 
 
 def coco_instances_2017(root: Path) -> Path:
@@ -107,8 +115,11 @@ LAYOUT_FILES = {
     "lip": ("TrainVal_parsing_annotations/val_segmentations/*.png", "TrainVal_images/train_images"),
     "folder": ("labels/val/*.png", "images/train"),
 }
+STICK = SKELETONS["stick"]
 REAL_DATA = {
     "pose": ("coco", coco_keypoints_2017, "pose_hrnet_w18_small_v1_64x64", "AP"),
+    # one's own keypoints: the category's names and skeleton, the sigmas given as a user gives them
+    "pose-stick": ("coco", stick_keypoints_2017, "pose_hrnet_w18_small_v1_64x64", "AP"),
     "detection": ("coco", coco_instances_2017, "detection_hrnet_w18_small_v2p_96", "AP"),
     "segmentation": ("cityscapes", cityscapes, SEGMENTATION_PACKAGE, "mIoU"),
     **{
@@ -123,13 +134,19 @@ def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, case):
     source, build, package, metric = REAL_DATA[case]
     task = case.split("-")[0]
     root = build(tmp_path / "datasets" / case)  # outside the project, as /datasets/coco would be
+    own = {"pose": {"oks_sigmas": list(STICK.sigmas)}} if case == "pose-stick" else {}
     project = tiny_project(
         tmp_path / "project", commit=True, task=task, data={"source": source, "root": str(root)},
-        train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2},
+        train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2}, **own,
     )  # fmt: skip
     dvc(project, "repro")
     assert 0.0 <= metrics(project)[metric] <= 1.0
     assert (project / "dist" / package / "SHA256SUMS").is_file()
+    if case == "pose-stick":  # the data's 14 keypoints made the model, the metadata travels
+        meta = json.loads((project / "dist" / package / "package.json").read_text())
+        assert meta["num_joints"] == 14 and meta["keypoints"]["names"] == STICK.category["keypoints"]
+        assert meta["keypoints"]["sigmas"] == list(STICK.sigmas) and len(meta["keypoints"]["flip_pairs"]) == 6
+        return  # DVC's view of data.root is the pose case's
     assert not (project / "data" / "synthetic").exists() or not any(
         p.suffix in (".jpg", ".png") for p in (project / "data" / "synthetic").rglob("*")
     )  # nothing synthetic was generated or read
@@ -168,6 +185,21 @@ def test_each_synthetic_segmentation_layout_runs_every_stage(tmp_path, layout):
     meta = json.loads((project / "dist" / SEGMENTATION_PACKAGE / "package.json").read_text())
     assert index["layout"] == layout and meta["class_table"] == index["classes"]
     assert changed_stages(project) == set()
+
+
+def test_a_synthetic_set_of_another_skeleton_runs_every_stage(tmp_path):
+    """`dvc exp run -S data.synthetic.pose.skeleton=stick`: 14 keypoints with left_/right_ names and
+    the generator's suggested sigmas, through every stage; the package carries that keypoint set."""
+    project = tiny_project(
+        tmp_path / "project", commit=True, train={"epochs": 1, "num_workers": 0, "limit_train_batches": 2}
+    )
+    dvc(project, "exp", "run", "-S", "data.synthetic.pose.skeleton=stick")
+    assert 0.0 <= metrics(project)["AP"] <= 1.0
+    index = json.loads((project / "data" / "prepared" / "index" / "train.json").read_text())
+    assert index["meta"]["keypoints"]["flip_pairs"] == [[2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [12, 13]]
+    package = json.loads((project / "dist" / "pose_hrnet_w18_small_v1_64x64" / "package.json").read_text())
+    assert package["keypoints"] == index["meta"]["keypoints"] and package["num_joints"] == 14
+    assert package["keypoints"]["skeleton"] == STICK.category["skeleton"]
 
 
 def test_a_temporary_experiment_on_real_data_leaves_a_workspace_that_reproduces(tmp_path):

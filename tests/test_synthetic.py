@@ -59,11 +59,11 @@ def test_interrupted_generation_leaves_the_previous_split_whole(tmp_path, monkey
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     real, rendered = render_image, []
 
-    def render_then_fail(rng, size, persons):
+    def render_then_fail(rng, size, persons, **options):
         if len(rendered) == 2:
             raise RuntimeError("disk full")
         rendered.append(size)
-        return real(rng, size, persons)
+        return real(rng, size, persons, **options)
 
     monkeypatch.setattr(coco_keypoints, "render_image", render_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):

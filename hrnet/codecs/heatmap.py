@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from hrnet.data.coco_constants import FLIP_INDICES
+from hrnet.data.keypoint_meta import COCO_PERSON
 from hrnet.data.transforms import affine_transform_points, get_affine_transform
 
 HeatmapArray = np.ndarray | torch.Tensor
@@ -32,7 +32,7 @@ class MSRAHeatmapCodec:
     rounded pixel (not the reference behaviour; off by default). The test-time settings, used by
     :meth:`predict` only: ``flip_test`` (average with the mirrored crop's heatmaps), ``shift_heatmap``
     (move those one pixel right, as the reference does) and ``flip_indices``, the left/right
-    permutation of the keypoints (COCO's by default).
+    permutation of the keypoints (:attr:`KeypointMeta.flip_indices` of the data; COCO's by default).
     """
 
     def __init__(
@@ -44,7 +44,7 @@ class MSRAHeatmapCodec:
         *,
         flip_test: bool = True,
         shift_heatmap: bool = True,
-        flip_indices: Sequence[int] = FLIP_INDICES,
+        flip_indices: Sequence[int] = COCO_PERSON.flip_indices,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))

@@ -11,7 +11,8 @@ Layout:
 - one Dataset/DataModule file per task: ``pose_dataset`` (with ``coco_reader``'s person records),
   ``segmentation_dataset`` (with ``cityscapes``' label table), ``detection_dataset`` (with
   ``detection_records``);
-- ``coco_constants``, ``transforms``, ``sampling``.
+- ``coco_constants`` (COCO's published person keypoints and categories), ``keypoint_meta`` (the
+  keypoint set of the data: names, skeleton, flip pairs, sigmas), ``transforms``, ``sampling``.
 
 Only the light modules are imported here; import the ``*_dataset`` modules for the Lightning parts.
 """

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.coco_constants import FLIP_INDICES, NUM_KEYPOINTS, UPPER_BODY_IDS
 from hrnet.data.images import normalise, read_image
+from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.data.pose_index import (  # noqa: F401  (re-exported: the index belongs to the dataset)
     PoseIndex,
     index_path,
@@ -65,7 +65,9 @@ class TopDownPoseDataset(Dataset):
     Each item is ``{"image": (3, h, w) float32 (RGB, ImageNet-normalised), "target": (K, hh, hw),
     "target_weight": (K, 1), "meta": {"center", "scale", "image_id", "area", "index",
     "rotation"}}``. Training applies the reference augmentation (half body, scale, rotation,
-    flip); evaluation crops the padded box only. Random draws come from a per-process
+    flip); evaluation crops the padded box only. ``keypoints`` is the data's keypoint set: its flip
+    pairs swap left and right under the flip, its body groups make the half-body crop (off, as
+    logged, when it has no lower-body keypoints). Random draws come from a per-process
     ``numpy`` Generator seeded from ``seed`` and ``torch.initial_seed()`` (so DataLoader
     workers differ and runs repeat under a fixed seed).
     """
@@ -79,8 +81,7 @@ class TopDownPoseDataset(Dataset):
         train: bool,
         aug: dict | None = None,
         *,
-        flip_indices: Sequence[int] = FLIP_INDICES,
-        upper_body_ids: Sequence[int] = UPPER_BODY_IDS,
+        keypoints: KeypointMeta = COCO_PERSON,
         padding: float = 1.25,
         seed: int = 0,
     ) -> None:
@@ -93,7 +94,11 @@ class TopDownPoseDataset(Dataset):
         if tuple(codec.input_size) != self.input_size:
             raise ValueError(f"codec input size {codec.input_size} != dataset input size {self.input_size}")
         self.codec, self.train = codec, train
-        self.flip_indices, self.upper_body_ids = flip_indices, upper_body_ids
+        self.keypoints = keypoints
+        self.flip_indices, self.upper_body_ids = keypoints.flip_indices, keypoints.upper_body_ids
+        self.half_body = keypoints.half_body
+        if train and not self.half_body and self.aug["half_body_prob"] > 0:
+            log.info("half-body augmentation off: no keypoint name says hip, knee, ankle, foot, ...")
         self.seed = seed
         aspect = self.input_size[0] / self.input_size[1]
         self.aspect_ratio = aspect
@@ -101,7 +106,7 @@ class TopDownPoseDataset(Dataset):
         self.files = [str(self.image_root / r["image_file"]) for r in records]
         self.image_ids = np.array([r["image_id"] for r in records], dtype=np.int64)
         self.areas = np.array([r["area"] for r in records], dtype=np.float32)
-        kps = np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+        kps = np.zeros((0, keypoints.num_keypoints, 3), np.float32)
         if n:
             kps = np.array([r["keypoints"] for r in records], dtype=np.float32).reshape(n, -1, 3)
         self.joints = np.ascontiguousarray(kps[:, :, :2])
@@ -122,7 +127,8 @@ class TopDownPoseDataset(Dataset):
         vis: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, float, bool]:
         aug = self.aug
-        if vis.sum() > aug["num_joints_half_body"] and rng.random() < aug["half_body_prob"]:
+        half_body = self.half_body and vis.sum() > aug["num_joints_half_body"]
+        if half_body and rng.random() < aug["half_body_prob"]:
             half = half_body_transform(joints, vis, self.upper_body_ids, self.aspect_ratio, rng)
             if half is not None:
                 center, scale = half

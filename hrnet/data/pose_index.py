@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrnet.data.coco_constants import NUM_KEYPOINTS
+from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.errors import DataError, MissingFileError
 from hrnet.io import atomic_write_text, path_reference
 
@@ -23,6 +23,12 @@ class PoseIndex:
     records: list[dict]
     image_dir: Path
     meta: dict = field(default_factory=dict)
+
+    @property
+    def keypoints(self) -> KeypointMeta:
+        """The keypoint set prepare stored (``meta["keypoints"]``); COCO's person when none is."""
+        stored = self.meta.get("keypoints")
+        return COCO_PERSON if stored is None else KeypointMeta.from_dict(stored)
 
 
 def index_path(index_dir: str | Path, split: str) -> Path:
@@ -67,9 +73,10 @@ def load_index(path: str | Path) -> PoseIndex:
     if payload.get("version") != INDEX_VERSION:
         raise DataError(f"{path}: index version {payload.get('version')} unsupported (want {INDEX_VERSION})")
     records = payload["records"]
+    count = len((payload.get("meta", {}).get("keypoints") or COCO_PERSON.to_dict())["names"])
     for i, rec in enumerate(records):
         missing = [k for k in RECORD_KEYS if k not in rec]
-        if missing or len(rec["keypoints"]) != NUM_KEYPOINTS:
+        if missing or len(rec["keypoints"]) != count:
             raise DataError(f"{path}: record {i} is malformed (missing {missing or 'keypoints rows'})")
     image_dir = path.parent / payload["image_dir"]
     if not image_dir.is_dir():

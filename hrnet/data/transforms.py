@@ -95,7 +95,7 @@ def fliplr_joints(
     joints: np.ndarray, vis: np.ndarray, width: int, flip_indices: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mirror joints (K, >=2) in an image of ``width`` and swap left/right joints: joint ``k`` of the
-    result is joint ``flip_indices[k]`` mirrored (``coco_constants.FLIP_INDICES`` for COCO).
+    result is joint ``flip_indices[k]`` mirrored (the data's ``KeypointMeta.flip_indices``).
 
     Returns new arrays; as in the reference, coordinates of joints with ``vis == 0`` become 0.
     """

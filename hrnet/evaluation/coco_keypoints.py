@@ -26,8 +26,10 @@ def to_coco_results(
     keypoint_scores: np.ndarray,
     box_scores: Sequence[float] | None = None,
     threshold: float = 0.2,
+    category_id: int = 1,
 ) -> list[dict[str, Any]]:
-    """Builds the COCO results list (``keypoints`` as 51 floats ``x, y, score``) for person category 1."""
+    """Builds the COCO results list (``keypoints`` as 3K floats ``x, y, score``) for the keypoint
+    category ``category_id`` (COCO's person: 1)."""
     results = []
     for i, image_id in enumerate(image_ids):
         scores = keypoint_scores[i].reshape(-1)
@@ -35,7 +37,7 @@ def to_coco_results(
         results.append(
             {
                 "image_id": int(image_id),
-                "category_id": 1,
+                "category_id": category_id,
                 "keypoints": [round(float(v), 3) for v in triplets.reshape(-1)],
                 "score": person_score(scores, 1.0 if box_scores is None else box_scores[i], threshold),
             }
@@ -43,9 +45,12 @@ def to_coco_results(
     return results
 
 
-def evaluate_keypoints(annotation_file: str | Path, results: list[dict[str, Any]]) -> dict[str, float]:
-    """Runs ``COCOeval(iouType="keypoints")`` and returns its ten stats by name (fractions)."""
-    return coco_stats(annotation_file, results, "keypoints", KEYPOINT_STAT_NAMES)
+def evaluate_keypoints(
+    annotation_file: str | Path, results: list[dict[str, Any]], sigmas: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Runs ``COCOeval(iouType="keypoints")`` with the keypoint set's OKS ``sigmas`` (None: COCO's)
+    and returns its ten stats by name (fractions)."""
+    return coco_stats(annotation_file, results, "keypoints", KEYPOINT_STAT_NAMES, kpt_oks_sigmas=sigmas)
 
 
 def mean_pose(records: Sequence[dict[str, Any]], num_joints: int = 17) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -18,11 +19,13 @@ def coco_stats(
     iou_type: str,
     stat_names: Sequence[str],
     image_ids: Sequence[int] | None = None,
+    kpt_oks_sigmas: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """``COCOeval`` stats by name, as fractions; all 0 without results.
 
     ``image_ids`` restricts scoring to those images (e.g. a partial validation pass). pycocotools reports
-    -1 where an area range has no ground truth: reported as 0.
+    -1 where an area range has no ground truth: reported as 0. ``kpt_oks_sigmas``: the keypoint
+    set's per-keypoint sigmas (pycocotools' default is COCO's 17).
     """
     with contextlib.redirect_stdout(io.StringIO()):
         ground_truth = COCO(str(ann_file))
@@ -31,6 +34,8 @@ def coco_stats(
         evaluator = COCOeval(ground_truth, ground_truth.loadRes(results), iouType=iou_type)
         if iou_type == "keypoints":
             evaluator.params.useSegm = None  # as the official pose code
+            if kpt_oks_sigmas is not None:
+                evaluator.params.kpt_oks_sigmas = np.asarray(kpt_oks_sigmas, dtype=np.float64)
         if image_ids is not None:
             evaluator.params.imgIds = sorted({int(i) for i in image_ids})
         evaluator.evaluate()

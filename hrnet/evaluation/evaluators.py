@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
+from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.evaluation.coco_boxes import evaluate_boxes, foreground, to_coco_detections
 from hrnet.evaluation.coco_keypoints import evaluate_keypoints, to_coco_results
 from hrnet.evaluation.distributed import (
@@ -41,7 +42,8 @@ class KeypointEvaluator:
 
     Each person crop is rescored (box score x mean confident joint score), then OKS-NMS runs per
     image, then ``COCOeval(iouType="keypoints")`` on ``ann_file``. ``box_scores`` maps a sample id
-    (the dataset index) to its box's score, 1 when not given (ground-truth boxes).
+    (the dataset index) to its box's score, 1 when not given (ground-truth boxes). ``keypoints``
+    is the data's keypoint set: its sigmas make OKS-NMS and COCOeval, its category the results'.
 
     After :meth:`compute`, rank 0 also holds ``results`` (the COCO results list) and
     ``predictions``: sample ids (N,), keypoints (N, K, 2) and scores (N, K) in sample-id order;
@@ -55,8 +57,10 @@ class KeypointEvaluator:
         keypoint_score_threshold: float = 0.2,
         oks_nms_threshold: float = 0.9,
         soft_nms: bool = False,
+        keypoints: KeypointMeta = COCO_PERSON,
     ) -> None:
         self.ann_file = Path(ann_file)
+        self.keypoints = keypoints
         self.box_scores = None if box_scores is None else np.asarray(box_scores, dtype=np.float64)
         self.keypoint_score_threshold = keypoint_score_threshold
         self.oks_nms_threshold, self.soft_nms = oks_nms_threshold, soft_nms
@@ -96,21 +100,23 @@ class KeypointEvaluator:
         if not len(ids):
             self.results = []
             self.predictions = (ids, np.zeros((0, 0, 2)), np.zeros((0, 0)))
-            return evaluate_keypoints(self.ann_file, [])
+            return evaluate_keypoints(self.ann_file, [], self.keypoints.sigmas)
         image_ids = np.array([samples[i][0] for i in ids], dtype=np.int64)
         keypoints = np.stack([samples[i][1] for i in ids])
         scores = np.stack([samples[i][2] for i in ids])
         scales = np.stack([samples[i][3] for i in ids])
         box_scores = np.ones(len(ids)) if self.box_scores is None else self.box_scores[ids]
         threshold = self.keypoint_score_threshold
+        meta = self.keypoints
         kept, _ = score_people(
-            image_ids, keypoints, scores, box_scores, scales, threshold, self.oks_nms_threshold, self.soft_nms
-        )
+            image_ids, keypoints, scores, box_scores, scales, threshold, self.oks_nms_threshold,
+            self.soft_nms, meta.sigmas,
+        )  # fmt: skip
         self.results = to_coco_results(
-            image_ids[kept], keypoints[kept], scores[kept], box_scores[kept], threshold
+            image_ids[kept], keypoints[kept], scores[kept], box_scores[kept], threshold, meta.category_id
         )
         self.predictions = (ids, keypoints, scores)
-        return evaluate_keypoints(self.ann_file, self.results)
+        return evaluate_keypoints(self.ann_file, self.results, meta.sigmas)
 
 
 class SegmentationEvaluator:

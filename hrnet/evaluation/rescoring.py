@@ -14,7 +14,7 @@ import numpy as np
 
 from hrnet.data.transforms import PIXEL_STD
 from hrnet.evaluation.coco_keypoints import person_score
-from hrnet.evaluation.nms import oks_nms
+from hrnet.evaluation.nms import COCO_SIGMAS, oks_nms
 
 
 def rescore(keypoint_scores: np.ndarray, box_scores: Sequence[float], in_vis_threshold: float) -> np.ndarray:
@@ -43,6 +43,7 @@ def nms_per_image(
     areas: np.ndarray,
     threshold: float = 0.9,
     soft: bool = False,
+    sigmas: Sequence[float] | np.ndarray = COCO_SIGMAS,
 ) -> np.ndarray:
     """Indices of the people OKS-NMS keeps in each image: images in first-seen order, people in
     pick order. ``keypoints`` (N, K, 2), ``keypoint_scores`` (N, K), ``scores`` and ``areas`` (N,)."""
@@ -53,7 +54,9 @@ def nms_per_image(
     kept: list[int] = []
     for image_id in dict.fromkeys(image_ids.tolist()):
         rows = np.flatnonzero(image_ids == image_id)
-        keep = oks_nms(triplets[rows], scores[rows], areas[rows], threshold=threshold, soft=soft)
+        keep = oks_nms(
+            triplets[rows], scores[rows], areas[rows], threshold=threshold, soft=soft, sigmas=sigmas
+        )
         kept.extend(rows[keep].tolist())
     return np.asarray(kept, dtype=np.int64)
 
@@ -67,14 +70,22 @@ def score_people(
     keypoint_score_threshold: float = 0.2,
     oks_nms_threshold: float = 0.9,
     soft_nms: bool = False,
+    sigmas: Sequence[float] | np.ndarray = COCO_SIGMAS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The official scoring of top-down people, shared by the evaluate stage and ``hrnet predict``:
     :func:`rescore` each person, then :func:`nms_per_image` by crop area (``crop_scales`` (N, 2)).
-    Returns the indices kept and every person's score (N,)."""
+    ``sigmas``: the keypoint set's OKS sigmas. Returns the indices kept and every person's score (N,)."""
     people = rescore(keypoint_scores, box_scores, keypoint_score_threshold)
     if not len(people):
         return np.zeros(0, dtype=np.int64), people
     kept = nms_per_image(
-        image_ids, keypoints, keypoint_scores, people, crop_areas(crop_scales), oks_nms_threshold, soft_nms
+        image_ids,
+        keypoints,
+        keypoint_scores,
+        people,
+        crop_areas(crop_scales),
+        oks_nms_threshold,
+        soft_nms,
+        sigmas,
     )
     return kept, people

@@ -22,6 +22,7 @@ from hrnet.data.formats.coco_records import (
     validate_records,
 )
 from hrnet.data.issues import IssueLog
+from hrnet.data.keypoint_meta import keypoint_category
 from hrnet.data.layouts import DataLayout
 from hrnet.errors import DataError, MissingFileError
 from hrnet.io import read_bytes
@@ -63,7 +64,8 @@ def coco_layout(
 def read_annotation_file(ann_file: Path, kind: CocoKind = "keypoints") -> dict[str, Any]:
     """Parses ``ann_file`` and checks its top level; every problem raises :class:`DataError`.
 
-    A keypoint file must also list COCO's person category (id 1).
+    A keypoint file must also list its keypoint category: one with its own ``keypoints`` names, or
+    else COCO's person category (id 1), whose 17 keypoints are then assumed.
     """
     ann_file = Path(ann_file)
     expected = f"expected a COCO {kind} file: a JSON object with images, annotations and categories"
@@ -87,12 +89,18 @@ def read_annotation_file(ann_file: Path, kind: CocoKind = "keypoints") -> dict[s
             raise DataError(
                 f"{ann_file}: {name}: is a JSON {json_type(data[name])} (expected an array of objects)"
             )
-    person = any(isinstance(c, dict) and c.get("id") == PERSON_CATEGORY_ID for c in data["categories"])
-    if kind == "keypoints" and not person:
-        raise DataError(
-            f"{ann_file}: categories: no category with id {PERSON_CATEGORY_ID} "
-            f"(expected COCO's person category, id {PERSON_CATEGORY_ID})"
-        )
+    if kind == "keypoints":
+        try:
+            category = keypoint_category(data)
+        except DataError as exc:
+            raise DataError(f"{ann_file}: {exc}") from None
+        listed = any(isinstance(c, dict) and c.get("id") == category["id"] for c in data["categories"])
+        if not listed:
+            raise DataError(
+                f"{ann_file}: categories: no category with id {PERSON_CATEGORY_ID} and none listing "
+                f"keypoints (expected COCO's person category, id {PERSON_CATEGORY_ID}, or one category "
+                "with its own keypoints and skeleton)"
+            )
     return data
 
 

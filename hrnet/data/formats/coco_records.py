@@ -4,9 +4,10 @@ Both kinds of COCO file go through :func:`validate_records`; they differ in what
 must hold:
 
 - ``"keypoints"`` (``person_keypoints_*.json``): every annotation ``id``, ``image_id`` and
-  ``category_id``; a person (category 1) also ``bbox``, ``area``, ``iscrowd`` and ``keypoints``
-  of 17x3 = 51 numbers with visibility 0/1/2, and its box must have a positive size and overlap
-  its image (a box that only sticks out is clipped later, as in the reference code);
+  ``category_id``; an instance of the keypoint category (the one listing ``keypoints``, else COCO's
+  person, id 1, with its 17) also ``bbox``, ``area``, ``iscrowd`` and ``keypoints`` of Kx3
+  numbers (K the category's keypoint count) with visibility 0/1/2, and its box must have a
+  positive size and overlap its image (a box that only sticks out is clipped later, as in the reference code);
 - ``"instances"`` (``instances_*.json``): ``id``, ``image_id``, ``category_id`` of a listed
   category and a ``bbox`` of 4 finite numbers with no negative side (COCO train2017 holds boxes
   of height 0, which the detection records drop).
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.issues import IssueLog
+from hrnet.data.keypoint_meta import keypoint_category
 from hrnet.errors import DataError
 
 CocoKind = Literal["keypoints", "instances"]
@@ -35,7 +36,6 @@ IMAGE_FIELDS = ("id", "file_name", "width", "height")
 ANNOTATION_FIELDS = ("id", "image_id", "category_id")
 PERSON_FIELDS = (*ANNOTATION_FIELDS, "bbox", "area", "iscrowd", "keypoints")
 INSTANCE_FIELDS = (*ANNOTATION_FIELDS, "bbox")
-NUM_KEYPOINT_VALUES = 3 * NUM_KEYPOINTS
 
 
 def json_type(value: Any) -> str:
@@ -147,16 +147,16 @@ def _instance_box_problem(bbox: Any) -> str | None:
     return None
 
 
-def _keypoints_problem(keypoints: Any) -> str | None:
-    expected = f"expected {NUM_KEYPOINTS}x3 = {NUM_KEYPOINT_VALUES} numbers: x, y, visibility per joint"
+def _keypoints_problem(keypoints: Any, count: int) -> str | None:
+    expected = f"expected {count}x3 = {3 * count} numbers: x, y, visibility per joint"
     if not isinstance(keypoints, list):
         return f"keypoints is a JSON {json_type(keypoints)} ({expected})"
-    if len(keypoints) != NUM_KEYPOINT_VALUES:
+    if len(keypoints) != 3 * count:
         return f"keypoints has {len(keypoints)} values ({expected})"
     if not all(map(_is_number, keypoints)):
         index, value = next((i, v) for i, v in enumerate(keypoints) if not _is_number(v))
         return f"keypoints[{index}] is {_show(value)} ({expected})"
-    for joint in range(NUM_KEYPOINTS):
+    for joint in range(count):
         visibility = keypoints[3 * joint + 2]
         if visibility not in (0, 1, 2):
             where = f"keypoints[{3 * joint + 2}] (visibility of joint {joint})"
@@ -164,7 +164,7 @@ def _keypoints_problem(keypoints: Any) -> str | None:
     return None
 
 
-def _person_problem(ann: dict[str, Any], image: dict[str, Any], box_geometry: bool) -> str | None:
+def _person_problem(ann: dict[str, Any], image: dict[str, Any], box_geometry: bool, count: int) -> str | None:
     area, crowd = ann["area"], ann["iscrowd"]
     if not (_is_number(area) and area >= 0):
         return f"area is {_show(area)} (expected a number >= 0)"
@@ -175,7 +175,7 @@ def _person_problem(ann: dict[str, Any], image: dict[str, Any], box_geometry: bo
         if box_geometry
         else _box_numbers(ann["bbox"])
     )
-    return box or _keypoints_problem(ann["keypoints"])
+    return box or _keypoints_problem(ann["keypoints"], count)
 
 
 def _annotation_problem(
@@ -185,8 +185,9 @@ def _annotation_problem(
     categories: set[int],
     seen: set[int],
     box_geometry: bool,
+    keypoint_category: tuple[int, int] = (PERSON_CATEGORY_ID, 17),
 ) -> str | None:
-    person = kind == "keypoints" and ann.get("category_id") == PERSON_CATEGORY_ID
+    person = kind == "keypoints" and ann.get("category_id") == keypoint_category[0]
     required = INSTANCE_FIELDS if kind == "instances" else PERSON_FIELDS if person else ANNOTATION_FIELDS
     missing = _missing(ann, required)
     if missing:
@@ -206,7 +207,7 @@ def _annotation_problem(
                 "(expected the id of a category entry)"
             )
         return _instance_box_problem(ann["bbox"])
-    return _person_problem(ann, image, box_geometry) if person else None
+    return _person_problem(ann, image, box_geometry, keypoint_category[1]) if person else None
 
 
 def category_ids(ann_file: Path, categories: list[Any]) -> set[int]:
@@ -273,6 +274,8 @@ def validate_records(
     drops one of no size or outside its image silently, which the prepare stage reports instead.
     """
     categories = category_ids(ann_file, dataset["categories"]) if kind == "instances" else set()
+    listing = keypoint_category(dataset) if kind == "keypoints" else {"id": 0, "keypoints": []}
+    keypoints = (listing["id"], len(listing["keypoints"]))
     check = _Pass(ann_file, split, issues)
     images: dict[int, dict[str, Any]] = {}
     seen_images: set[int] = set()
@@ -295,7 +298,7 @@ def validate_records(
         if _is_int(ann.get("image_id")) and ann["image_id"] in bad_images:
             check.drop(record)
             continue
-        problem = _annotation_problem(ann, kind, images, categories, seen, person_box_geometry)
+        problem = _annotation_problem(ann, kind, images, categories, seen, person_box_geometry, keypoints)
         if problem:
             check.drop(record, problem, record_id)
             continue

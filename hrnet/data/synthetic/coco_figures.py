@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.synthetic.canvas import SubpixelCanvas, hsv_bgr, shade
 
 # Part ids (owner map value = person * 32 + part + 1; occluders are -1).
@@ -51,7 +50,7 @@ def sample_figure(rng: np.random.Generator, height: float) -> dict:
 
     lean = rng.normal(0, 8)
     spine, lateral = unit(lean), unit(lean + 90)
-    kp = np.zeros((NUM_KEYPOINTS, 2))
+    kp = np.zeros((len(JOINT_PARTS), 2))  # COCO's 17 joints; skeletons.py annotates other sets
     mid_sh = spine * d["torso"]
     half_sh = lateral * s_left * d["sh_w"] / 2 * yaw
     half_hip = lateral * s_left * d["hip_w"] / 2 * yaw

@@ -15,6 +15,7 @@ it. Output is byte-identical for a given seed (one ``numpy`` Generator per image
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -24,11 +25,11 @@ import numpy as np
 from hrnet.data.coco_constants import PERSON_CATEGORY
 from hrnet.data.synthetic import cli
 from hrnet.data.synthetic.canvas import SubpixelCanvas, add_noise, maybe_blur, noise_bank, shade
-from hrnet.data.synthetic.coco_figures import JOINT_PARTS, draw_figure, palette, place_figures, unit
+from hrnet.data.synthetic.coco_figures import draw_figure, palette, place_figures, unit
+from hrnet.data.synthetic.skeletons import SKELETONS, SyntheticSkeleton
 from hrnet.data.synthetic.writer import CocoSplit, write_coco_dataset
 from hrnet.errors import InputError
 
-FACE_JOINTS = (0, 1, 2)
 MIN_VISIBLE_FRACTION = 0.25
 # Pixel noise: seed of the fixed bank, its margin over the image (crop offsets 0..pad), sigmas.
 NOISE_SEED, NOISE_PAD, NOISE_SIGMAS = 20240611, 64, (2, 3.5, 5, 6.5, 8)
@@ -106,7 +107,9 @@ def _occluders(cv: SubpixelCanvas, rng: np.random.Generator, anchors: list[tuple
             cv.disc(c, (sw + sh) / 4, color, -1)
 
 
-def _annotate(fig: dict, pid: int, owner: np.ndarray, pid_map: np.ndarray, rng) -> dict | None:
+def _annotate(
+    fig: dict, pid: int, owner: np.ndarray, pid_map: np.ndarray, rng, skeleton: SyntheticSkeleton
+) -> dict | None:
     mask = pid_map == pid
     area = int(mask.sum())
     if area < MIN_VISIBLE_FRACTION * fig["drawn"] or area == 0:
@@ -115,15 +118,15 @@ def _annotate(fig: dict, pid: int, owner: np.ndarray, pid_map: np.ndarray, rng) 
     bbox = [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
     h, w = owner.shape
     kps: list[float] = []
-    for k, p in enumerate(fig["kp"]):
-        x, y = fig["to_img"](p)
+    for k, point in enumerate(skeleton.points):
+        x, y = fig["to_img"](fig["kp"][point] if isinstance(point, int) else fig[point])
         ix, iy = int(round(x)), int(round(y))
-        if (k in FACE_JOINTS and not fig["front"]) or not (0 <= ix < w and 0 <= iy < h):
+        if (k in skeleton.face and not fig["front"]) or not (0 <= ix < w and 0 <= iy < h):
             kps += [0, 0, 0]
             continue
         o = int(owner[iy, ix])
         if o > 0 and (o - 1) // 32 == pid:
-            v = 2 if (o - 1) % 32 in JOINT_PARTS[k] else 1
+            v = 2 if (o - 1) % 32 in skeleton.parts[k] else 1
         else:
             v = 1 if rng.random() < 0.85 else 0  # annotators skip some hidden joints
         kps += [round(float(x), 2), round(float(y), 2), v] if v else [0, 0, 0]
@@ -133,16 +136,19 @@ def _annotate(fig: dict, pid: int, owner: np.ndarray, pid_map: np.ndarray, rng) 
         x0, y0, bw, bh = bbox
         segmentation = [[x0, y0, x0 + bw - 1, y0, x0 + bw - 1, y0 + bh - 1, x0, y0 + bh - 1]]
     return {
-        "category_id": 1, "iscrowd": 0, "area": area, "bbox": bbox,
+        "category_id": skeleton.category["id"], "iscrowd": 0, "area": area, "bbox": bbox,
         "num_keypoints": sum(1 for v in kps[2::3] if v > 0), "keypoints": kps,
         "segmentation": segmentation,
     }  # fmt: skip
 
 
 def render_image(
-    rng: np.random.Generator, size: tuple[int, int], persons: tuple[int, int]
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    persons: tuple[int, int],
+    skeleton: SyntheticSkeleton = SKELETONS["coco"],
 ) -> tuple[np.ndarray, list[dict]]:
-    """One BGR image (H, W, 3) and its person annotations (without ids)."""
+    """One BGR image (H, W, 3) and its person annotations (without ids) in ``skeleton``'s keypoints."""
     w, h = size
     image = _background(rng, w, h)
     owner = np.zeros((h, w), dtype=np.int16)
@@ -158,7 +164,7 @@ def render_image(
     if rng.random() < 0.3:
         _distractors(cv, rng, w, h, -1, 1)
     pid_map = np.where(owner > 0, (owner - 1) // 32, -1)
-    anns = [a for pid, fig in enumerate(figures) if (a := _annotate(fig, pid, owner, pid_map, rng))]
+    anns = [a for pid, fig in enumerate(figures) if (a := _annotate(fig, pid, owner, pid_map, rng, skeleton))]
     bank = noise_bank(w, h, NOISE_SEED, NOISE_PAD, NOISE_SIGMAS)
     y0, x0 = int(rng.integers(0, NOISE_PAD + 1)), int(rng.integers(0, NOISE_PAD + 1))
     image = add_noise(image, bank[int(rng.integers(len(bank)))], y0, x0)
@@ -183,11 +189,15 @@ def generate_coco_keypoints(
     seed: int = 0,
     progress: bool = True,
     jpeg_quality: int = 90,
+    skeleton: str = "coco",
 ) -> dict:
     """Write the synthetic dataset under ``root`` (COCO layout); returns per-split counts.
 
-    ``image_size`` is (width, height); ``persons_per_image`` an inclusive (min, max) range.
+    ``image_size`` is (width, height); ``persons_per_image`` an inclusive (min, max) range;
+    ``skeleton`` the keypoint set annotated (:data:`~hrnet.data.synthetic.skeletons.SKELETONS`).
     """
+    if skeleton not in SKELETONS:
+        raise InputError(f"skeleton must be one of {sorted(SKELETONS)}, got {skeleton!r}")
     if num_train_images < 0 or num_val_images < 0:
         raise InputError("image counts must be >= 0")
     lo, hi = persons_per_image
@@ -197,9 +207,11 @@ def generate_coco_keypoints(
         raise InputError(f"image_size must be at least 32x32, got {image_size}")
     root = Path(root)
     size = (int(image_size[0]), int(image_size[1]))
-    render = functools.partial(render_image, size=size, persons=(lo, hi))
+    chosen = SKELETONS[skeleton]
+    render = functools.partial(render_image, size=size, persons=(lo, hi), skeleton=chosen)
     counts = {"train": num_train_images, "val": num_val_images}
-    splits = write_coco_dataset(root, counts, seed, render, OUTPUT, jpeg_quality, _split_summary, progress)
+    output = dataclasses.replace(OUTPUT, categories=[chosen.category])
+    splits = write_coco_dataset(root, counts, seed, render, output, jpeg_quality, _split_summary, progress)
     return {"root": str(root), "seed": seed, "image_size": list(size), **splits}
 
 

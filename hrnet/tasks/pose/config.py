@@ -20,7 +20,7 @@ class AugmentConfig:
     scale_factor: Annotated[float, Ge(0), Lt(1)] = 0.35
     rot_prob: Annotated[float, Ge(0), Le(1)] = 0.6
     half_body_prob: Annotated[float, Ge(0), Le(1)] = 0.3
-    num_joints_half_body: Annotated[int, Ge(1), Le(17)] = 8
+    num_joints_half_body: Annotated[int, Ge(1)] = 8
 
 
 @config_section
@@ -39,6 +39,11 @@ class PoseConfig:
     augment: AugmentConfig = AugmentConfig()
     eval_batch_size: Annotated[int, Ge(1)] = 64
     read_branch: Annotated[int, Ge(0), Le(3)] = 0  # the branch heatmaps are read from (head v1)
+    # the data's keypoint set (hrnet.data.keypoint_meta), read by prepare: null derives the pairs from
+    # left_/right_ names; else [[a, b], ...] of keypoint names or 0-based indices
+    flip_pairs: tuple[tuple[str | int, str | int], ...] | None = None
+    # one per keypoint; null: COCO's for COCO's 17 person keypoints (any other set must give them)
+    oks_sigmas: tuple[Annotated[float, Gt(0)], ...] | None = None
 
     def __post_init__(self) -> None:
         multiple_of_32("input_size", self.input_size)
@@ -89,6 +94,7 @@ class SyntheticPoseConfig:
     num_val_images: Annotated[int, Ge(1)] = 120
     image_size: tuple[int, int] = (320, 240)
     persons_per_image: tuple[int, int] = (1, 4)
+    skeleton: Literal["coco", "stick"] = "coco"  # hrnet.data.synthetic.skeletons
 
     def __post_init__(self) -> None:
         low, high = self.persons_per_image

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.keypoint_meta import KeypointMeta, same_keypoints
 from hrnet.data.pose_dataset import TopDownPoseDataset
 from hrnet.data.pose_index import PoseIndex, index_path, load_index
 from hrnet.data.sampling import EpochLoadersMixin
@@ -19,7 +20,9 @@ from hrnet.errors import DataError
 class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
     """Train/val loaders over the prepared indexes ``index_dir/{train,val}.json``.
 
-    Sizes are ``(width, height)``; ``heatmap_size`` defaults to a quarter of ``input_size``.
+    Sizes are ``(width, height)``; ``heatmap_size`` defaults to a quarter of ``input_size``. The
+    keypoint set (``keypoints``, from the indexes' metadata once set up; COCO's person before) gives
+    the codec its flip permutation and the datasets their flip pairs and half-body groups.
     """
 
     def __init__(
@@ -42,6 +45,8 @@ class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         hm = heatmap_size or (self.input_size[0] // 4, self.input_size[1] // 4)
         self.heatmap_size = (int(hm[0]), int(hm[1]))
+        self.sigma = sigma
+        self.keypoints: KeypointMeta | None = None
         self.codec = MSRAHeatmapCodec(self.input_size, self.heatmap_size, sigma)
         if batch_size < 1 or num_workers < 0:
             raise ValueError(
@@ -62,9 +67,17 @@ class PoseDataModule(EpochLoadersMixin, pl.LightningDataModule):
         index = load_index(index_path(self.index_dir, self.splits[split]))
         if not index.records:
             raise DataError(f"{index_path(self.index_dir, self.splits[split])}: index has no records")
+        if self.keypoints is None:
+            self.keypoints = index.keypoints
+            self.codec = MSRAHeatmapCodec(
+                self.input_size, self.heatmap_size, self.sigma, flip_indices=self.keypoints.flip_indices
+            )
+        else:
+            same_keypoints(self.keypoints, index.keypoints, f"the {split} index", "the index set up first")
         dataset = TopDownPoseDataset(
-            index.records, index.image_dir, self.input_size, self.codec, train, self.aug, seed=self.seed
-        )
+            index.records, index.image_dir, self.input_size, self.codec, train, self.aug, seed=self.seed,
+            keypoints=self.keypoints,
+        )  # fmt: skip
         return dataset, index
 
     def setup(self, stage: str | None = None) -> None:

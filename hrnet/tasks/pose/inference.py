@@ -13,6 +13,7 @@ import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
 from hrnet.data.images import normalise
+from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.data.transforms import crop_people
 from hrnet.errors import InputError
 from hrnet.evaluation.rescoring import rescore, score_people
@@ -42,10 +43,16 @@ class PosePrediction:
     person_scores: np.ndarray
 
 
+def package_keypoints(meta: dict[str, Any]) -> KeypointMeta:
+    """The keypoint set a pose package records (``keypoints``); COCO's person for older packages."""
+    stored = meta.get("keypoints")
+    return COCO_PERSON if stored is None else KeypointMeta.from_dict(stored)
+
+
 def pose_codec(meta: dict[str, Any]) -> MSRAHeatmapCodec:
-    """The codec of a pose package: its input and heatmap sizes and the test-time settings it was
-    evaluated with. Packages from before ``heatmap_size`` and ``shift_heatmap`` were recorded had
-    1/4-size heatmaps and the shift on."""
+    """The codec of a pose package: its input and heatmap sizes, its keypoints' flip permutation
+    and the test-time settings it was evaluated with. Packages from before ``heatmap_size`` and
+    ``shift_heatmap`` were recorded had 1/4-size heatmaps and the shift on."""
     width, height = (int(v) for v in meta["input_size"])
     heatmap_size = meta.get("heatmap_size") or (width // 4, height // 4)
     return MSRAHeatmapCodec(
@@ -53,6 +60,7 @@ def pose_codec(meta: dict[str, Any]) -> MSRAHeatmapCodec:
         heatmap_size,
         flip_test=bool(meta.get("flip_test", True)),
         shift_heatmap=bool(meta.get("shift_heatmap", True)),
+        flip_indices=package_keypoints(meta).flip_indices,
     )
 
 
@@ -149,6 +157,7 @@ class PoseInference(DenseInference):
         nms = {
             "oks_nms_threshold": float(meta.get("oks_nms_threshold", OKS_NMS_THRESHOLD)),
             "soft_nms": bool(meta.get("soft_nms", False)),
+            "sigmas": package_keypoints(meta).sigmas,
         }
         out = []
         for (keypoints, scores, scales), image_boxes, image_box_scores in zip(people, boxes, box_scores):
@@ -178,7 +187,7 @@ class PoseInference(DenseInference):
                 {
                     "image_id": image_id,
                     "file_name": name,
-                    "category_id": 1,
+                    "category_id": package_keypoints(package.meta).category_id,
                     "keypoints": [round(float(v), 3) for v in triplets],
                     "score": round(float(score), 5),
                     "bbox": [round(float(v), 2) for v in box],
@@ -187,7 +196,8 @@ class PoseInference(DenseInference):
         return records
 
     def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
-        return draw_skeletons(image, prediction.keypoints, prediction.scores, threshold)
+        skeleton = [list(limb) for limb in package_keypoints(package.meta).skeleton]
+        return draw_skeletons(image, prediction.keypoints, prediction.scores, threshold, skeleton)
 
     def write_extra(self, package: Package, out_dir: Path, name: str, prediction: Any) -> str | None:
         return None

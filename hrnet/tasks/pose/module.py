@@ -11,6 +11,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
+from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta, same_keypoints
 from hrnet.evaluation.coco_keypoints import REPORTED_STATS
 from hrnet.evaluation.distributed import RunningMean
 from hrnet.evaluation.evaluators import KeypointEvaluator
@@ -46,7 +47,9 @@ class PoseEstimationModule(pl.LightningModule):
     Validation logs ``val/loss`` (weighted by samples over every rank) and the COCO keypoint stats
     ``val/AP``, ``val/AP50``, ... (:class:`~hrnet.evaluation.evaluators.KeypointEvaluator`), with
     the test-time path of the datamodule's codec unless :meth:`use_evaluator` gives another;
-    ``last_val_metrics`` keeps the stats.
+    ``last_val_metrics`` keeps the stats. ``keypoints`` is the data's keypoint set
+    (:meth:`KeypointMeta.to_dict`; None: COCO's person): it sets ``num_joints``, travels in the
+    checkpoint, and a checkpoint of another set refuses to resume.
     """
 
     def __init__(
@@ -63,7 +66,10 @@ class PoseEstimationModule(pl.LightningModule):
         lr_factor: float = PoseConfig.lr_factor,
         read_branch: int = PoseConfig.read_branch,
         model_options: dict[str, Any] | None = None,
+        keypoints: dict[str, Any] | None = None,
     ) -> None:
+        if keypoints is not None:
+            num_joints = len(keypoints["names"])
         super().__init__()
         # the trained weights are all in the checkpoint: loading it never reads `pretrained` again
         self.save_hyperparameters(ignore=["pretrained"])
@@ -78,6 +84,16 @@ class PoseEstimationModule(pl.LightningModule):
         self._codec_source: MSRAHeatmapCodec | None = None
         self._active: KeypointEvaluator | None = None
         self.last_val_metrics: dict[str, float] = {}
+
+    @property
+    def keypoint_meta(self) -> KeypointMeta:
+        stored = self.hparams.get("keypoints")
+        return COCO_PERSON if stored is None else KeypointMeta.from_dict(stored)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        stored = checkpoint.get("hyper_parameters", {}).get("keypoints")
+        found = COCO_PERSON if stored is None else KeypointMeta.from_dict(stored)
+        same_keypoints(self.keypoint_meta, found, "the checkpoint", "this run's prepared data")
 
     def configure_test(self, test: PoseTestConfig) -> None:
         """The test-time settings (``evaluate.pose``) that validation and the evaluate stage use: the
@@ -115,8 +131,9 @@ class PoseEstimationModule(pl.LightningModule):
             else:
                 test = self.test
                 self._active = KeypointEvaluator(
-                    ann_file, None, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms
-                )
+                    ann_file, None, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms,
+                    self.keypoint_meta,
+                )  # fmt: skip
         if self._active is not None:
             self._active.reset()
 

@@ -1,4 +1,5 @@
-"""Pose: COCO keypoints in, COCO keypoint AP out."""
+"""Pose: COCO-format keypoints in (the data's keypoint set, see hrnet.data.keypoint_meta), COCO
+keypoint AP out."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ import numpy as np
 import torch
 
 from hrnet.codecs.heatmap import MSRAHeatmapCodec
-from hrnet.data.coco_constants import NUM_KEYPOINTS
 from hrnet.data.formats.coco import load_coco
-from hrnet.data.pose_dataset import (
-    PoseIndex,
-    TopDownPoseDataset,
-)
+from hrnet.data.keypoint_meta import COCO_PERSON, same_keypoints
+from hrnet.data.pose_dataset import PoseIndex, TopDownPoseDataset
+from hrnet.data.pose_index import index_path
 from hrnet.data.sampling import epoch_loader
 from hrnet.evaluation.coco_keypoints import (
     REPORTED_STATS,
@@ -56,7 +55,11 @@ def build_datamodule(params: Any, prepared_dir: Path) -> PoseDataModule:
 
 
 def build_module(params: Any, prepared_dir: Path) -> PoseEstimationModule:
-    module = PoseEstimationModule(**network_kwargs(params), **kwargs_for(PoseEstimationModule, params.pose))
+    """A module with one heatmap per keypoint of the prepared data's set."""
+    keypoints = read_split(prepared_dir, "train").keypoints.to_dict()
+    module = PoseEstimationModule(
+        **network_kwargs(params), **kwargs_for(PoseEstimationModule, params.pose), keypoints=keypoints
+    )
     module.configure_test(params.evaluate.pose)  # validation during training scores as evaluate does
     return module
 
@@ -65,7 +68,9 @@ def _predict(
     module: PoseEstimationModule, params: Any, dataset: TopDownPoseDataset, evaluator: KeypointEvaluator
 ) -> None:
     """``module`` validated on ``dataset`` through Lightning (``evaluate.accelerator``, ...) with the
-    test-time codec of ``evaluate.pose``, into ``evaluator`` (computed: its stats, on rank 0 its results)."""
+    test-time codec of ``evaluate.pose``, into ``evaluator`` (computed: its stats, on rank 0 its results).
+    A checkpoint trained on other keypoints than the data's is refused."""
+    same_keypoints(dataset.keypoints, module.keypoint_meta, "the checkpoint", "the prepared data")
     module.configure_test(params.evaluate.pose)
     module.use_evaluator(evaluator, dataset.codec)
     loader = epoch_loader(dataset, params.pose.eval_batch_size, False, params.seed, params.train.num_workers)
@@ -83,8 +88,9 @@ def _validate(
     """The evaluator of ``evaluate.pose``'s settings, after :func:`_predict`."""
     test = params.evaluate.pose
     evaluator = KeypointEvaluator(
-        ann_file, box_scores, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms
-    )
+        ann_file, box_scores, test.keypoint_score_threshold, test.oks_nms_threshold, test.soft_nms,
+        dataset.keypoints,
+    )  # fmt: skip
     _predict(module, params, dataset, evaluator)
     return evaluator
 
@@ -110,7 +116,7 @@ def _detection_records(params: Any, split: PoseIndex) -> tuple[list[dict], np.nd
         test.boxes, len(found.scores), found.num_entries, found.num_other_categories,
         found.num_below_threshold, test.box_score_threshold,
     )  # fmt: skip
-    no_joints = [[0.0, 0.0, 0] for _ in range(NUM_KEYPOINTS)]
+    no_joints = [[0.0, 0.0, 0] for _ in range(split.keypoints.num_keypoints)]
     records = [
         {
             "image_id": int(image_id),
@@ -136,11 +142,13 @@ def _evaluate_detected_boxes(
     records, box_scores = detected
     ann_file = split.meta["ann_file"]
     if records:
-        dataset = TopDownPoseDataset(records, split.image_dir, params.pose.input_size, codec, train=False)
+        dataset = TopDownPoseDataset(
+            records, split.image_dir, params.pose.input_size, codec, train=False, keypoints=split.keypoints
+        )
         evaluator = _validate(module, params, dataset, ann_file, box_scores)
         stats, results = evaluator.last_stats, evaluator.results
     else:
-        stats, results = evaluate_keypoints(ann_file, []), []
+        stats, results = evaluate_keypoints(ann_file, [], split.keypoints.sigmas), []
     if not is_global_zero():
         return None
     atomic_write_json(out_dir / "predictions" / "keypoint_results_detected_boxes.json", results, indent=None)
@@ -161,6 +169,7 @@ def _write_figures(
     count: int,
     threshold: float,
 ) -> None:
+    skeleton = [list(limb) for limb in split.keypoints.skeleton]
     by_image: dict[int, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         by_image[record["image_id"]].append(i)
@@ -169,7 +178,7 @@ def _write_figures(
         rows = by_image[image_id]
         image_file = split.image_dir / records[rows[0]]["image_file"]
         image = cv2.cvtColor(cv2.imread(str(image_file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        drawn = draw_skeletons(image, keypoints[rows], scores[rows], threshold)
+        drawn = draw_skeletons(image, keypoints[rows], scores[rows], threshold, skeleton)
         cv2.imwrite(str(out_dir / f"{image_id:012d}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
 
 
@@ -195,9 +204,11 @@ def evaluate(
     indices, keypoints, scores = evaluator.predictions
     records = [split.records[i] for i in indices]
 
-    pose = mean_pose(read_split(prepared_dir, "train").records)
+    meta = split.keypoints
+    pose = mean_pose(read_split(prepared_dir, "train").records, meta.num_keypoints)
     base_ids, base_kps, base_scores = mean_pose_predictions(split.records, pose)
-    baseline = evaluate_keypoints(split.meta["ann_file"], to_coco_results(base_ids, base_kps, base_scores))
+    base_results = to_coco_results(base_ids, base_kps, base_scores, category_id=meta.category_id)
+    baseline = evaluate_keypoints(split.meta["ann_file"], base_results, meta.sigmas)
 
     atomic_write_json(out_dir / "predictions" / "keypoint_results.json", results, indent=None)
     threshold = params.evaluate.pose.keypoint_score_threshold
@@ -216,13 +227,18 @@ def evaluate(
 
 
 def package_meta(params: Any, prepared_dir: Path) -> dict[str, Any]:
-    """The package's input and the test-time settings it was evaluated with, which it predicts with."""
+    """The package's input, its keypoint set (the prepared data's, which evaluate checked the checkpoint
+    against; COCO's person without prepared data) and the test-time settings it was evaluated with,
+    which it predicts with."""
     test = params.evaluate.pose
+    indexed = index_path(prepared_dir / INDEX_DIR, "val").is_file()
+    keypoints = read_split(prepared_dir, "val").keypoints if indexed else COCO_PERSON
     return {
         "input_size": list(params.pose.input_size),
         "heatmap_size": list(params.pose.heatmap_size),
-        "num_joints": NUM_KEYPOINTS,
-        "outputs": "17 COCO keypoint heatmaps at 1/4 input resolution",
+        "num_joints": keypoints.num_keypoints,
+        "outputs": f"{keypoints.num_keypoints} keypoint heatmaps at 1/4 input resolution",
+        "keypoints": keypoints.to_dict(),
         "flip_test": test.flip_test,
         "shift_heatmap": test.shift_heatmap,
         "keypoint_score_threshold": test.keypoint_score_threshold,
