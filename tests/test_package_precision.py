@@ -149,13 +149,13 @@ def test_a_package_takes_the_networks_place_in_the_evaluate_stages_module(int8_p
     (align_corners) and gets the package's logits for a whole val image (the program takes any size)."""
     from conftest import tiny_params
 
-    from hrnet.tasks import TASKS
-    from pipeline.common import PREPARED_DIR
+    from hrnet.tasks.lightning import network_kwargs
+    from hrnet.tasks.segmentation.module import SegmentationModule
     from pipeline.package_precision import PackagedNetwork
     from pipeline.params import parse_params
 
-    module = TASKS["segmentation"].build_module(parse_params(tiny_params(task="segmentation")), PREPARED_DIR)
-    module = module.eval()
+    # the evaluate stage's module as build_module makes it, Cityscapes' classes (no prepared data here)
+    module = SegmentationModule(**network_kwargs(parse_params(tiny_params(task="segmentation")))).eval()
     package = hrnet.load_package(int8_package)
     module.model = PackagedNetwork(package.model, module.model)
     images = torch.randn(2, 3, 96, 128)  # a whole val image, not the package's 64x64
