@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from test_evaluators import write_box_annotations, write_keypoint_annotations
-from test_mutants_evaluation import drawn_by_hand, entry, people_at_oks, write_detections
+from test_mutants_evaluation import drawn_by_hand, entry, write_detections
+from test_mutants_oks_nms import people_at_oks
 
 from hrnet.evaluation import distributed, evaluators
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, draw_boxes, to_coco_detections
