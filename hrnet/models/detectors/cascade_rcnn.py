@@ -101,7 +101,8 @@ class CascadeRoIHeads(nn.Module):
                 classification, box = agnostic_loss(logits, deltas, labels, regression)
                 losses[f"loss_classifier_s{i}"] = classification * self.stage_weights[i]
                 losses[f"loss_box_reg_s{i}"] = box * self.stage_weights[i]
-            logits_sum = logits if i == 0 else logits_sum + logits
+            if not self.training:  # the stages score different boxes in training
+                logits_sum = logits if i == 0 else logits_sum + logits
             if i < last:  # the next stage's input: this stage's refined boxes, detached
                 refined = stage.box_coder.decode(deltas.detach(), boxes).reshape(-1, 4)
                 counts = [len(b) for b in boxes]
@@ -120,7 +121,8 @@ class CascadeRoIHeads(nn.Module):
 class CascadeRCNN(FasterRCNN):
     """torchvision's ``FasterRCNN`` with :class:`CascadeRoIHeads` (packaged as TorchScript only)."""
 
-    package_formats = ("torch_export",)
+    package_formats = ("torch_export",)  # no ONNX graphs (package.format=onnx is refused)
+    registry_name = "cascade_rcnn"
 
 
 def build(features: nn.Module, num_classes: int, settings: dict[str, Any], **kwargs: Any) -> nn.Module:
