@@ -8,7 +8,9 @@ Regression is class-agnostic (4 deltas per RoI). In training every stage re-samp
 ground-truth boxes added) from the previous stage's refined boxes, detached; at test time each
 stage scores the previous stage's boxes, the class logits are averaged over the stages (MMDetection's
 ``ms_scores``) and the boxes are the last stage's. Our own code: the stage loop, the class-agnostic
-predictor and its loss (torchvision's ``fastrcnn_loss`` is per class)."""
+predictor and its loss (torchvision's ``fastrcnn_loss`` is per class). Unlike MMDetection, the
+ground-truth boxes a stage added to its samples are refined and passed on with the rest (the next
+stage adds them again): torchvision's sampler does not say which samples they were."""
 
 from __future__ import annotations
 
