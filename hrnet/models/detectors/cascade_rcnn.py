@@ -103,7 +103,7 @@ class CascadeRoIHeads(nn.Module):
                 classification, box = agnostic_loss(logits, deltas, labels, regression)
                 losses[f"loss_classifier_s{i}"] = classification * self.stage_weights[i]
                 losses[f"loss_box_reg_s{i}"] = box * self.stage_weights[i]
-            if not self.training:  # the stages score different boxes in training
+            else:  # in training the stages' samples differ: no mean
                 logits_sum = logits if i == 0 else logits_sum + logits
             if i < last:  # the next stage's input: this stage's refined boxes, detached
                 refined = stage.box_coder.decode(deltas.detach(), boxes).reshape(-1, 4)
