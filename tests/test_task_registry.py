@@ -78,13 +78,21 @@ def test_heads_and_detectors_come_from_their_registries():
     from hrnet.models.registries import DETECTORS, NECKS
     from pipeline.params import ConfigError, parse_params
 
-    assert NECKS.names() == ("v1", "v2", "v2p") and DETECTORS.names() == ("faster_rcnn", "fcos")
+    assert NECKS.names() == ("v1", "v2", "v2p") and DETECTORS.names() == (
+        "faster_rcnn",
+        "fcos",
+        "cascade_rcnn",
+        "centernet",
+    )
     for head in NECKS:
         assert parse_params({"model": {"head": head}}).model.head == head
         assert callable(NECKS.get(head).from_options)
     for name in DETECTORS:
         assert parse_params({"task": "detection", "detection": {"detector": name}}).detection.detector == name
-    with pytest.raises(ConfigError, match=r"detection.detector: expected one of \['faster_rcnn', 'fcos'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"detection.detector: expected one of \['faster_rcnn', 'fcos', 'cascade_rcnn', 'centernet'\]",
+    ):
         parse_params({"detection": {"detector": "yolo"}})
 
 

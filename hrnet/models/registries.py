@@ -15,6 +15,8 @@ NECKS.register("v2p", "hrnet.models.necks:V2pNeck")
 DETECTORS: Registry = Registry("detector", group="hrnet.detectors")
 DETECTORS.register("faster_rcnn", "hrnet.models.detectors.faster_rcnn:build")
 DETECTORS.register("fcos", "hrnet.models.detectors.fcos:build")
+DETECTORS.register("cascade_rcnn", "hrnet.models.detectors.cascade_rcnn:build")
+DETECTORS.register("centernet", "hrnet.models.detectors.centernet:build")
 
 TASK_MODELS: Registry = Registry("task model", group="hrnet.task_models")
 TASK_MODELS.register("pose", "hrnet.models.factory:POSE_MODEL")

@@ -88,6 +88,12 @@ class DetectionInference(TaskInference):
     ) -> dict[str, Any]:
         """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks."""
         size = tuple(meta["input_size"])
+        formats = getattr(model, "package_formats", ("torch_export", "onnx"))  # a detector's own limits
+        if fmt not in formats:
+            name = getattr(model, "registry_name", type(model).__name__)
+            raise PackageError(
+                f"package.format={fmt}: detection.detector={name} packages as {' or '.join(formats)} only"
+            )
         if fmt == "onnx":
             fields = export_detector_onnx(model, tmp, size, images, tolerance)
             enforce_check(fields, tolerance)

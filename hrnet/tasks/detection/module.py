@@ -1,4 +1,5 @@
-"""Object detection: torchvision Faster R-CNN / FCOS assembled over an HRNet feature extractor.
+"""Object detection: a registered detector (Faster R-CNN, FCOS, Cascade R-CNN, CenterNet) assembled
+over an HRNet feature extractor.
 
 ``num_classes`` everywhere counts the object categories only (labels ``1..C``); the background
 slot torchvision expects is added internally.
@@ -12,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor
-from torchvision.models.detection import FCOS
 
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, foreground
 from hrnet.evaluation.distributed import gather_first_copies
@@ -78,11 +78,12 @@ class DetectionModule(pl.LightningModule):
 
     def configure_test(self, test: DetectionTestConfig) -> None:
         """The test-time settings (``evaluate.detection``) that validation, the evaluate stage and
-        packages use: the score threshold (FCOS ``score_thresh``, Faster R-CNN ``box_score_thresh``)."""
-        if isinstance(self.model, FCOS):
-            self.model.score_thresh = test.score_threshold
-        elif hasattr(self.model, "roi_heads"):  # else an exported detector, which keeps its own
+        packages use: the score threshold (the R-CNNs' ``roi_heads.score_thresh``, a one-stage
+        detector's ``score_thresh``: FCOS, CenterNet)."""
+        if hasattr(self.model, "roi_heads"):
             self.model.roi_heads.score_thresh = test.score_threshold
+        elif hasattr(self.model, "score_thresh"):  # else an exported detector, which keeps its own
+            self.model.score_thresh = test.score_threshold
 
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch

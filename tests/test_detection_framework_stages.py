@@ -1,0 +1,71 @@
+"""Cascade R-CNN and CenterNet through the train, evaluate and package stages (as DVC runs them) on
+the prepared tiny data; the torch package gives, through ``hrnet predict``, the evaluate stage's
+boxes; ``package.format=onnx`` is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import project_env, stage, tiny_project
+
+from hrnet.cli import main
+from hrnet.tasks.detection.prepare import read_split
+from pipeline.common import PREPARED_DIR
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("detector", ["cascade_rcnn", "centernet"])
+def test_train_evaluate_package_and_predict(detector: str, tmp_path: Path, monkeypatch) -> None:
+    project = tiny_project(
+        tmp_path / "p", prepared=True, task="detection", model={"head": "v2p"},
+        detection={"detector": detector}, train={"epochs": 1, "limit_train_batches": 2},
+        evaluate={"detection": {"score_threshold": 0.0}},  # 2 steps train nothing: keep every box
+    )  # fmt: skip
+    for name in ("train", "evaluate", "package"):
+        stage(project, name)
+    evaluated = json.loads((project / "reports/predictions/bbox_results.json").read_text())
+    (package,) = (project / "dist").iterdir()
+    assert json.loads((package / "package.json").read_text())["program"] == "model.pt"
+
+    monkeypatch.chdir(project)
+    images = project / "images"
+    images.mkdir()
+    ids = {}
+    for record in read_split(PREPARED_DIR, "val").records[:2]:
+        source = Path(record["file_name"])
+        (images / source.name).write_bytes(source.read_bytes())
+        ids[source.name] = record["image_id"]
+    assert main(["predict", "--package", str(package), str(images), "--out", "out", "--threshold", "0"]) == 0
+    predicted = json.loads((project / "out/results.json").read_text())
+    assert len(predicted) > 0
+    for name, image_id in ids.items():  # the evaluate stage's boxes, image by image
+        mine = sorted(
+            (r for r in predicted if r["file_name"] == name), key=lambda r: (-r["score"], r["bbox"])
+        )
+        theirs = sorted(
+            (r for r in evaluated if r["image_id"] == image_id), key=lambda r: (-r["score"], r["bbox"])
+        )
+        assert len(mine) == len(theirs), name
+        for a, b in zip(mine[:10], theirs[:10], strict=True):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+            assert a["bbox"] == pytest.approx(b["bbox"], abs=0.05)
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["package"]["format"] = "onnx"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipeline.package"],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0
+    line = f"package.format=onnx: detection.detector={detector} packages as torch_export only"
+    assert line in refused.stderr, refused.stderr[-2000:]
