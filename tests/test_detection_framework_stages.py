@@ -56,16 +56,19 @@ def test_train_evaluate_package_and_predict(detector: str, tmp_path: Path, monke
             assert a["score"] == pytest.approx(b["score"], abs=1e-3)
             assert a["bbox"] == pytest.approx(b["bbox"], abs=0.05)
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["package"]["format"] = "onnx"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    refused = subprocess.run(
-        [sys.executable, "-m", "pipeline.package"],
-        cwd=project,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert refused.returncode != 0
+    def package_with(**settings: str) -> str:
+        """The package stage's stderr, run as DVC runs it, with these package settings; it must fail."""
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["package"].update(settings)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        command = [sys.executable, "-m", "pipeline.package"]
+        refused = subprocess.run(command, cwd=project, env=project_env(), capture_output=True, text=True)
+        assert refused.returncode != 0
+        return refused.stderr
+
+    stderr = package_with(format="onnx")
     line = f"package.format=onnx: detection.detector={detector} packages as torch_export only"
-    assert line in refused.stderr, refused.stderr[-2000:]
+    assert line in stderr, stderr[-2000:]
+    stderr = package_with(format="torch_export", precision="int8")  # int8 is an ONNX graph too
+    line = f"package.precision=int8 quantizes an ONNX graph, and detection.detector={detector} packages as"
+    assert line in stderr, stderr[-2000:]
