@@ -253,7 +253,8 @@ def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path
 
     # queued experiments: two queued, one worker, both succeed
     for seed in (1, 2):
-        dvc(project, "exp", "run", "--queue", "-S", f"seed={seed}", "-n", f"queued-{seed}")
+        # a train-only param: the queued runs reuse the prepared data (a seed change regenerates it)
+        dvc(project, "exp", "run", "--queue", "-S", f"pose.lr={(seed + 1) / 1000}", "-n", f"queued-{seed}")
     dvc(project, "queue", "start")
     names = {"queued-1", "queued-2"}
     deadline = time.monotonic() + 900

@@ -128,7 +128,10 @@ def make_flaky(marker_dir: str):
     return flaky_trial
 
 
-@pytest.fixture(scope="module")
+# Session scope, not module: under xdist a worker that runs another module's test between two of
+# this module's (or briefly has nothing queued) tears module fixtures down, and the sweep ran 2-3
+# times per suite (40-85 s each, seen in --durations); a session fixture is built once per worker.
+@pytest.fixture(scope="session")
 def home(tmp_path_factory) -> Path:
     """The user's home for this module's local Rays: one for all, as Ray caches the token it read."""
     return tmp_path_factory.mktemp("home")
@@ -147,7 +150,7 @@ def users_home(home: Path) -> Iterator[None]:
         os.environ.update(environ)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sweep(tmp_path_factory, home) -> dict[str, Any]:
     """One 5-trial ASHA sweep on a local Ray of 2 CPUs, with one trial failing once and one diverging."""
     work = tmp_path_factory.mktemp("tune")
