@@ -28,6 +28,25 @@ def _share_cores_between_workers() -> None:
 _share_cores_between_workers()
 
 
+# Modules whose tests run one after another in one worker: each starts local Rays (one at a time) and
+# builds its Ray sweep or cluster once. pytest-xdist's own `xdist_group` mark does nothing under
+# pytest 9 (the group is appended to a nodeid attribute pytest no longer reads: seen spreading
+# test_tune over three workers, its sweep built three times), so the scheduler below groups them.
+SHARED_WORKER_MODULES = ("tests/test_tune.py", "tests/test_ray_cluster.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Like ``--dist load`` (one test a unit, in the collection order above), except that the tests
+    of :data:`SHARED_WORKER_MODULES` are one unit, sent to one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedWorkerScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if nodeid.startswith(SHARED_WORKER_MODULES) else nodeid
+
+    return SharedWorkerScheduling(config, log)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per core plus one. The end-to-end tests spend part of their time
     waiting (stage processes starting, DVC, Ray), and measured on 2 cores two workers kept them

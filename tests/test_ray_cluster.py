@@ -30,7 +30,7 @@ from pipeline.tune_report import BEST_COMMAND
 from pipeline.tune_trials import run_trial, set_dotted
 
 # one worker runs every Ray test (module fixtures: one cluster, one sweep; no two Rays at once)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow  # one worker with test_tune.py (tests/conftest.py SHARED_WORKER_MODULES)
 RAY_SETTINGS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 

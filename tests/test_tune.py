@@ -35,7 +35,7 @@ from pipeline.tune_report import (
 from pipeline.tune_trials import check_space, run_trial, set_dotted
 
 # one worker runs every Ray test (test_ray_cluster.py too): one Ray on the machine at a time
-pytestmark = pytest.mark.xdist_group("ray")
+# one worker runs this module and test_ray_cluster.py (tests/conftest.py SHARED_WORKER_MODULES)
 
 METRIC = "val/loss"
 EPOCHS = 3
@@ -128,9 +128,8 @@ def make_flaky(marker_dir: str):
     return flaky_trial
 
 
-# Session scope, not module: under xdist a worker that runs another module's test between two of
-# this module's (or briefly has nothing queued) tears module fixtures down, and the sweep ran 2-3
-# times per suite (40-85 s each, seen in --durations); a session fixture is built once per worker.
+# Session scope: built once in the worker that runs this module, even when test_ray_cluster.py's
+# tests run between two of this module's (they share that worker).
 @pytest.fixture(scope="session")
 def home(tmp_path_factory) -> Path:
     """The user's home for this module's local Rays: one for all, as Ray caches the token it read."""
