@@ -20,13 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
-from hrnet.models.detectors.faster_rcnn import default_anchor_sizes
+from hrnet.models.detectors.faster_rcnn import rcnn_parts
 
 PROJECTION_MULTIPLE = 1
 IOU_THRESHOLDS = (0.5, 0.6, 0.7)
@@ -128,15 +126,9 @@ class CascadeRCNN(FasterRCNN):
 
 
 def build(features: nn.Module, num_classes: int, settings: dict[str, Any], **kwargs: Any) -> nn.Module:
-    strides = tuple(int(s) for s in features.strides)
-    names = [str(i) for i in range(len(strides))]
-    anchor_sizes = default_anchor_sizes(strides, settings["anchor_scale"])
-    anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    roi_pool = MultiScaleRoIAlign(featmap_names=names[:4], output_size=7, sampling_ratio=2)
     size = settings["representation_size"]
     model = CascadeRCNN(
-        features, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
-        box_head=TwoMLPHead(features.out_channels * 7 * 7, size),
+        features, **rcnn_parts(features, settings),
         box_predictor=AgnosticPredictor(size, num_classes + 1), box_score_thresh=settings["score_threshold"],
         min_size=settings["min_size"], max_size=settings["max_size"], **kwargs,
     )  # fmt: skip
@@ -145,7 +137,7 @@ def build(features: nn.Module, num_classes: int, settings: dict[str, Any], **kwa
     for iou, weights in zip(IOU_THRESHOLDS[1:], BOX_WEIGHTS[1:]):
         stages.append(
             RoIHeads(
-                roi_pool,
+                first.box_roi_pool,  # one RoIAlign for every stage
                 TwoMLPHead(features.out_channels * 7 * 7, size),
                 AgnosticPredictor(size, num_classes + 1),
                 iou,

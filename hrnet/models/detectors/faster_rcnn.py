@@ -24,19 +24,24 @@ def default_anchor_sizes(strides: Sequence[int], anchor_scale: float) -> tuple[t
     return tuple((round(anchor_scale * s),) for s in strides)
 
 
-def build(features: nn.Module, num_classes: int, settings: dict[str, Any], **kwargs: Any) -> nn.Module:
+def rcnn_parts(features: nn.Module, settings: dict[str, Any]) -> dict[str, Any]:
+    """What every R-CNN here shares over ``features``: the RPN's anchors (ratios 0.5/1/2), RoIAlign
+    over the finest four levels and the two-FC box head of ``representation_size``."""
     strides = tuple(int(s) for s in features.strides)
     names = [str(i) for i in range(len(strides))]
     anchor_sizes = default_anchor_sizes(strides, settings["anchor_scale"])
-    anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    roi_pool = MultiScaleRoIAlign(featmap_names=names[:4], output_size=7, sampling_ratio=2)
-    size = settings["representation_size"]
+    return {
+        "rpn_anchor_generator": AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes)),
+        "box_roi_pool": MultiScaleRoIAlign(featmap_names=names[:4], output_size=7, sampling_ratio=2),
+        "box_head": TwoMLPHead(features.out_channels * 7 * 7, settings["representation_size"]),
+    }
+
+
+def build(features: nn.Module, num_classes: int, settings: dict[str, Any], **kwargs: Any) -> nn.Module:
     return FasterRCNN(
         features,
-        rpn_anchor_generator=anchors,
-        box_roi_pool=roi_pool,
-        box_head=TwoMLPHead(features.out_channels * 7 * 7, size),
-        box_predictor=FastRCNNPredictor(size, num_classes + 1),
+        **rcnn_parts(features, settings),
+        box_predictor=FastRCNNPredictor(settings["representation_size"], num_classes + 1),
         box_score_thresh=settings["score_threshold"],
         min_size=settings["min_size"],
         max_size=settings["max_size"],
