@@ -89,3 +89,22 @@ def test_a_null_head_is_the_papers_head_for_the_task():
     assert parse_params({"task": "detection"}).model.head == "v2p"  # absent: the same
     assert parse_params({"task": "detection", "model": {"head": "v1"}}).model.head == "v1"  # chosen: kept
     assert Params(task="segmentation", model=ModelConfig()).model.head == "v2"  # built in code: the same
+
+
+@pytest.mark.parametrize(
+    ("setting", "task", "accelerator", "expected"),
+    [
+        (None, "pose", "cpu", True),
+        (None, "detection", "cpu", True),
+        (None, "pose", "gpu", "warn"),
+        (None, "segmentation", "gpu", "warn"),
+        (None, "detection", "gpu", False),  # torchvision's deterministic RoIAlign is compiled Python
+        ("warn", "detection", "gpu", "warn"),
+        (True, "detection", "gpu", True),
+        (False, "pose", "cpu", False),
+    ],
+)
+def test_deterministic_null_resolves_per_task_and_accelerator(setting, task, accelerator, expected):
+    train = parse_params({"train": {"deterministic": setting, "accelerator": accelerator}}).train
+    assert train.deterministic_mode(task) == expected
+    assert train.deterministic_mode(task, "cpu") == (True if setting is None else setting)

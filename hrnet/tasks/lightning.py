@@ -14,16 +14,13 @@ def evaluation_trainer(params: Any, callbacks: list[pl.Callback] | None = None) 
     evaluate, train = params.evaluate, params.train
     accelerator = evaluate.accelerator or train.accelerator
     devices = train.devices if evaluate.devices is None else evaluate.devices
-    deterministic = train.deterministic
-    if deterministic is None:  # as train: some CUDA kernels have no deterministic version
-        deterministic = True if accelerator == "cpu" else "warn"
     return pl.Trainer(
         accelerator=accelerator,
         devices=devices,
         num_nodes=1,
         strategy="auto" if devices in (1, "auto") else "ddp",
         precision=evaluate.precision or train.precision,
-        deterministic=deterministic,
+        deterministic=train.deterministic_mode(params.task, accelerator),
         use_distributed_sampler=False,  # the loaders shard with hrnet.data.sampling.EpochSampler
         callbacks=callbacks,
         logger=False,

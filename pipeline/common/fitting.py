@@ -68,7 +68,7 @@ def build_trainer(
         logger=logger,
         callbacks=[*(callbacks or []), *([LearningRateMonitor(logging_interval="epoch")] if logger else [])],
         enable_checkpointing=False,
-        deterministic=train.deterministic_mode,
+        deterministic=train.deterministic_mode(params.task),
         use_distributed_sampler=False,  # the DataModules shard with hrnet.data.sampling.EpochSampler
         log_every_n_steps=10,
         limit_train_batches=train.limit_train_batches,

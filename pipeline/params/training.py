@@ -10,6 +10,8 @@ from hrnet.models.configs import MODEL_CONFIGS
 from hrnet.models.registries import NECKS
 from pipeline.params.base import Section
 
+NONDETERMINISTIC_ON_ACCELERATORS = frozenset({"detection"})
+
 
 class ModelConfig(Section):
     """The network: variant, representation head, ablation options (hrnet.models.configs.HRNetConfig)."""
@@ -74,17 +76,22 @@ class TrainConfig(Section):
     limit_train_batches: float | int | None = None
     deterministic: bool | Literal["warn"] | None = Field(
         None,
-        description="null: true on CPU, warn on accelerators (some CUDA backward ops have no "
-        "deterministic kernel)",
+        description="null: true on CPU; on accelerators warn (some CUDA backward ops have no "
+        "deterministic kernel), false for detection (RoIAlign's deterministic version is compiled)",
     )
 
     @property
     def distributed(self) -> bool:
         return self.num_nodes > 1 or self.devices not in (1, "auto")
 
-    @property
-    def deterministic_mode(self) -> bool | str:
-        """What Lightning's ``Trainer(deterministic=...)`` gets."""
+    def deterministic_mode(self, task: str, accelerator: str | None = None) -> bool | str:
+        """What Lightning's ``Trainer(deterministic=...)`` gets for ``task`` on ``accelerator``
+        (default: this section's)."""
         if self.deterministic is not None:
             return self.deterministic
-        return True if self.accelerator == "cpu" else "warn"
+        if (accelerator or self.accelerator) == "cpu":
+            return True
+        # Under deterministic mode torchvision swaps RoIAlign's CUDA kernel for a torch.compile'd
+        # Python version: on an H200 that cost 91 s of compilation, 1.6x per step and 3.2x memory
+        # (benchmarks/RESULTS.md, scripts/profile_train_step.py).
+        return False if task in NONDETERMINISTIC_ON_ACCELERATORS else "warn"

@@ -1,0 +1,194 @@
+"""Profile one training step of each task's default model on a device, to find why detection's
+train stage took 4x the other tasks' on the H200 (benchmarks/RESULTS.md, "GPU").
+
+Each case runs in its own process (deterministic mode and torch.compile caches are global): the
+params.yaml defaults' model, batch and input size, an AdamW step, under bf16 autocast on CUDA as
+``scripts/gpu_check.sh`` trains. Per case: the first step (compilation, cuDNN plans), the median of
+the next steps, the host syncs of a step and the source lines that made them
+(``torch.cuda.set_sync_debug_mode``), peak memory, and the profiler's costliest ops. Detection runs
+with ``torch.use_deterministic_algorithms(True, warn_only=True)`` (what Lightning's
+``deterministic="warn"`` sets) and without it.
+
+    python scripts/profile_train_step.py --device cuda --out profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CASES = {
+    "pose_v1": {"task": "pose", "deterministic": True},
+    "segmentation_v2": {"task": "segmentation", "deterministic": True},
+    "detection_faster_rcnn_deterministic": {"task": "detection", "deterministic": True},
+    "detection_faster_rcnn": {"task": "detection", "deterministic": False},
+}
+
+
+def build(task: str, device):  # noqa: ANN001, ANN201
+    import torch
+
+    from hrnet.models import create_model
+    from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
+
+    g = torch.Generator().manual_seed(0)
+    if task == "detection":  # params.yaml: w18-small v2p, 64-channel levels, 128 px, batch 8, 1-4 boxes
+        model = build_detector(
+            "hrnet_w18_small", "v2p", 4, "faster_rcnn", 128, 128, anchor_scale=4.0, pyramid_channels=64,
+            **SMALL_IMAGE_SETTINGS,
+        )  # fmt: skip
+        images, targets = [], []
+        for i in range(8):
+            images.append(torch.rand(3, 128, 128, generator=g).to(device))
+            n = 1 + i % 4
+            corner = torch.rand(n, 2, generator=g) * 80
+            boxes = torch.cat([corner, corner + 16 + torch.rand(n, 2, generator=g) * 30], 1)
+            targets.append(
+                {"boxes": boxes.to(device), "labels": torch.randint(1, 5, (n,), generator=g).to(device)}
+            )
+
+        def loss_fn():  # noqa: ANN202
+            return sum(model(images, targets).values())
+    else:
+        if task == "pose":  # 96x128 input, batch 32, 17 heatmaps at 1/4
+            model = create_model("hrnet_w18_small", "pose", "v1", 17)
+            x, target = torch.rand(32, 3, 128, 96, generator=g), torch.rand(32, 17, 32, 24, generator=g)
+        else:  # 256x128 crops, batch 8, 19 classes at 1/4
+            model = create_model("hrnet_w18_small", "segmentation", "v2", 19)
+            x, target = (
+                torch.rand(8, 3, 128, 256, generator=g),
+                torch.randint(0, 19, (8, 32, 64), generator=g),
+            )
+        x, target = x.to(device), target.to(device)
+
+        def loss_fn():  # noqa: ANN202
+            out = model(x)
+            if task == "pose":
+                return torch.nn.functional.mse_loss(out.float(), target)
+            return torch.nn.functional.cross_entropy(out.float(), target)
+
+    model.to(device).train()
+    return model, loss_fn
+
+
+def run_case(name: str, device_name: str, steps: int) -> dict:
+    import torch
+
+    case = CASES[name]
+    device = torch.device(device_name)
+    if case["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(0)
+    model, loss_fn = build(case["task"], device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cuda = device.type == "cuda"
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def timed() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    first = timed()
+    times = [timed() for _ in range(steps)]
+    syncs: collections.Counter[str] = collections.Counter()
+    if cuda:
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step()
+        torch.cuda.set_sync_debug_mode(0)
+        for w in caught:
+            if "synchroniz" in str(w.message):
+                syncs[f"{Path(w.filename).parent.name}/{Path(w.filename).name}:{w.lineno}"] += 1
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=50)
+    cpu_top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=50)
+    return {
+        "case": name,
+        "task": case["task"],
+        "deterministic": case["deterministic"],
+        "first_step_s": round(first, 3),
+        "step_ms_median": round(1000 * statistics.median(times), 2),
+        "step_ms_all": [round(1000 * t, 2) for t in times],
+        "host_syncs_per_step": sum(syncs.values()),
+        "sync_sources": syncs.most_common(15),
+        "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+        "profile_by_device_time": table,
+        "profile_by_cpu_time": cpu_top,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # the child process's one case
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.device, args.steps)))
+        return 0
+    rows = []
+    for name in args.cases:
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            name,
+            "--device",
+            args.device,
+            "--steps",
+            str(args.steps),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            rows.append({"case": name, "error": done.stderr.strip().splitlines()[-1:]})
+        else:
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        row = rows[-1]
+        print(json.dumps({k: v for k, v in row.items() if not k.startswith("profile")}), flush=True)
+    print(f"\n{'case':<40}{'first s':>9}{'step ms':>10}{'syncs':>7}{'peak MiB':>10}")
+    for row in rows:
+        print(
+            f"{row['case']:<40}{row.get('first_step_s', '-'):>9}{row.get('step_ms_median', '-'):>10}"
+            f"{row.get('host_syncs_per_step', '-'):>7}{row.get('peak_mib') or '-':>10}"
+        )
+    for row in rows:
+        if "profile_by_device_time" in row:
+            print(f"\n== {row['case']}\n{row['profile_by_device_time']}")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
