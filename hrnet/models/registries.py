@@ -17,6 +17,7 @@ DETECTORS.register("faster_rcnn", "hrnet.models.detectors.faster_rcnn:build")
 DETECTORS.register("fcos", "hrnet.models.detectors.fcos:build")
 DETECTORS.register("cascade_rcnn", "hrnet.models.detectors.cascade_rcnn:build")
 DETECTORS.register("centernet", "hrnet.models.detectors.centernet:build")
+DETECTORS.register("mask_rcnn", "hrnet.models.detectors.mask_rcnn:build")
 
 TASK_MODELS: Registry = Registry("task model", group="hrnet.task_models")
 TASK_MODELS.register("pose", "hrnet.models.factory:POSE_MODEL")
