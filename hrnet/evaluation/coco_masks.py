@@ -19,8 +19,8 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     """A COCO ``segmentation`` (a list of polygons, an uncompressed RLE with a list of counts, or a
     compressed RLE) as an (height, width) uint8 mask of 0/1."""
     if isinstance(segmentation, list):  # polygons: [[x1, y1, x2, y2, ...], ...]
-        rles = mask_utils.frPyObjects([p for p in segmentation if len(p) >= 6], height, width)
-        rle = mask_utils.merge(rles) if rles else None
+        polygons = [p for p in segmentation if len(p) >= 6]  # three points at least
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width)) if polygons else None
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
     elif isinstance(segmentation, dict):
