@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT, copy_project, project_env, tiny_params
-from test_tune import EPOCHS, FLAKY_TRIAL, METRIC, read_trials, row_config, sweep_params, trial_threads
+from test_tune import EPOCHS, FLAKY_TRIAL, METRIC, row_config, sweep_params, trial_threads
+from tune_helpers import read_trials
 
 from pipeline.params import parse_params
 from pipeline.tune_report import BEST_COMMAND

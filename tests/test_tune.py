@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -17,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import tiny_params
+from tune_helpers import read_trials, users_home
 
 from pipeline.params import ConfigError, parse_params
 from pipeline.prepare import prepare
@@ -26,7 +26,6 @@ from pipeline.tune_report import (
     BEST_COMMAND,
     BEST_YAML,
     CURVES_PNG,
-    TRIALS_CSV,
     TrialRow,
     exp_run_command,
     nest,
@@ -34,7 +33,6 @@ from pipeline.tune_report import (
 )
 from pipeline.tune_trials import check_space, run_trial, set_dotted
 
-# one worker runs every Ray test (test_ray_cluster.py too): one Ray on the machine at a time
 # one worker runs this module and test_ray_cluster.py (tests/conftest.py SHARED_WORKER_MODULES)
 
 METRIC = "val/loss"
@@ -62,11 +60,6 @@ def sweep_params(tmp: Path, **tune: Any) -> dict[str, Any]:
         **tune,
     }
     return json.loads(json.dumps(tiny_params(tune=settings)))
-
-
-def read_trials(out_dir: Path, name: str = TRIALS_CSV) -> list[dict[str, str]]:
-    with open(out_dir / name, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @contextlib.contextmanager
@@ -134,19 +127,6 @@ def make_flaky(marker_dir: str):
 def home(tmp_path_factory) -> Path:
     """The user's home for this module's local Rays: one for all, as Ray caches the token it read."""
     return tmp_path_factory.mktemp("home")
-
-
-@contextlib.contextmanager
-def users_home(home: Path) -> Iterator[None]:
-    """A local Ray keeps its token in ~/.ray/auth_token: here under ``home``, not the real home."""
-    environ = dict(os.environ)  # Ray also sets RAY_AUTH_MODE in this process: undone after
-    try:
-        os.environ["HOME"] = str(home)
-        os.environ.pop("RAY_ADDRESS", None)  # address null: a Ray of our own
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
 
 
 @pytest.fixture(scope="session")
@@ -309,44 +289,3 @@ def test_a_local_ray_keeps_its_token_in_the_users_home(sweep):
     # Ray's default for a local cluster: token authentication, with a token it creates if missing
     token = sweep["home"] / ".ray" / "auth_token"
     assert token.is_file() and token.read_text().strip()
-
-
-def default_search_sweep(
-    task: str, tmp: Path, home: Path
-) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
-    """params.yaml's own search for ``task`` (2 trials of 2 epochs of 2 batches) on a local Ray."""
-    tune = {"num_samples": 2, "epochs": 2, "limit_train_batches": 2, "scheduler": "fifo", "num_cpus": 2}
-    raw = json.loads(json.dumps(tiny_params(task=task, tune={**tune, "storage_path": str(tmp / "rr")})))
-    params = parse_params(raw)
-    cwd = os.getcwd()
-    try:
-        os.chdir(tmp)
-        synthesize(params)
-        prepare(params)
-        with users_home(home):
-            run_sweep(params, Path("data/prepared"), tmp / "out")
-    finally:
-        os.chdir(cwd)
-    return raw, read_trials(tmp / "out"), tmp / "out"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
-def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, home):
-    raw, rows, out = default_search_sweep(task, tmp_path, home)
-    search = raw["tune"]["search"][task]
-    assert search["mode"] == "max"
-    metric = search["metric"]
-    assert [row["status"] for row in rows] == ["completed", "completed"]
-    finals = [float(row[f"{metric} final"]) for row in rows]
-    assert all(0.0 <= value <= 1.0 for value in finals)
-    assert finals[0] == max(finals)  # best first, for a metric where higher is better
-    if task == "segmentation":  # its two trials end apart, so ranking them the wrong way fails
-        assert finals[0] != finals[1]
-    searched = {dim["param"] for dim in search["space"]}
-    assert {key for key in rows[0] if key in searched} == searched
-    assert len({json.dumps({key: row[key] for key in sorted(searched)}) for row in rows}) == 2  # differ
-    best = yaml.safe_load((out / BEST_YAML).read_text())
-    assert best == nest({key: json.loads(rows[0][key]) for key in searched})
-    header = (out / BEST_YAML).read_text().splitlines()[0]
-    assert f"by {metric} (max)" in header
