@@ -15,12 +15,12 @@ from conftest import project_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-FLOOR_EPOCHS = 4
-MEASURED_AP = 0.192  # 2026-11-30, this machine type (AMD EPYC Zen 4, 2 cores); AP50 0.564, AR 0.243
-FLOOR_AP = 0.14  # about 3/4 of it; the mean-pose baseline scores 0.0003
+FLOOR_EPOCHS = 2
+MEASURED_AP = 0.0161  # 2026-12-04, AMD EPYC Zen 4, 2 cores; AP50 0.112 (4 epochs gave AP 0.192)
+FLOOR_AP = 0.012  # about 3/4 of it, 40x the mean-pose baseline's 0.0003
 
 
-def test_the_pose_default_reaches_its_floor_in_a_quarter_of_its_epochs(project):
+def test_the_pose_default_reaches_its_floor_in_an_eighth_of_its_epochs(project):
     done = subprocess.run(
         ["dvc", "exp", "run", "-S", f"train.epochs={FLOOR_EPOCHS}",
          "-S", f"pose.lr_milestones=[{FLOOR_EPOCHS - 1}]"],
@@ -29,4 +29,4 @@ def test_the_pose_default_reaches_its_floor_in_a_quarter_of_its_epochs(project):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert metrics["AP"] >= FLOOR_AP, metrics
-    assert metrics["AP"] > 20 * metrics["baseline_mean_pose"]["AP"] + 0.1  # far above the mean-pose baseline
+    assert metrics["AP"] > 20 * metrics["baseline_mean_pose"]["AP"]  # far above the mean-pose baseline
