@@ -207,7 +207,14 @@ def test_mask_losses_fall_when_overfitting_two_images(detector: str) -> None:
 
 
 @pytest.mark.parametrize("detector", ["cascade_mask_rcnn", "htc"])
-def test_training_targets_without_masks_are_refused_in_one_line(detector: str) -> None:
+def test_targets_without_masks_are_refused_and_images_without_objects_train(detector: str) -> None:
+    model = _tiny(detector)
     images, targets = _data()
     with pytest.raises(ValueError, match="^Every element of targets should have a masks key$"):
-        _tiny(detector)(images, [{k: v for k, v in t.items() if k != "masks"} for t in targets])
+        model(images, [{k: v for k, v in t.items() if k != "masks"} for t in targets])
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    losses = model(images[:1], [{**empty, "masks": torch.zeros(0, 64, 64, dtype=torch.uint8)}])
+    sum(losses.values()).backward()  # no positives: the mask losses are 0, with gradients
+    assert [float(v) for k, v in losses.items() if k.startswith("loss_mask")] == [0.0] * len(
+        MASKED_STAGES[detector]
+    )
