@@ -8,7 +8,7 @@ box stages, each followed by a mask branch (interleaved execution), and the mask
 - Mask information flow: stage ``t``'s mask head adds to its RoI features the features of stage
   ``t-1``'s mask head (after its four convs) through a 1x1 conv + ReLU, as MMDetection's
   ``HTCMaskHead`` (``conv_res``); those are computed on stage ``t``'s RoIs by running the heads
-  ``0..t-1`` in a chain on them.
+  ``0..t-1`` in a chain on them (stage ``t``'s loss trains them too, as in MMDetection).
 - Losses: ``loss_mask_s<t>`` (torchvision's ``maskrcnn_loss``, 28x28 targets) weighed 1/0.5/0.25 as the
   box stages. At test every stage's mask branch (with the flow) predicts on the final detections and
   the masks are the mean of the three stages' probabilities, as HTC/MMDetection do.
