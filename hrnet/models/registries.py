@@ -18,6 +18,8 @@ DETECTORS.register("fcos", "hrnet.models.detectors.fcos:build")
 DETECTORS.register("cascade_rcnn", "hrnet.models.detectors.cascade_rcnn:build")
 DETECTORS.register("centernet", "hrnet.models.detectors.centernet:build")
 DETECTORS.register("mask_rcnn", "hrnet.models.detectors.mask_rcnn:build")
+DETECTORS.register("cascade_mask_rcnn", "hrnet.models.detectors.cascade_mask_rcnn:build")
+DETECTORS.register("htc", "hrnet.models.detectors.htc:build")
 
 TASK_MODELS: Registry = Registry("task model", group="hrnet.task_models")
 TASK_MODELS.register("pose", "hrnet.models.factory:POSE_MODEL")
