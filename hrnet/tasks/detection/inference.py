@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from hrnet.errors import PackageError
-from hrnet.predict.export import export_detector_onnx, fold_batchnorm
+from hrnet.predict.export import check_record, export_detector_onnx, fold_batchnorm
 from hrnet.predict.inference import (
     ONNX_FILE,
     SCRIPT_FILE,
@@ -38,6 +38,13 @@ def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.j
     with torch.no_grad():
         detector.backbone = torch.jit.trace(detector.backbone, torch.rand(1, 3, height, width), strict=False)
     return torch.jit.script(detector)
+
+
+@torch.no_grad()
+def _largest_level_diff(backbone: nn.Module, traced: Any, images: torch.Tensor) -> float:
+    """Largest absolute difference between two feature extractors' levels on ``images``."""
+    expected, actual = backbone.eval()(images), traced(images)
+    return max(float((expected[k] - actual[k]).abs().max()) for k in expected)
 
 
 class DetectionsOnly(nn.Module):
@@ -127,8 +134,18 @@ class DetectionInference(TaskInference):
             raise unknown_format(fmt)
         detector = copy.deepcopy(model).eval()
         detector.backbone = fold_batchnorm(detector.backbone)
-        script_detector(detector, size).save(str(tmp / SCRIPT_FILE))
-        return {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True, **masks}
+        scripted = script_detector(detector, size)
+        scripted.save(str(tmp / SCRIPT_FILE))
+        fields = {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True, **masks}
+        if images is not None:  # the traced part; the rest is the model's own torchvision code, scripted
+            diff = _largest_level_diff(model.backbone, scripted.backbone, images)
+            against = "the TorchScript backbone (traced, BatchNorm folded) vs the PyTorch detector's"
+            fields["check"] = {
+                **check_record(diff, tolerance, images, against),
+                "per_graph": {"backbone": diff},
+            }
+            enforce_check(fields, tolerance)
+        return fields
 
     def load(self, path: Path, meta: dict[str, Any]) -> Any:
         import torchvision  # noqa: F401  (registers the torchvision::nms op the scripted detector calls)
