@@ -6,13 +6,16 @@ What a detector's ONNX package holds (``package.json`` ``onnx_graphs`` names the
 * ``head.onnx``: the dense head on those levels, its raw outputs. FCOS: ``cls_logits`` (N, HW, C+1),
   ``bbox_regression`` (N, HW, 4), ``bbox_ctrness`` (N, HW, 1), levels concatenated; Faster R-CNN:
   the RPN head's objectness (N, A, H_l, W_l) and box deltas (N, 4A, H_l, W_l) per level;
-* ``box_head.onnx`` (Faster R-CNN only): RoI-pooled features (K, C, 7, 7) -> the box head's class
-  logits (K, C+1) and per-class box deltas (K, 4(C+1)).
+* ``box_head.onnx`` (Faster R-CNN, Mask R-CNN): RoI-pooled features (K, C, 7, 7) -> the box head's
+  class logits (K, C+1) and per-class box deltas (K, 4(C+1));
+* ``mask_head.onnx`` (Mask R-CNN only): RoI-pooled features (K, C, 14, 14) at the detected boxes ->
+  the mask head's per-class mask logits (K, C+1, 28, 28).
 
 Everything between and after these graphs is data dependent (how many boxes survive) and runs in
 Python, in torchvision's own code: :func:`build_detector` rebuilds the torchvision detector class
-the model was trained as (``FCOS`` or ``FasterRCNN``) from ``package.json`` ``detector`` settings,
-with the ONNX graphs in its backbone / head / box predictor slots, and calls its ``forward``. So:
+the model was trained as (``FCOS``, ``FasterRCNN`` or ``MaskRCNN``) from ``package.json``
+``detector`` settings, with the ONNX graphs in its backbone / head / box (and mask) predictor slots,
+and calls its ``forward``. So:
 
 * resizing, normalising and padding: ``GeneralizedRCNNTransform``, and mapping the boxes back to
   the image's pixels: its ``postprocess``;
@@ -29,7 +32,10 @@ with the ONNX graphs in its backbone / head / box predictor slots, and calls its
   ``MultiScaleRoIAlign`` pools them into ``box_head.onnx``; its deltas decoded by ``BoxCoder``
   (weights 10, 10, 5, 5) per class, softmax scores, boxes under ``score_thresh`` or empty dropped,
   class-wise NMS at ``nms_thresh``, the best ``detections_per_img``
-  (``RoIHeads.postprocess_detections``).
+  (``RoIHeads.postprocess_detections``);
+* Mask R-CNN, after that: ``MultiScaleRoIAlign`` pools the detected boxes into ``mask_head.onnx``,
+  the detected label's logits go through a sigmoid (``maskrcnn_inference``), and ``postprocess``
+  pastes each 28x28 mask into its box at the image's size (``paste_masks_in_image``).
 
 The same torchvision code runs in the torch package (inside its TorchScript), so both packages
 give the same detections up to the float differences of the graphs, which the packaging check
@@ -48,6 +54,7 @@ from torch import Tensor, nn
 from hrnet.predict.runtime import OnnxRunner
 
 BACKBONE_GRAPH, HEAD_GRAPH, BOX_HEAD_GRAPH = "model.onnx", "head.onnx", "box_head.onnx"
+MASK_HEAD_GRAPH = "mask_head.onnx"
 
 
 def detector_settings(model: nn.Module) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def detector_settings(model: nn.Module) -> dict[str, Any]:
         rpn, roi = model.rpn, model.roi_heads
         pool = roi.box_roi_pool
         settings.update(
-            detector="faster_rcnn",
+            detector="mask_rcnn" if roi.has_mask() else "faster_rcnn",
             rpn_pre_nms_top_n_test=rpn._pre_nms_top_n["testing"],
             rpn_post_nms_top_n_test=rpn._post_nms_top_n["testing"],
             rpn_nms_thresh=rpn.nms_thresh,
@@ -76,14 +83,10 @@ def detector_settings(model: nn.Module) -> dict[str, Any]:
             box_nms_thresh=roi.nms_thresh,
             box_detections_per_img=roi.detections_per_img,
             bbox_reg_weights=list(roi.box_coder.weights),
-            roi_pool={
-                "featmap_names": list(pool.featmap_names),
-                "output_size": list(pool.output_size),
-                "sampling_ratio": pool.sampling_ratio,
-                "canonical_scale": pool.canonical_scale,
-                "canonical_level": pool.canonical_level,
-            },
+            roi_pool=_pool_settings(pool),
         )
+        if roi.has_mask():
+            settings["mask_roi_pool"] = _pool_settings(roi.mask_roi_pool)
     else:
         settings.update(
             detector="fcos",
@@ -96,6 +99,25 @@ def detector_settings(model: nn.Module) -> dict[str, Any]:
     settings["anchor_sizes"] = [list(s) for s in anchors.sizes]
     settings["aspect_ratios"] = [list(r) for r in anchors.aspect_ratios]
     return settings
+
+
+def _pool_settings(pool: nn.Module) -> dict[str, Any]:
+    return {
+        "featmap_names": list(pool.featmap_names),
+        "output_size": list(pool.output_size),
+        "sampling_ratio": pool.sampling_ratio,
+        "canonical_scale": pool.canonical_scale,
+        "canonical_level": pool.canonical_level,
+    }
+
+
+def _roi_pool(settings: dict[str, Any]) -> nn.Module:
+    from torchvision.ops import MultiScaleRoIAlign
+
+    return MultiScaleRoIAlign(
+        settings["featmap_names"], settings["output_size"], settings["sampling_ratio"],
+        canonical_scale=settings["canonical_scale"], canonical_level=settings["canonical_level"],
+    )  # fmt: skip
 
 
 class OnnxBackbone(nn.Module):
@@ -153,11 +175,25 @@ class OnnxBoxPredictor(nn.Module):
         return torch.from_numpy(logits), torch.from_numpy(deltas)
 
 
+class OnnxMaskPredictor(nn.Module):
+    """``mask_head.onnx`` (mask head + predictor) in the RoI heads' mask predictor slot."""
+
+    def __init__(self, runner: OnnxRunner) -> None:
+        super().__init__()
+        self.runner = runner
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        if len(pooled) == 0:  # no detection: the graph's output shape from a dummy row
+            (logits,) = self.runner.run_many([torch.zeros(1, *pooled.shape[1:])])
+            return torch.from_numpy(logits[:0])
+        (logits,) = self.runner.run_many([pooled])
+        return torch.from_numpy(logits)
+
+
 def build_detector(settings: dict[str, Any], graphs: dict[str, str | Path]) -> nn.Module:
-    """torchvision's FCOS / FasterRCNN, eval mode, with the ONNX ``graphs`` as its networks."""
-    from torchvision.models.detection import FCOS, FasterRCNN
+    """torchvision's FCOS / FasterRCNN / MaskRCNN, eval mode, with the ONNX ``graphs`` as its networks."""
+    from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.ops import MultiScaleRoIAlign
 
     s = settings
     anchors = AnchorGenerator(
@@ -175,9 +211,15 @@ def build_detector(settings: dict[str, Any], graphs: dict[str, str | Path]) -> n
             score_thresh=s["score_thresh"], nms_thresh=s["nms_thresh"],
             detections_per_img=s["detections_per_img"], topk_candidates=s["topk_candidates"], **transform,
         )  # fmt: skip
-    elif s["detector"] == "faster_rcnn":
-        pool = s["roi_pool"]
-        model = FasterRCNN(
+    elif s["detector"] in ("faster_rcnn", "mask_rcnn"):
+        masks: dict[str, Any] = {}
+        if s["detector"] == "mask_rcnn":  # mask_head.onnx holds the mask head and its predictor
+            masks = {
+                "mask_roi_pool": _roi_pool(s["mask_roi_pool"]),
+                "mask_head": nn.Identity(),
+                "mask_predictor": OnnxMaskPredictor(OnnxRunner(graphs["mask_head"])),
+            }
+        model = (MaskRCNN if masks else FasterRCNN)(
             backbone,
             rpn_anchor_generator=anchors,
             rpn_head=OnnxRpnHead(OnnxRunner(graphs["head"])),
@@ -185,23 +227,18 @@ def build_detector(settings: dict[str, Any], graphs: dict[str, str | Path]) -> n
             rpn_post_nms_top_n_test=s["rpn_post_nms_top_n_test"],
             rpn_nms_thresh=s["rpn_nms_thresh"],
             rpn_score_thresh=s["rpn_score_thresh"],
-            box_roi_pool=MultiScaleRoIAlign(
-                pool["featmap_names"],
-                pool["output_size"],
-                pool["sampling_ratio"],
-                canonical_scale=pool["canonical_scale"],
-                canonical_level=pool["canonical_level"],
-            ),  # fmt: skip
+            box_roi_pool=_roi_pool(s["roi_pool"]),
             box_head=nn.Identity(),  # box_head.onnx holds the box head and the predictor
             box_predictor=OnnxBoxPredictor(OnnxRunner(graphs["box_head"])),
             box_score_thresh=s["box_score_thresh"],
             box_nms_thresh=s["box_nms_thresh"],
             box_detections_per_img=s["box_detections_per_img"],
             bbox_reg_weights=tuple(s["bbox_reg_weights"]),
+            **masks,
             **transform,
         )
     else:
-        raise ValueError(f"detector {s['detector']!r}: expected fcos or faster_rcnn")
+        raise ValueError(f"detector {s['detector']!r}: expected fcos, faster_rcnn or mask_rcnn")
     return model.eval()
 
 

@@ -1,6 +1,11 @@
 """Detection packages: a torchvision detector as TorchScript (its NMS does not export), or with
 ``package.format: onnx`` the ONNX graphs of its networks decoded by torchvision's own code
-(:mod:`hrnet.predict.onnx_detection`). Images of any size in, boxes in image pixels out."""
+(:mod:`hrnet.predict.onnx_detection`). Images of any size in, boxes in image pixels out.
+
+A mask framework (its model class says ``produces_masks = True``: mask_rcnn, cascade_mask_rcnn, htc)
+packages the same way; its package.json says ``produces_masks: true``, so predictions also carry
+``masks`` (N, H, W) probabilities at the image's size (torchvision pastes them), results.json
+carries them as COCO compressed RLE (``segmentation``) and the drawings fill them in."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import torch
 from torch import nn
 
 from hrnet.errors import PackageError
-from hrnet.predict.export import export_detector_onnx, fold_batchnorm
+from hrnet.predict.export import check_record, export_detector_onnx, fold_batchnorm
 from hrnet.predict.inference import (
     ONNX_FILE,
     SCRIPT_FILE,
@@ -35,6 +40,13 @@ def script_detector(detector: nn.Module, input_size: tuple[int, int]) -> torch.j
     return torch.jit.script(detector)
 
 
+@torch.no_grad()
+def _largest_level_diff(backbone: nn.Module, traced: Any, images: torch.Tensor) -> float:
+    """Largest absolute difference between two feature extractors' levels on ``images``."""
+    expected, actual = backbone.eval()(images), traced(images)
+    return max(float((expected[k] - actual[k]).abs().max()) for k in expected)
+
+
 class DetectionsOnly(nn.Module):
     """A scripted torchvision detector returns ``(losses, detections)``; callers want detections."""
 
@@ -46,10 +58,16 @@ class DetectionsOnly(nn.Module):
         return self.scripted(images)[1]
 
 
+def produces_masks(model: nn.Module) -> bool:
+    """Whether ``model`` is a mask framework (its class attribute, see hrnet.models.detectors.mask_rcnn)."""
+    return bool(getattr(model, "produces_masks", False))
+
+
 def predict_detection(
-    detector: Any, images: Sequence[np.ndarray], batch_size: int = 8
+    detector: Any, images: Sequence[np.ndarray], batch_size: int = 8, masks: bool = False
 ) -> list[dict[str, Any]]:
-    """Per image: ``boxes`` (M, 4) xyxy pixels, ``scores`` (M,), ``labels`` (M,) 1..C.
+    """Per image: ``boxes`` (M, 4) xyxy pixels, ``scores`` (M,), ``labels`` (M,) 1..C; with
+    ``masks``, also ``masks`` (M, H, W) float32 probabilities at the image's own size.
 
     Only images of one size share a batch: torchvision pads a batch to its largest image, which
     would make an image's detections depend on its neighbours.
@@ -69,7 +87,16 @@ def predict_detection(
             for i, d in zip(chosen, detections):
                 keep = d["labels"] > 0  # class 0 is the background slot (see coco_boxes.foreground)
                 out[i] = {k: d[k][keep].numpy() for k in ("boxes", "scores", "labels")}
+                if masks:
+                    height, width = images[i].shape[:2]
+                    out[i]["masks"] = d["masks"][keep].reshape(-1, height, width).float().numpy()
     return out
+
+
+MASK_OUTPUTS = (
+    "boxes (xyxy, image pixels), labels, scores and masks ((N, 1, H, W) probabilities at the image's "
+    "size; a pixel is in the instance at >= 0.5) per image (torchvision format)"
+)
 
 
 class DetectionInference(TaskInference):
@@ -77,7 +104,8 @@ class DetectionInference(TaskInference):
     fp32_outside_graph = (
         "head.onnx",
         "box_head.onnx",
-        "anchors, box decoding, NMS and RoI pooling (torchvision)",
+        "mask_head.onnx (mask frameworks)",
+        "anchors, box decoding, NMS, RoI pooling and mask pasting (torchvision)",
     )
     bf16_refusal = "detection packages are TorchScript, not run under autocast; use fp32 or int8"
     program_is_whole_model = False  # int8 quantizes the backbone + neck graph only
@@ -86,7 +114,8 @@ class DetectionInference(TaskInference):
     def export(
         self, tmp: Path, model: nn.Module, meta: dict[str, Any], fmt: str, images: Any, tolerance: float
     ) -> dict[str, Any]:
-        """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks."""
+        """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks; a mask
+        framework's package.json also says ``produces_masks`` (predict reads it, not the model)."""
         size = tuple(meta["input_size"])
         formats = getattr(model, "package_formats", ("torch_export", "onnx"))  # a detector's own limits
         if fmt not in formats:
@@ -94,16 +123,29 @@ class DetectionInference(TaskInference):
             raise PackageError(
                 f"package.format={fmt}: detection.detector={name} packages as {' or '.join(formats)} only"
             )
+        masks: dict[str, Any] = {"produces_masks": produces_masks(model)}
+        if masks["produces_masks"]:
+            masks["outputs"] = MASK_OUTPUTS
         if fmt == "onnx":
             fields = export_detector_onnx(model, tmp, size, images, tolerance)
             enforce_check(fields, tolerance)
-            return fields
+            return {**fields, **masks}
         if fmt != "torch_export":
             raise unknown_format(fmt)
         detector = copy.deepcopy(model).eval()
         detector.backbone = fold_batchnorm(detector.backbone)
-        script_detector(detector, size).save(str(tmp / SCRIPT_FILE))
-        return {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True}
+        scripted = script_detector(detector, size)
+        scripted.save(str(tmp / SCRIPT_FILE))
+        fields = {"program": SCRIPT_FILE, "runtime": "torchscript", "batchnorm_folded": True, **masks}
+        if images is not None:  # the traced part; the rest is the model's own torchvision code, scripted
+            diff = _largest_level_diff(model.backbone, scripted.backbone, images)
+            against = "the TorchScript backbone (traced, BatchNorm folded) vs the PyTorch detector's"
+            fields["check"] = {
+                **check_record(diff, tolerance, images, against),
+                "per_graph": {"backbone": diff},
+            }
+            enforce_check(fields, tolerance)
+        return fields
 
     def load(self, path: Path, meta: dict[str, Any]) -> Any:
         import torchvision  # noqa: F401  (registers the torchvision::nms op the scripted detector calls)
@@ -131,14 +173,19 @@ class DetectionInference(TaskInference):
         return "detections = package.model([image])            # image: (3, H, W) RGB in [0, 1]"
 
     def usage(self, meta: dict[str, Any]) -> str:
+        if meta.get("produces_masks"):
+            return "detections = package.predict(image_rgb)  # boxes (xyxy), scores, labels, masks (N, H, W)"
         return "detections = package.predict(image_rgb)  # boxes (xyxy), scores, labels"
 
     def predict(self, package: Package, images: Sequence[np.ndarray], **options: Any) -> list[dict[str, Any]]:
-        return predict_detection(package.model, list(images), package.batch_size)
+        masks = bool(package.meta.get("produces_masks", False))
+        return predict_detection(package.model, list(images), package.batch_size, masks=masks)
 
     def results(self, package: Package, prediction: Any, image_id: int, name: str) -> list[dict[str, Any]]:
+        """COCO results; with masks each record also has ``segmentation``, its mask as compressed
+        RLE at the image's size (thresholded at coco_masks.MASK_THRESHOLD, as the evaluate stage)."""
         categories = package.meta.get("category_ids")
-        return [
+        records = [
             {
                 "image_id": image_id,
                 "file_name": name,
@@ -150,14 +197,24 @@ class DetectionInference(TaskInference):
                 prediction["boxes"], prediction["scores"], prediction["labels"]
             )
         ]
+        if "masks" in prediction:
+            from hrnet.evaluation.coco_masks import encode_masks
+
+            for record, rle in zip(records, encode_masks(prediction["masks"]), strict=True):
+                record["segmentation"] = rle
+        return records
 
     def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         from hrnet.evaluation.coco_boxes import draw_boxes
 
         captions = package.class_names or None
-        return draw_boxes(
-            image, prediction["boxes"], prediction["labels"], prediction["scores"], captions, threshold
-        )
+        labels, scores = prediction["labels"], prediction["scores"]
+        if "masks" in prediction:  # under the outlines, in the same colours
+            from hrnet.evaluation.coco_masks import MASK_THRESHOLD
+            from hrnet.viz import draw_masks
+
+            image = draw_masks(image, prediction["masks"], labels, scores, threshold, MASK_THRESHOLD)
+        return draw_boxes(image, prediction["boxes"], labels, scores, captions, threshold)
 
 
 INFERENCE = DetectionInference()
