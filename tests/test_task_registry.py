@@ -83,6 +83,9 @@ def test_heads_and_detectors_come_from_their_registries():
         "fcos",
         "cascade_rcnn",
         "centernet",
+        "mask_rcnn",
+        "cascade_mask_rcnn",
+        "htc",
     )
     for head in NECKS:
         assert parse_params({"model": {"head": head}}).model.head == head
@@ -91,7 +94,8 @@ def test_heads_and_detectors_come_from_their_registries():
         assert parse_params({"task": "detection", "detection": {"detector": name}}).detection.detector == name
     with pytest.raises(
         ConfigError,
-        match=r"detection.detector: expected one of \['faster_rcnn', 'fcos', 'cascade_rcnn', 'centernet'\]",
+        match=r"detection.detector: expected one of \['faster_rcnn', 'fcos', 'cascade_rcnn', 'centernet', "
+        r"'mask_rcnn', 'cascade_mask_rcnn', 'htc'\]",
     ):
         parse_params({"detection": {"detector": "yolo"}})
 
