@@ -19,7 +19,15 @@ from pipeline.study_spec import load_study, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
-SHIPPED = {"fusion_units", "fusion_downsample", "fusion_op", "streams", "pose_resolution", "heads"}
+SHIPPED = {
+    "fusion_units",
+    "fusion_downsample",
+    "fusion_op",
+    "streams",
+    "pose_resolution",
+    "heads",
+    "detectors",
+}
 
 
 def test_every_shipped_study_loads_and_its_overrides_pass_the_params_schema():
@@ -36,6 +44,22 @@ def test_heads_study_reports_ap_s_for_detection():
     detection = [v for v in study.variants if v.set.get("task") == "detection"]
     assert {v.set["model.head"] for v in detection} == {"v1", "v2", "v2p"}
     assert all("AP_S" in study.metrics_of(v) for v in detection)
+
+
+def test_detectors_study_runs_every_framework_on_v2p_and_a_resnet_fpn_beside_the_paper():
+    from hrnet.models.registries import DETECTORS
+
+    study = load_study(ROOT / "studies/detectors.yaml", ROOT / "params.yaml")
+    pairs: dict[str, set[str]] = {}
+    for run in runs(study):
+        assert run.params["task"] == "detection" and run.params["model"]["head"] is None  # null: V2p
+        pairs.setdefault(run.params["detection"]["detector"], set()).add(run.params["model"]["name"])
+    # every registered framework (cascade_mask_rcnn and htc too, once registered), on both backbones
+    assert pairs == {name: {"hrnet_w18_small", "resnet18"} for name in DETECTORS.names()}
+    assert study.metrics == ["AP", "AP_S"] and study.seeds == [42, 1]
+    for variant in study.variants:
+        if variant.set["detection.detector"] != "centernet":  # the paper has no W18 / ResNet CenterNet
+            assert 20 < variant.paper["AP_S"] < variant.paper["AP"] < 45, variant.name  # COCO val, x100
 
 
 def write_study(tmp_path: Path, **changes) -> Path:
