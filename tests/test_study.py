@@ -224,6 +224,33 @@ def test_report_orders_each_task_on_its_own_without_paper_numbers(tmp_path):
     assert "- detection AP: here det_v2p (27.5) > det_v1 (15.0); on every seed: det_v2p > det_v1." in text
 
 
+def test_report_ranks_each_variant_group_against_the_paper_on_its_own(tmp_path):
+    """The detectors study: each framework's two backbones are one group; frameworks are not ranked
+    against each other (Cascade's paper AP is above Faster R-CNN's whatever the backbone)."""
+    variants = [
+        {"name": "a_v2p", "group": "a", "set": {"model.fusion": "full"}, "paper": {"AP": 38.0}},
+        {"name": "a_r18", "group": "a", "set": {"model.fusion": "final"}, "paper": {"AP": 37.6}},
+        {"name": "b_v2p", "group": "b", "set": {"model.fusion": "across_stage"}, "paper": {"AP": 41.3}},
+        {
+            "name": "b_r18",
+            "group": "b",
+            "set": {"model.fusion": "full", "model.head": "v2"},
+            "paper": {"AP": 41.1},
+        },
+    ]
+    study = load_study(write_study(tmp_path, variants=variants), ROOT / "params.yaml")
+    scores = [0.30, 0.32, 0.20, 0.21, 0.10, 0.12, 0.15, 0.11]  # a: v2p > r18; b: r18 > v2p on seed 1 only
+    found = {run.name: Experiment(DONE, {"AP": s}) for run, s in zip(runs(study), scores, strict=True)}
+    md, _, _ = write_report(study, found, tmp_path / "out")
+    text = md.read_text()
+    agree = "1 of 1 pairs in the paper's order by the mean, 1 on every seed."
+    assert f"- a AP: paper a_v2p > a_r18; here a_v2p > a_r18. {agree}" in text
+    disagree = "0 of 1 pairs in the paper's order by the mean, 0 on every seed."
+    assert f"- b AP: paper b_v2p > b_r18; here b_r18 > b_v2p. {disagree}" in text
+    assert "- AP:" not in text  # no ranking across the groups
+    assert {r.group for r in collect(study, found)} == {"a", "b"}
+
+
 def test_run_can_be_limited_to_chosen_variants(tmp_path):
     """`run --variant b` reruns one variant after a fix; an unknown name is refused in one line."""
     study = load_study(write_study(tmp_path), ROOT / "params.yaml")
