@@ -58,6 +58,7 @@ def test_detectors_study_runs_every_framework_on_v2p_and_a_resnet_fpn_beside_the
     assert pairs == {name: {"hrnet_w18_small", "resnet18"} for name in DETECTORS.names()}
     assert study.metrics == ["AP", "AP_S"] and study.seeds == [42, 1]
     for variant in study.variants:
+        assert variant.group == variant.set["detection.detector"]  # the report pairs a framework's backbones
         if variant.set["detection.detector"] != "centernet":  # the paper has no W18 / ResNet CenterNet
             assert 20 < variant.paper["AP_S"] < variant.paper["AP"] < 45, variant.name  # COCO val, x100
 
