@@ -129,6 +129,9 @@ def test_a_file_of_another_architecture_is_refused_in_one_line(tmp_path: Path) -
         CheckpointError, match=r"is not a torchvision resnet50 state dict: ResNet keys \d+ missing"
     ):
         create_backbone("resnet50", pretrained=hrnet)
+    # the pipeline's check before any work: the right file passes, the wrong one is one line naming the key
+    right = {"task": "detection", "model": {"name": "resnet50", "pretrained": str(resnet50)}}
+    assert check_pretrained(parse_params(right)) is None
     params = parse_params({"task": "detection", "model": {"name": "resnet18", "pretrained": str(resnet50)}})
     with pytest.raises(
         ConfigError,
