@@ -63,6 +63,7 @@ class Row:
     values: dict[int, float]  # seed -> score x100
     paper: float | str | None
     task: str = "pose"
+    group: str | None = None  # the variant's group: ranked among its own rows only
 
     @property
     def mean(self) -> float | None:
@@ -103,25 +104,33 @@ def collect(study: Study, found: dict) -> list[Row]:
                     values,
                     variant.paper.get(metric),
                     variant_runs[0].params.get("task", "pose"),
+                    variant.group,
                 )
             )
     return rows
 
 
-def ordering(rows: list[Row], metric: str, task: str | None = None) -> str | None:
+def ordering(rows: list[Row], metric: str, task: str | None = None, group: str | None = None) -> str | None:
     """The paper's order of the variants against ours, pair by pair; None without two paper numbers.
+    ``group``: the rows of that variant group only (None: the ungrouped rows), e.g. one framework's
+    backbones in the detectors study.
 
     Seeds pair the runs (one seed draws the same synthetic data and initialisation for every variant), so a
     pair counts as in the paper's order on every seed when it holds seed by seed, which the seed-to-seed
     spread of the means would hide."""
-    group = [r for r in rows if r.metric == metric and task in (None, r.task) and r.mean is not None]
-    rated = [r for r in group if isinstance(r.paper, (int, float))]
+    name = _name(metric, task) if group is None else f"{group} {_name(metric, task)}"
+    mine = [
+        r
+        for r in rows
+        if r.metric == metric and task in (None, r.task) and r.group == group and r.mean is not None
+    ]
+    rated = [r for r in mine if isinstance(r.paper, (int, float))]
     if len(rated) < 2:
-        if len(group) < 2:
+        if len(mine) < 2:
             return None
-        ours = " > ".join(f"{r.label} ({r.mean:.1f})" for r in sorted(group, key=lambda r: -r.mean))
-        every_seed = _every_seed(sorted(group, key=lambda r: -r.mean))
-        return f"{_name(metric, task)}: here {ours}; {every_seed}."
+        ours = " > ".join(f"{r.label} ({r.mean:.1f})" for r in sorted(mine, key=lambda r: -r.mean))
+        every_seed = _every_seed(sorted(mine, key=lambda r: -r.mean))
+        return f"{name}: here {ours}; {every_seed}."
     paper = " > ".join(r.label for r in sorted(rated, key=lambda r: -r.paper))
     ours = " > ".join(r.label for r in sorted(rated, key=lambda r: -r.mean))
     pairs = [
@@ -136,7 +145,7 @@ def ordering(rows: list[Row], metric: str, task: str | None = None) -> str | Non
         if (seeds := a.values.keys() & b.values.keys()) and all(a.values[s] > b.values[s] for s in seeds)
     ]
     return (
-        f"{_name(metric, task)}: paper {paper}; here {ours}. {len(agree)} of {len(pairs)} pairs in the "
+        f"{name}: paper {paper}; here {ours}. {len(agree)} of {len(pairs)} pairs in the "
         f"paper's order by the mean, {len(every_seed)} on every seed."
     )
 
@@ -193,9 +202,9 @@ def markdown(study: Study, rows: list[Row], commit: str, png_name: str) -> str:
         lines.append(
             f"| {row.label} | {_overrides(row.overrides)} | {row.metric} | {mean} | {per_seed} | {paper} |"
         )
-    groups = dict.fromkeys((r.task, r.metric) for r in rows)
-    multi_task = len({task for task, _ in groups}) > 1
-    orders = [o for o in (ordering(rows, m, t if multi_task else None) for t, m in groups) if o]
+    groups = dict.fromkeys((r.task, r.group, r.metric) for r in rows)
+    multi_task = len({task for task, _, _ in groups}) > 1
+    orders = [o for o in (ordering(rows, m, t if multi_task else None, g) for t, g, m in groups) if o]
     if orders:
         lines += ["", "Order of the variants:", "", *[f"- {o}" for o in orders]]
     missing = [r for r in rows if len(r.values) < len(study.seeds)]

@@ -55,6 +55,7 @@ class Variant(_Strict):
     set: dict[str, Any] = Field(default_factory=dict, description="-S overrides of this variant")
     metrics: list[str] | None = Field(None, description="keys of reports/metrics.json; default: the study's")
     paper: dict[str, PaperValue] = Field(default_factory=dict, description="metric -> the paper's figure")
+    group: Slug | None = Field(None, description="the report ranks a group's variants among themselves only")
 
 
 class Study(_Strict):

@@ -19,7 +19,15 @@ from pipeline.study_spec import load_study, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
-SHIPPED = {"fusion_units", "fusion_downsample", "fusion_op", "streams", "pose_resolution", "heads"}
+SHIPPED = {
+    "fusion_units",
+    "fusion_downsample",
+    "fusion_op",
+    "streams",
+    "pose_resolution",
+    "heads",
+    "detectors",
+}
 
 
 def test_every_shipped_study_loads_and_its_overrides_pass_the_params_schema():
@@ -36,6 +44,23 @@ def test_heads_study_reports_ap_s_for_detection():
     detection = [v for v in study.variants if v.set.get("task") == "detection"]
     assert {v.set["model.head"] for v in detection} == {"v1", "v2", "v2p"}
     assert all("AP_S" in study.metrics_of(v) for v in detection)
+
+
+def test_detectors_study_runs_every_framework_on_v2p_and_a_resnet_fpn_beside_the_paper():
+    from hrnet.models.registries import DETECTORS
+
+    study = load_study(ROOT / "studies/detectors.yaml", ROOT / "params.yaml")
+    pairs: dict[str, set[str]] = {}
+    for run in runs(study):
+        assert run.params["task"] == "detection" and run.params["model"]["head"] is None  # null: V2p
+        pairs.setdefault(run.params["detection"]["detector"], set()).add(run.params["model"]["name"])
+    # every registered framework (cascade_mask_rcnn and htc too, once registered), on both backbones
+    assert pairs == {name: {"hrnet_w18_small", "resnet18"} for name in DETECTORS.names()}
+    assert study.metrics == ["AP", "AP_S"] and study.seeds == [42, 1]
+    for variant in study.variants:
+        assert variant.group == variant.set["detection.detector"]  # the report pairs a framework's backbones
+        if variant.set["detection.detector"] != "centernet":  # the paper has no W18 / ResNet CenterNet
+            assert 20 < variant.paper["AP_S"] < variant.paper["AP"] < 45, variant.name  # COCO val, x100
 
 
 def write_study(tmp_path: Path, **changes) -> Path:
@@ -198,6 +223,33 @@ def test_report_orders_each_task_on_its_own_without_paper_numbers(tmp_path):
     text = md.read_text()
     assert "- pose AP: here pose_v2 (50.0) > pose_v1 (45.0); on every seed: pose_v2 > pose_v1." in text
     assert "- detection AP: here det_v2p (27.5) > det_v1 (15.0); on every seed: det_v2p > det_v1." in text
+
+
+def test_report_ranks_each_variant_group_against_the_paper_on_its_own(tmp_path):
+    """The detectors study: each framework's two backbones are one group; frameworks are not ranked
+    against each other (Cascade's paper AP is above Faster R-CNN's whatever the backbone)."""
+    variants = [
+        {"name": "a_v2p", "group": "a", "set": {"model.fusion": "full"}, "paper": {"AP": 38.0}},
+        {"name": "a_r18", "group": "a", "set": {"model.fusion": "final"}, "paper": {"AP": 37.6}},
+        {"name": "b_v2p", "group": "b", "set": {"model.fusion": "across_stage"}, "paper": {"AP": 41.3}},
+        {
+            "name": "b_r18",
+            "group": "b",
+            "set": {"model.fusion": "full", "model.head": "v2"},
+            "paper": {"AP": 41.1},
+        },
+    ]
+    study = load_study(write_study(tmp_path, variants=variants), ROOT / "params.yaml")
+    scores = [0.30, 0.32, 0.20, 0.21, 0.10, 0.12, 0.15, 0.11]  # a: v2p > r18; b: r18 > v2p on seed 1 only
+    found = {run.name: Experiment(DONE, {"AP": s}) for run, s in zip(runs(study), scores, strict=True)}
+    md, _, _ = write_report(study, found, tmp_path / "out")
+    text = md.read_text()
+    agree = "1 of 1 pairs in the paper's order by the mean, 1 on every seed."
+    assert f"- a AP: paper a_v2p > a_r18; here a_v2p > a_r18. {agree}" in text
+    disagree = "0 of 1 pairs in the paper's order by the mean, 0 on every seed."
+    assert f"- b AP: paper b_v2p > b_r18; here b_r18 > b_v2p. {disagree}" in text
+    assert "- AP:" not in text  # no ranking across the groups
+    assert {r.group for r in collect(study, found)} == {"a", "b"}
 
 
 def test_run_can_be_limited_to_chosen_variants(tmp_path):

@@ -16,15 +16,17 @@ from .backbone import HighResolutionNet
 from .configs import MODEL_CONFIGS
 from .features import HRNetFeatures, _check_head, create_backbone, resolve_config  # noqa: F401
 from .necks import build_neck
-from .registries import TASK_MODELS
+from .registries import RESNET_FPN_MODELS, TASK_MODELS
 from .weights import load_pretrained
 
 Neck = nn.Module  # a registered neck: out_channels, strides, map_head()
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model` and :func:`create_backbone`."""
-    return sorted(MODEL_CONFIGS)
+def list_models(task: str | None = None) -> list[str]:
+    """The HRNet variants, which every task accepts; ``task="detection"`` adds the ResNet-FPN
+    backbones (``resnet18``, ``resnet50``) that :func:`create_model` builds for detection only."""
+    extra = list(RESNET_FPN_MODELS) if task == "detection" else []
+    return sorted(MODEL_CONFIGS) + sorted(extra)
 
 
 class PoseModel(nn.Module):
@@ -106,6 +108,8 @@ def dense_tasks() -> tuple[str, ...]:
 def _dense_builder(model_class: type[nn.Module], reads_branch: bool = False) -> Callable[..., nn.Module]:
     def build(name: str, head: str, num_outputs: int, pretrained: str | Path | None, pyramid_channels: int,
               read_branch: int, overrides: dict[str, Any]) -> nn.Module:  # fmt: skip
+        if name in RESNET_FPN_MODELS:
+            raise ValueError(f"{name} is a ResNet-FPN detection backbone; this task needs an HRNet variant")
         config = resolve_config(name, **overrides)
         _check_head(head)
         if read_branch and (not reads_branch or head != "v1"):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .backbone import HighResolutionNet
 from .configs import HRNetConfig, get_config
 from .necks import build_neck
-from .registries import NECKS
+from .registries import NECKS, RESNET_FPN_MODELS
 from .weights import load_pretrained
 
 
@@ -57,8 +57,13 @@ def create_backbone(
 
     With a ``head`` ("v1", "v2", "v2p") returns :class:`HRNetFeatures` (``OrderedDict`` output,
     ``.out_channels`` (``pyramid_channels`` for v2p), ``.strides``); with ``head=None`` the bare
-    :class:`HighResolutionNet` returning the list of the four branch maps.
+    :class:`HighResolutionNet` returning the list of the four branch maps. A ResNet-FPN ``name``
+    (``resnet18``, ``resnet50``: detection only) builds :func:`~hrnet.models.resnet_fpn.create_resnet_fpn`.
     """
+    if name in RESNET_FPN_MODELS:
+        from .resnet_fpn import create_resnet_fpn  # torchvision's models load only when asked for
+
+        return create_resnet_fpn(name, head, pretrained, pyramid_channels, **overrides)
     config = resolve_config(name, **overrides)
     if head is None:
         model: nn.Module = HighResolutionNet(config, multi_scale_output=True)

@@ -21,6 +21,9 @@ DETECTORS.register("mask_rcnn", "hrnet.models.detectors.mask_rcnn:build")
 DETECTORS.register("cascade_mask_rcnn", "hrnet.models.detectors.cascade_mask_rcnn:build")
 DETECTORS.register("htc", "hrnet.models.detectors.htc:build")
 
+# torchvision ResNets under an FPN (hrnet.models.resnet_fpn): detection backbones besides the HRNet variants
+RESNET_FPN_MODELS: tuple[str, ...] = ("resnet18", "resnet50")
+
 TASK_MODELS: Registry = Registry("task model", group="hrnet.task_models")
 TASK_MODELS.register("pose", "hrnet.models.factory:POSE_MODEL")
 TASK_MODELS.register("segmentation", "hrnet.models.factory:SEGMENTATION_MODEL")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -169,7 +170,19 @@ def _lower_fuse_keys(backbone: HighResolutionNet) -> re.Pattern[str]:
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
-    """Load the checkpoint at ``path`` into ``model`` (a task model, backbone+neck or bare backbone)."""
+    """Load the checkpoint at ``path`` into ``model`` (a task model, backbone+neck or bare backbone;
+    a ResNet-FPN detector's backbone: :func:`~hrnet.models.resnet_fpn.load_resnet_weights`)."""
+    resnet_fpn = sys.modules.get(f"{__package__}.resnet_fpn")  # not imported: no ResNet-FPN was built
+    resnets = [] if resnet_fpn is None else [
+        (name, m) for name, m in model.named_modules() if isinstance(m, resnet_fpn.ResNetFPN)
+    ]  # fmt: skip
+    if resnets:
+        name, resnet = resnets[0]
+        report = LoadReport(path=str(path), model_name=resnet.name)
+        loaded = resnet_fpn.load_resnet_weights(resnet, path)
+        report.loaded = [f"{name}.{key}" if name else key for key in loaded]
+        logger.info(report.message())
+        return report
     prefix, backbone = _find_backbone(model)
     model_name = backbone.config.name
     if not backbone.config.is_official:  # checked first: a multiply variant has the official keys

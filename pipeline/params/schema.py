@@ -71,6 +71,13 @@ class Params(per_task("TaskConfigs", "config")):  # type: ignore[misc]
         return self
 
     @model_validator(mode="after")
+    def _resnet_fpn_for_detection(self) -> Params:
+        problem = self.model.resnet_fpn_problem(self.task)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _source_fits_task(self) -> Params:
         allowed = ("synthetic", *REAL_SOURCES[self.task])
         if self.data.source not in allowed:

@@ -7,14 +7,17 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from hrnet.models.configs import MODEL_CONFIGS
-from hrnet.models.registries import NECKS
+from hrnet.models.registries import NECKS, RESNET_FPN_MODELS
 from pipeline.params.base import Section
 
 NONDETERMINISTIC_ON_ACCELERATORS = frozenset({"detection"})
+# no meaning on a ResNet
+HRNET_ONLY = ("align_corners", "fusion", "fusion_downsample", "fusion_op", "streams")
 
 
 class ModelConfig(Section):
-    """The network: variant, representation head, ablation options (hrnet.models.configs.HRNetConfig)."""
+    """The network: variant, representation head, ablation options (hrnet.models.configs.HRNetConfig);
+    or, for detection, a ResNet-FPN (``resnet18``, ``resnet50``: head and HRNet options at defaults)."""
 
     name: str = "hrnet_w18_small"
     head: str | None = Field(
@@ -42,9 +45,29 @@ class ModelConfig(Section):
     @field_validator("name")
     @classmethod
     def _known_variant(cls, value: str) -> str:
-        if value not in MODEL_CONFIGS:
-            raise ValueError(f"expected one of {sorted(MODEL_CONFIGS)}, got {value!r}")
+        if value not in MODEL_CONFIGS and value not in RESNET_FPN_MODELS:
+            names = [*sorted(MODEL_CONFIGS), *RESNET_FPN_MODELS]
+            raise ValueError(f"expected one of {names} (ResNet-FPNs: task detection only), got {value!r}")
         return value
+
+    def resnet_fpn_problem(self, task: str) -> str | None:
+        """Why this section cannot build a ResNet-FPN for ``task`` (one line naming the key), or None:
+        a ResNet-FPN serves detection only, has its own pyramid (head null / v2p) and none of the
+        HRNet options (each must keep its default)."""
+        if self.name not in RESNET_FPN_MODELS:
+            return None
+        if task != "detection":
+            return (
+                f"model.name: {self.name!r} is a ResNet-FPN detection backbone; task {task!r} "
+                f"expects an HRNet variant (one of {sorted(MODEL_CONFIGS)})"
+            )
+        if self.head not in (None, "v2p"):
+            return f"model.head: {self.name} has its own FPN pyramid; expected null or v2p, got {self.head!r}"
+        for key in HRNET_ONLY:
+            default, value = type(self).model_fields[key].default, getattr(self, key)
+            if value != default:
+                return f"model.{key}: applies to HRNet only; {self.name} expects {default!r}, got {value!r}"
+        return None
 
 
 def _device_count(value: int | str) -> int | str:
