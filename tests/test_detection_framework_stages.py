@@ -1,6 +1,6 @@
 """Cascade R-CNN and CenterNet through the train, evaluate and package stages (as DVC runs them) on
 the prepared tiny data; the torch package gives, through ``hrnet predict``, the evaluate stage's
-boxes; ``package.format=onnx`` is refused in one line."""
+boxes; ``package.format=onnx`` is refused in one line. Mask R-CNN through train and evaluate."""
 
 from __future__ import annotations
 
@@ -72,3 +72,37 @@ def test_train_evaluate_package_and_predict(detector: str, tmp_path: Path, monke
     stderr = package_with(format="torch_export", precision="int8")  # int8 is an ONNX graph too
     line = f"package.precision=int8 quantizes an ONNX graph, and detection.detector={detector} packages as"
     assert line in stderr, stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_mask_rcnn_train_and_evaluate_report_segm_beside_box_ap(tmp_path: Path) -> None:
+    """Mask R-CNN through the train and evaluate stages: validation logs val/segm_AP, metrics.json
+    holds segm AP beside box AP and both box-filled baselines, segm_results.json lists the bbox
+    results' detections in their order. (Its package and predict: the mask packaging work.)"""
+    project = tiny_project(
+        tmp_path / "p", prepared=True, task="detection", model={"head": "v2p"},
+        detection={"detector": "mask_rcnn"}, train={"epochs": 1, "limit_train_batches": 2},
+        evaluate={"detection": {"score_threshold": 0.0}},  # 2 steps train nothing: keep every box
+    )  # fmt: skip
+    for name in ("train", "evaluate"):
+        stage(project, name)
+    logged = json.loads((project / "dvclive/metrics.json").read_text())
+    assert {"AP", "segm_AP", "segm_AP50", "segm_AP_L"} <= set(logged["val"])
+    assert "loss_mask" in logged["train"]
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    segm = {"segm_AP", "segm_AP50", "segm_AP75", "segm_AP_S", "segm_AP_M", "segm_AP_L"}
+    assert segm | {"AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L"} <= set(metrics)
+    assert segm <= set(metrics["baseline_center_box"]) and set(metrics["baseline_own_boxes_as_masks"]) == segm
+    assert all(0.0 <= metrics[name] <= 1.0 for name in segm)
+    boxes = json.loads((project / "reports/predictions/bbox_results.json").read_text())
+    masks = json.loads((project / "reports/predictions/segm_results.json").read_text())
+    assert len(boxes) == len(masks) > 0
+    for box, mask in zip(boxes, masks, strict=True):
+        assert set(box) == {"image_id", "category_id", "bbox", "score"}
+        assert set(mask) == {"image_id", "category_id", "segmentation", "score"}
+        assert [box[k] for k in ("image_id", "category_id", "score")] == [
+            mask[k] for k in ("image_id", "category_id", "score")
+        ]
+        assert isinstance(mask["segmentation"]["counts"], str) and len(mask["segmentation"]["size"]) == 2
+    assert len(list((project / "reports/figures").iterdir())) == 2

@@ -198,3 +198,51 @@ def test_mask_framework_on_data_without_masks_is_refused_before_training(
     assert "detection.detector=mask_rcnn trains and scores instance masks" in line, line
     assert f"{val}: " in line and "non-crowd annotations have no 'segmentation'" in line, line
     assert not (project / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "message"),
+    [
+        ("polygon", "annotation 1: segmentation is a JSON string (expected polygons [[x1, y1"),
+        ([[1, 2, 3]], "annotation 1: segmentation polygon [1, 2, 3] is not x, y numbers (expected"),
+        ({"size": [10, 10], "counts": "0"}, "annotation 1: segmentation RLE size is [10, 10] (expected"),
+        ({"size": [48, 64], "counts": 5}, "annotation 1: segmentation RLE counts is a JSON number"),
+    ],
+)
+def test_a_bad_segmentation_is_one_line_naming_the_file(tmp_path: Path, segmentation, message) -> None:
+    data = json.loads((FIXTURE / "instances_tiny.json").read_text())
+    data["annotations"][0]["segmentation"] = segmentation  # annotation 1, of the 64x48 image 7
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as info:
+        load_detection_split(path, FIXTURE / "images")
+    assert str(path) in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mask_rcnn_module_trains_a_step_on_masks_and_logs_segm_ap(synthetic: Path) -> None:
+    import pytorch_lightning as pl
+
+    from hrnet.data.detection_dataset import DetectionDataModule
+    from hrnet.data.synthetic.coco_instances import CATEGORIES
+    from hrnet.tasks.detection.module import DetectionModule
+    from hrnet.tasks.detection.stages import small_settings
+
+    pl.seed_everything(0)
+    module = DetectionModule(
+        num_classes=len(CATEGORIES), detector="mask_rcnn", min_size=96, max_size=96,
+        detector_kwargs=small_settings("mask_rcnn"), warmup_steps=1,
+    )  # fmt: skip
+    assert module.produces_masks and module.model.roi_heads.mask_head[0][0].out_channels == 64
+
+    def fit(with_masks: bool) -> pl.Trainer:
+        quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+        quiet |= {"enable_model_summary": False, "num_sanity_val_steps": 0}
+        trainer = pl.Trainer(max_steps=1, accelerator="cpu", limit_val_batches=1, **quiet)
+        trainer.fit(module, DetectionDataModule(synthetic, batch_size=2, with_masks=with_masks))
+        return trainer
+
+    with pytest.raises(ValueError, match=r"trains on instance masks: the targets have none \(expected"):
+        fit(with_masks=False)
+    metrics = fit(with_masks=True).callback_metrics
+    assert float(metrics["train/loss_mask"]) > 0.0
+    assert 0.0 <= float(metrics["val/segm_AP"]) <= 1.0 and "val/segm_AR100" in metrics and "val/AP" in metrics

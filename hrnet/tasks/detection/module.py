@@ -95,6 +95,11 @@ class DetectionModule(pl.LightningModule):
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch
         keys = ("boxes", "labels", "masks") if self.produces_masks else ("boxes", "labels")
+        if self.produces_masks and any("masks" not in t for t in targets):
+            raise ValueError(
+                f"detector {self.hparams.detector!r} trains on instance masks: the targets have none "
+                "(expected DetectionDataModule(with_masks=True))"
+            )
         targets = [{key: t[key] for key in keys} for t in targets]
         losses = self.model(images, targets)
         loss = sum(losses.values())
