@@ -246,3 +246,49 @@ def test_mask_rcnn_module_trains_a_step_on_masks_and_logs_segm_ap(synthetic: Pat
     metrics = fit(with_masks=True).callback_metrics
     assert float(metrics["train/loss_mask"]) > 0.0
     assert 0.0 <= float(metrics["val/segm_AP"]) <= 1.0 and "val/segm_AR100" in metrics and "val/AP" in metrics
+
+
+def test_a_crowd_rle_is_left_out_of_training_and_ignored_by_segm_scoring(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    """COCO's crowd regions come as uncompressed RLE: the loader reads them, the records leave them out
+    (as their boxes), and COCOeval ignores them, so ground truth as predictions still scores 1."""
+    data = json.loads((synthetic / "annotations/instances_val.json").read_text())
+    image = data["images"][0]
+    crowd = np.zeros((image["height"], image["width"]), dtype=np.uint8)
+    crowd[:, :20] = 1  # a band down the left edge, as column-major runs
+    counts = [0, int(crowd.sum()), int(crowd.size - crowd.sum())]
+    category = next(a["category_id"] for a in data["annotations"] if a["image_id"] == image["id"])
+    data["annotations"].append(
+        {"id": 999, "image_id": image["id"], "category_id": category, "iscrowd": 1,
+         "area": float(crowd.sum()), "bbox": [0, 0, 20, image["height"]],
+         "segmentation": {"size": [image["height"], image["width"]], "counts": counts}}
+    )  # fmt: skip
+    ann = tmp_path / "instances_val.json"
+    ann.write_text(json.dumps(data))
+    records, categories = load_detection_split(ann, synthetic / "images/val")
+    plain, _ = load_detection_split(synthetic / "annotations/instances_val.json", synthetic / "images/val")
+    assert records == plain  # the crowd is in no record
+    outputs = _ground_truth_outputs(records)
+    evaluator = DetectionEvaluator(ann, categories.label_to_category)
+    evaluator.update(list(outputs), list(outputs.values()))
+    stats = evaluator.compute()
+    assert stats["AP"] == pytest.approx(1.0) and stats["segm_AP"] == pytest.approx(1.0)
+    # one more detection, on the crowd and scored above the rest: ignored there, not a false positive
+    halved = {i: {**o, "scores": o["scores"] * 0.5} for i, o in outputs.items()}
+    mine = halved[image["id"]]
+    halved[image["id"]] = {
+        "boxes": torch.cat([mine["boxes"], torch.tensor([[0.0, 0, 20, image["height"]]])]),
+        "scores": torch.cat([mine["scores"], torch.tensor([0.99])]),
+        "labels": torch.cat([mine["labels"], torch.tensor([categories.category_to_label[category]])]),
+        "masks": torch.cat([mine["masks"], torch.from_numpy(crowd)[None, None].float()]),
+    }
+    with_extra = list(halved.values())
+    evaluator.reset()
+    evaluator.update(list(outputs), with_extra)
+    assert evaluator.compute()["segm_AP"] == pytest.approx(1.0)
+    without_crowd = DetectionEvaluator(
+        synthetic / "annotations/instances_val.json", categories.label_to_category
+    )
+    without_crowd.update(list(outputs), with_extra)
+    assert without_crowd.compute()["segm_AP"] < 0.99  # there, the same detection is a false positive
