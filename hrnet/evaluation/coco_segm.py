@@ -37,8 +37,7 @@ def to_coco_segmentations(
                 {
                     "image_id": int(image_id),
                     "category_id": int(label_to_category[int(label)]),
-                    # int(): encode_masks' sizes are numpy uint32, which json cannot write
-                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]},
+                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
                     "score": round(float(score), 5),
                 }
             )
@@ -71,7 +70,6 @@ def boxes_as_masks(
     for result in results:
         height, width = sizes[int(result["image_id"])]
         (rle,) = box_masks([result["bbox"]], height, width)
-        rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}
         out.append({key: value for key, value in result.items() if key != "bbox"} | {"segmentation": rle})
     return out
 
@@ -86,8 +84,7 @@ def ground_truth_masks(ann_file: str | Path) -> list[dict[str, Any]]:
             continue
         image = coco.imgs[ann["image_id"]]
         mask = decode_segmentation(ann["segmentation"], image["height"], image["width"])
-        (encoded,) = encode_masks(mask[None])
-        rle = {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"]}
+        (rle,) = encode_masks(mask[None])
         image_id, category = ann["image_id"], ann["category_id"]
         results.append({"image_id": image_id, "category_id": category, "segmentation": rle, "score": 1.0})
     return results
