@@ -41,17 +41,22 @@ def test_reader_gives_the_expected_records() -> None:
             # id 2 is clipped at the right/bottom edge, id 3 is a crowd region
             "boxes": [[10.0, 5.0, 30.0, 35.0], [50.0, 30.0, 64.0, 48.0]],
             "labels": [1, 5], "category_ids": [1, 44],
+            # each box's polygon as in the file (the crowd's RLE goes with its box)
+            "segmentations": [[[10, 5, 30, 5, 30, 35, 10, 35]], [[50, 30, 70, 30, 70, 55, 50, 55]]],
         },
         {
             "image_id": 12, "file_name": str(IMAGES / "000000000012.jpg"), "width": 40, "height": 40,
             # id 4 clipped at the left; id 5 (0.5 px wide) and id 6 (0.5 px after clipping) dropped
             "boxes": [[0.0, 2.0, 10.0, 12.0], [22.0, 4.0, 34.0, 34.0]],
             "labels": [2, 1], "category_ids": [3, 1],
+            "segmentations": [[[-4, 2, 10, 2, 10, 12, -4, 12]], [[22, 4, 34, 4, 34, 34, 22, 34]]],
         },
         {
             "image_id": 21, "file_name": str(IMAGES / "000000000021.jpg"), "width": 48, "height": 32,
             "boxes": [[2.0, 6.0, 32.0, 20.0], [36.0, 2.0, 41.0, 14.0], [34.0, 20.0, 46.0, 26.0]],
             "labels": [3, 4, 6], "category_ids": [7, 10, 58],
+            "segmentations": [[[2, 6, 32, 6, 32, 20, 2, 20]], [[36, 2, 41, 2, 41, 14, 36, 14]],
+                              [[34, 20, 46, 20, 46, 26, 34, 26]]],
         },
     ]  # fmt: skip
     assert load_detection_records(ANN, IMAGES) == records

@@ -1,6 +1,7 @@
 """Cascade R-CNN and CenterNet through the train, evaluate and package stages (as DVC runs them) on
 the prepared tiny data; the torch package gives, through ``hrnet predict``, the evaluate stage's
-boxes; ``package.format=onnx`` is refused in one line."""
+boxes; ``package.format=onnx`` is refused in one line. Mask R-CNN through train, evaluate, package
+(torch and ONNX) and predict, with segm AP and masks."""
 
 from __future__ import annotations
 
@@ -86,9 +87,11 @@ def _masks_by_detection(records: list[dict], boxes: list[dict] | None = None) ->
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(reason="needs the evaluate stage's segm_results.json (branch masks)", strict=False)
 def test_mask_rcnn_packages_give_the_evaluate_stage_s_boxes_and_masks(tmp_path: Path, monkeypatch) -> None:
-    """Torch and ONNX packages, through ``hrnet predict``: per val image the evaluate stage's
+    """Mask R-CNN through train, evaluate and package: validation logs val/segm_AP, metrics.json holds
+    segm AP beside box AP and both box-filled baselines, segm_results.json lists the bbox results'
+    detections in their order; torch and ONNX packages, through ``hrnet predict``, give per val image
+    the evaluate stage's
     detections (score within 1e-3, box within 0.05 px) and masks (decoded RLE, IoU >= 0.9 where the
     union has 25 px or more, else at most 2 px differ: both binarise the same model's probabilities
     at 0.5, so only pixels within float rounding of 0.5 may flip)."""
@@ -101,6 +104,24 @@ def test_mask_rcnn_packages_give_the_evaluate_stage_s_boxes_and_masks(tmp_path: 
     )  # fmt: skip
     for name in ("train", "evaluate", "package"):
         stage(project, name)
+    logged = json.loads((project / "dvclive/metrics.json").read_text())
+    assert {"AP", "segm_AP", "segm_AP50", "segm_AP_L"} <= set(logged["val"])
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    segm = {"segm_AP", "segm_AP50", "segm_AP75", "segm_AP_S", "segm_AP_M", "segm_AP_L"}
+    assert segm | {"AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L"} <= set(metrics)
+    assert segm <= set(metrics["baseline_center_box"]) and set(metrics["baseline_own_boxes_as_masks"]) == segm
+    assert all(0.0 <= metrics[name] <= 1.0 for name in segm)
+    boxes = json.loads((project / "reports/predictions/bbox_results.json").read_text())
+    masks = json.loads((project / "reports/predictions/segm_results.json").read_text())
+    assert len(boxes) == len(masks) > 0
+    for box, mask in zip(boxes, masks, strict=True):
+        assert set(box) == {"image_id", "category_id", "bbox", "score"}
+        assert set(mask) == {"image_id", "category_id", "segmentation", "score"}
+        assert [box[k] for k in ("image_id", "category_id", "score")] == [
+            mask[k] for k in ("image_id", "category_id", "score")
+        ]
+        assert isinstance(mask["segmentation"]["counts"], str) and len(mask["segmentation"]["size"]) == 2
+    assert len(list((project / "reports/figures").iterdir())) == 2
     predictions = project / "reports/predictions"
     evaluated_boxes = json.loads((predictions / "bbox_results.json").read_text())
     evaluated = json.loads((predictions / "segm_results.json").read_text())

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from hrnet.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from hrnet.data.coco_constants import COCO_CATEGORIES
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES
+from hrnet.evaluation.coco_segm import SEGM_STAT_NAMES
 from hrnet.tasks.segmentation.module import SegmentationModule, class_metric_names, metric_slug
 
 torch.set_num_threads(1)
@@ -30,10 +31,13 @@ def test_class_metric_names_are_left_alone_by_dvclive(names):
 
 
 def test_detection_metric_names_are_left_alone_by_dvclive():
-    # torchvision's loss keys (Faster R-CNN, FCOS) become train/<key>; COCO stats become val/<stat>
+    # torchvision's loss keys (Faster R-CNN, FCOS, Mask R-CNN) become train/<key>; COCO stats become
+    # val/<stat>, mask frameworks' segm stats val/segm_<stat>
     losses = ["loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "classification",
-              "bbox_regression", "bbox_ctrness", "loss_step", "loss_epoch"]  # fmt: skip
-    names = [f"train/{key}" for key in losses] + [f"val/{stat}" for stat in BOX_STAT_NAMES]
+              "bbox_regression", "bbox_ctrness", "loss_mask", "loss_step", "loss_epoch"]  # fmt: skip
+    stats = BOX_STAT_NAMES + SEGM_STAT_NAMES
+    names = [f"train/{key}" for key in losses] + [f"val/{stat}" for stat in stats]
+    assert "val/segm_AP_S" in names
     for name in names:
         assert standardize_metric_name(name, "dvclive.lightning") == name
 

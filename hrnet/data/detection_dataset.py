@@ -29,6 +29,7 @@ from hrnet.data.detection_records import (
 from hrnet.data.images import read_image
 from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
 from hrnet.errors import DataError
+from hrnet.evaluation.coco_masks import decode_segmentation
 
 __all__ = [
     "MIN_BOX_SIDE",
@@ -43,6 +44,7 @@ __all__ = [
     "load_detection_split",
     "read_categories",
     "read_image_tensor",
+    "record_masks",
 ]
 
 
@@ -52,19 +54,41 @@ def read_image_tensor(path: str | Path) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
 
 
-class DetectionDataset(Dataset):
-    """``(image (3,H,W) float [0,1], {"boxes": (N,4) xyxy, "labels": (N,), "image_id": int})``.
+def record_masks(record: dict) -> Tensor:
+    """The instance masks (N, H, W) uint8 of a record's boxes, decoded from their COCO
+    ``segmentations`` (pycocotools'); a box without one is filled as its mask."""
+    height, width = int(record["height"]), int(record["width"])
+    segmentations = record.get("segmentations") or [None] * len(record["boxes"])
+    masks = np.zeros((len(record["boxes"]), height, width), dtype=np.uint8)
+    for i, (segmentation, box) in enumerate(zip(segmentations, record["boxes"], strict=True)):
+        if segmentation is None:
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
+            masks[i, y1:y2, x1:x2] = 1
+        else:
+            masks[i] = decode_segmentation(segmentation, height, width)
+    return torch.from_numpy(masks)
 
-    With ``train`` the image and boxes are flipped horizontally with probability ``flip_prob``.
+
+class DetectionDataset(Dataset):
+    """``(image (3,H,W) float [0,1], {"boxes": (N,4) xyxy, "labels": (N,), "image_id": int})``,
+    with ``with_masks`` also ``"masks"`` (N,H,W) uint8 (:func:`record_masks`).
+
+    With ``train`` the image, boxes and masks are flipped horizontally with probability ``flip_prob``.
     """
 
     def __init__(
-        self, records: Sequence[dict], train: bool = False, flip_prob: float = 0.5, seed: int = 0
+        self,
+        records: Sequence[dict],
+        train: bool = False,
+        flip_prob: float = 0.5,
+        seed: int = 0,
+        with_masks: bool = False,
     ) -> None:
         self.records = list(records)
         self.train = train
         self.flip_prob = flip_prob
         self.seed = seed
+        self.with_masks = with_masks
 
     def __len__(self) -> int:
         return len(self.records)
@@ -79,16 +103,20 @@ class DetectionDataset(Dataset):
                 f"annotations say {record['width']}x{record['height']}"
             )
         boxes = torch.tensor(record["boxes"], dtype=torch.float32).reshape(-1, 4)
+        masks = record_masks(record) if self.with_masks else None
         if self.train and sample_rng(self.seed, epoch, index).random() < self.flip_prob:
             image = image.flip(-1)
             boxes = torch.stack(
                 [image.shape[-1] - boxes[:, 2], boxes[:, 1], image.shape[-1] - boxes[:, 0], boxes[:, 3]], 1
             )
-        target = {
+            masks = None if masks is None else masks.flip(-1)
+        target: dict[str, Any] = {
             "boxes": boxes,
             "labels": torch.tensor(record["labels"], dtype=torch.int64),
             "image_id": int(record["image_id"]),
         }
+        if masks is not None:
+            target["masks"] = masks
         return image, target
 
 
@@ -117,9 +145,11 @@ class DetectionDataModule(pl.LightningDataModule):
         flip_prob: float = 0.5,
         seed: int = 0,
         splits: Mapping[str, DetectionSplit] | None = None,
+        with_masks: bool = False,
     ) -> None:
         """``splits`` ({"train": DetectionSplit, "val": ...}), e.g. from the prepared index, replaces
-        reading the splits under ``root``."""
+        reading the splits under ``root``. ``with_masks`` (a mask framework's run) adds each
+        instance's mask to the targets."""
         super().__init__()
         if root is None and splits is None:
             raise ValueError("DetectionDataModule: give a dataset root or the splits")
@@ -128,6 +158,7 @@ class DetectionDataModule(pl.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.flip_prob, self.seed = num_workers, flip_prob, seed
         self.splits = dict(splits) if splits is not None else None
+        self.with_masks = with_masks
         self.val_ann_file = str(self.splits["val"].ann_file if self.splits else self._layout("val", False)[0])
         self.categories: CategoryMap | None = self.splits["val"].categories if self.splits else None
         self.train_records: list[dict] = []
@@ -168,7 +199,7 @@ class DetectionDataModule(pl.LightningDataModule):
         self.categories = val.categories
 
     def _loader(self, records: list[dict], train: bool) -> DataLoader:
-        dataset = DetectionDataset(records, train=train, flip_prob=self.flip_prob, seed=self.seed)
+        dataset = DetectionDataset(records, train, self.flip_prob, self.seed, self.with_masks)
         batch_size = self.batch_size if train else self.val_batch_size
         return epoch_loader(
             dataset, batch_size, train, self.seed, self.num_workers, torch.cuda.is_available(), collate

@@ -86,15 +86,17 @@ def detection_records(coco: CocoIndex, *, drop_empty: bool = False) -> list[dict
     """One record per image of a loaded instances file, in id order.
 
     Record: ``image_id``, ``file_name`` (as in the file: relative to the image folder), ``width``,
-    ``height``, ``boxes`` (xyxy, clipped), ``labels`` (1..C) and ``category_ids``. Crowd
-    annotations and boxes with a clipped side <= 1 px (COCO train2017 has two of height 0) are
-    skipped; ``drop_empty`` leaves out images with no box left.
+    ``height``, ``boxes`` (xyxy, clipped), ``labels`` (1..C), ``category_ids`` and
+    ``segmentations`` (each box's COCO ``segmentation`` as in the file, polygons or RLE, None where
+    it has none; decoded only by mask runs). Crowd annotations and boxes with a clipped side <= 1 px
+    (COCO train2017 has two of height 0) are skipped, their masks with them (COCOeval reads the crowd
+    regions from the annotation file itself); ``drop_empty`` leaves out images with no box left.
     """
     to_label = categories_of(coco).category_to_label
     records, dropped = [], 0
     for image_id in coco.image_ids():
         image = coco.imgs[image_id]
-        boxes, cats = [], []
+        boxes, cats, segmentations = [], [], []
         for ann in coco.anns(image_id):
             if ann.get("iscrowd", 0):
                 continue
@@ -104,6 +106,7 @@ def detection_records(coco: CocoIndex, *, drop_empty: bool = False) -> list[dict
                 continue
             boxes.append(box)
             cats.append(int(ann["category_id"]))
+            segmentations.append(ann.get("segmentation") or None)
         if drop_empty and not boxes:
             continue
         records.append(
@@ -115,6 +118,7 @@ def detection_records(coco: CocoIndex, *, drop_empty: bool = False) -> list[dict
                 "boxes": boxes,
                 "labels": [to_label[c] for c in cats],
                 "category_ids": cats,
+                "segmentations": segmentations,
             }
         )
     if dropped:
@@ -150,3 +154,14 @@ def load_detection_records(
 ) -> list[dict]:
     """The records of :func:`load_detection_split`."""
     return load_detection_split(ann_file, image_dir, drop_empty=drop_empty)[0]
+
+
+def missing_masks(records: Sequence[dict]) -> tuple[int, int]:
+    """(boxes without a ``segmentation``, boxes) over ``records``; a record indexed before masks
+    were kept has no ``segmentations`` and counts all its boxes as missing."""
+    missing = total = 0
+    for record in records:
+        segmentations = record.get("segmentations") or [None] * len(record["boxes"])
+        missing += sum(s is None for s in segmentations)
+        total += len(record["boxes"])
+    return missing, total

@@ -1,4 +1,4 @@
-"""COCO bounding-box scoring with pycocotools, a trivial baseline and box overlays."""
+"""COCO bounding-box scoring with pycocotools, a trivial baseline and box (and mask) overlays."""
 
 from __future__ import annotations
 
@@ -96,6 +96,15 @@ def center_box_baseline(ann_file: str | Path) -> list[dict[str, Any]]:
     return results
 
 
+MASK_ALPHA = 0.45  # a mask's fill: this much of its box's colour over the image
+
+
+def label_colour(label: int) -> tuple[int, int, int]:
+    """The RGB colour of ``label``'s boxes and masks (golden-ratio hues, so neighbours differ)."""
+    r, g, b = colorsys.hsv_to_rgb((label * 0.618) % 1.0, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
 def draw_boxes(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -103,21 +112,27 @@ def draw_boxes(
     scores: Sequence[float] | None = None,
     names: Mapping[int, str] | Sequence[str] | None = None,
     threshold: float = 0.0,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """A copy of ``image`` (H, W, 3 uint8) with each xyxy box outlined and captioned.
+    """A copy of ``image`` (H, W, 3 uint8) with each xyxy box outlined and captioned, and its mask
+    (``masks``: one 0/1 (H, W) array per box) filled translucently in the box's colour.
 
     The colour depends on the label; ``names`` maps a label to its caption (a sequence is indexed by
     label); boxes scoring below ``threshold`` are skipped.
     """
-    canvas = np.ascontiguousarray(image.copy())
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    kept = [i for i in range(len(boxes)) if scores is None or float(scores[i]) >= threshold]
+    colours = {i: label_colour(int(labels[i])) for i in kept}
+    canvas = image.astype(np.float32)
+    for i in kept if masks is not None else ():
+        on = np.asarray(masks[i]).astype(bool)  # type: ignore[index]
+        canvas[on] = (1 - MASK_ALPHA) * canvas[on] + MASK_ALPHA * np.asarray(colours[i], dtype=np.float32)
+    canvas = np.ascontiguousarray(canvas.round().clip(0, 255).astype(np.uint8))
     thickness = max(1, round(min(canvas.shape[:2]) / 200))
     scale = max(0.3, min(canvas.shape[:2]) / 640)
-    for i, (box, label) in enumerate(zip(np.asarray(boxes).reshape(-1, 4), labels)):
+    for i in kept:
+        box, label, colour = boxes[i], labels[i], colours[i]
         score = None if scores is None else float(scores[i])
-        if score is not None and score < threshold:
-            continue
-        r, g, b = colorsys.hsv_to_rgb((int(label) * 0.618) % 1.0, 0.85, 1.0)
-        colour = (int(r * 255), int(g * 255), int(b * 255))
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
         name = str(label) if names is None else str(names[int(label)])

@@ -31,7 +31,10 @@ def coco_stats(
         ground_truth = COCO(str(ann_file))
         if not results:
             return dict.fromkeys(stat_names, 0.0)
-        evaluator = COCOeval(ground_truth, ground_truth.loadRes(results), iouType=iou_type)
+        # loadRes writes area, id, iscrowd (and a box's polygon) into the dicts it is given: copies,
+        # so that the caller's results (bbox_results.json, segm_results.json) stay as made
+        detections = ground_truth.loadRes([dict(result) for result in results])
+        evaluator = COCOeval(ground_truth, detections, iouType=iou_type)
         if iou_type == "keypoints":
             evaluator.params.useSegm = None  # as the official pose code
             if kpt_oks_sigmas is not None:

@@ -21,6 +21,8 @@ from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
 from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.evaluation.coco_boxes import evaluate_boxes, foreground, to_coco_detections
 from hrnet.evaluation.coco_keypoints import evaluate_keypoints, to_coco_results
+from hrnet.evaluation.coco_masks import encode_masks
+from hrnet.evaluation.coco_segm import evaluate_masks, to_coco_segmentations
 from hrnet.evaluation.distributed import (
     broadcast_from_zero,
     gather_first_copies,
@@ -176,12 +178,16 @@ class SegmentationEvaluator:
 
 
 class DetectionEvaluator:
-    """COCO bbox AP of torchvision-style detections (labels 1..C), scored on rank 0 with pycocotools.
+    """COCO bbox AP of torchvision-style detections (labels 1..C), scored on rank 0 with pycocotools;
+    when the detections carry ``masks`` (a mask framework's), also COCO segm AP on the same file.
 
     ``label_to_category`` maps the model's labels to COCO category ids. Only the images predicted on
-    are scored (a partial pass is scored on its images). After :meth:`compute`, rank 0 also holds
-    ``results`` (the COCO results list), ``image_ids`` (sorted) and ``detections`` (boxes, scores and
-    labels by image id); every rank holds ``last_stats``.
+    are scored (a partial pass is scored on its images). Masks are encoded to COCO's compressed RLE
+    as they arrive, so that neither memory nor the DDP gather holds dense masks. After
+    :meth:`compute`, rank 0 also holds ``results`` (the COCO bbox results list), ``segm_results``
+    (the same detections' masks, in the same order; empty without masks), ``image_ids`` (sorted),
+    ``detections`` (boxes, scores and labels by image id) and ``masks`` (each image's RLEs, by image
+    id, for mask detections); every rank holds ``last_stats``.
     """
 
     def __init__(self, ann_file: str | Path, label_to_category: Mapping[int, int]) -> None:
@@ -190,31 +196,45 @@ class DetectionEvaluator:
         self.reset()
 
     def reset(self) -> None:
-        self._images: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._images: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list | None]] = {}
         self.results: list[dict[str, Any]] = []
+        self.segm_results: list[dict[str, Any]] = []
         self.image_ids: list[int] = []
         self.detections: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.masks: dict[int, list[dict[str, Any]]] = {}
         self.last_stats: dict[str, float] = {}
 
     def update(self, image_ids: Sequence[int] | torch.Tensor, outputs: Sequence[Mapping[str, Any]]) -> None:
-        """One batch: the COCO image ids and the detector's outputs (``boxes`` xyxy, ``scores``, ``labels``);
-        label 0, the background slot, is dropped."""
+        """One batch: the COCO image ids and the detector's outputs (``boxes`` xyxy, ``scores``, ``labels``,
+        optionally ``masks`` (N, 1, H, W) probabilities); label 0, the background slot, is dropped."""
         for image_id, output in zip(_ids(image_ids), map(foreground, outputs)):
+            if image_id in self._images:
+                continue
             found = tuple(_numpy(output[key]) for key in ("boxes", "scores", "labels"))
-            self._images.setdefault(image_id, found)  # type: ignore[arg-type]
+            rles = encode_masks(_numpy(output["masks"])) if "masks" in output else None
+            self._images[image_id] = (*found, rles)  # type: ignore[assignment]
 
     def compute(self) -> dict[str, float]:
-        """The twelve COCO bbox stats by name, the same on every rank."""
+        """The twelve COCO bbox stats by name, with masks also the twelve segm stats (``segm_AP``, ...),
+        the same on every rank."""
         gathered = gather_first_copies(list(self._images.items()))
         stats = None
         if gathered is not None:
             self.image_ids = [image_id for image_id, _ in gathered]
-            per_image = [found for _, found in gathered]
-            self.results = to_coco_detections(
-                self.image_ids, *(list(column) for column in zip(*per_image)), self.label_to_category
-            ) if per_image else []  # fmt: skip
+            columns = [list(column) for column in zip(*(found for _, found in gathered))]
+            boxes, scores, labels, masks = columns or ([], [], [], [])
+            self.results = to_coco_detections(self.image_ids, boxes, scores, labels, self.label_to_category)
             stats = evaluate_boxes(self.ann_file, self.results, image_ids=self.image_ids)
-            self.detections = dict(gathered)
+            self.detections = {i: (b, s, c) for i, b, s, c in zip(self.image_ids, boxes, scores, labels)}
+            with_masks = [m is not None for m in masks]
+            if any(with_masks):
+                if not all(with_masks):
+                    raise ValueError("DetectionEvaluator: some images' detections carry masks, others not")
+                self.masks = dict(zip(self.image_ids, masks))
+                self.segm_results = to_coco_segmentations(
+                    self.image_ids, masks, scores, labels, self.label_to_category
+                )
+                stats |= evaluate_masks(self.ann_file, self.segm_results, image_ids=self.image_ids)
         self.last_stats = broadcast_from_zero(stats)
         return self.last_stats
 

@@ -10,7 +10,8 @@ must hold:
   positive size and overlap its image (a box that only sticks out is clipped later, as in the reference code);
 - ``"instances"`` (``instances_*.json``): ``id``, ``image_id``, ``category_id`` of a listed
   category and a ``bbox`` of 4 finite numbers with no negative side (COCO train2017 holds boxes
-  of height 0, which the detection records drop).
+  of height 0, which the detection records drop); a ``segmentation``, where given, must be polygons
+  (lists of x, y numbers) or an RLE (``size`` [height, width] of the image, ``counts``).
 
 Every problem is one line ``<record>: <what is wrong> (expected <what would be right>)`` handed
 to the :class:`~hrnet.data.issues.IssueLog`, which raises or lets the record be dropped.
@@ -147,6 +148,28 @@ def _instance_box_problem(bbox: Any) -> str | None:
     return None
 
 
+SEGMENTATION_EXPECTED = (
+    "expected polygons [[x1, y1, x2, y2, ...], ...] or an RLE {size: [height, width], counts: ...}"
+)
+
+
+def _segmentation_problem(segmentation: Any, image: dict[str, Any]) -> str | None:
+    """What is wrong with an instance's ``segmentation`` (None when it decodes)."""
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if not (isinstance(polygon, list) and len(polygon) % 2 == 0 and all(map(_is_number, polygon))):
+                return f"segmentation polygon {_show(polygon)} is not x, y numbers ({SEGMENTATION_EXPECTED})"
+        return None
+    if isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if size != [image["height"], image["width"]]:
+            return f"segmentation RLE size is {_show(size)} ({SEGMENTATION_EXPECTED} of its image)"
+        if not (isinstance(counts, str) or (isinstance(counts, list) and all(map(_is_int, counts)))):
+            return f"segmentation RLE counts is a JSON {json_type(counts)} ({SEGMENTATION_EXPECTED})"
+        return None
+    return f"segmentation is a JSON {json_type(segmentation)} ({SEGMENTATION_EXPECTED})"
+
+
 def _keypoints_problem(keypoints: Any, count: int) -> str | None:
     expected = f"expected {count}x3 = {3 * count} numbers: x, y, visibility per joint"
     if not isinstance(keypoints, list):
@@ -206,7 +229,10 @@ def _annotation_problem(
                 f"category_id {ann['category_id']} is not in 'categories' "
                 "(expected the id of a category entry)"
             )
-        return _instance_box_problem(ann["bbox"])
+        problem = _instance_box_problem(ann["bbox"])
+        if problem is None and ann.get("segmentation") is not None:
+            problem = _segmentation_problem(ann["segmentation"], image)
+        return problem
     return _person_problem(ann, image, box_geometry, keypoint_category[1]) if person else None
 
 

@@ -1,8 +1,10 @@
 """Mask R-CNN (torchvision's) on the feature pyramid: :mod:`.faster_rcnn`'s RPN, RoIAlign and box
 head, plus torchvision's mask branch: RoIAlign to 14x14 over the same levels, ``MaskRCNNHeads``
-(four 3x3 convs of ``mask_channels``), ``MaskRCNNPredictor`` (a 2x deconvolution to the 28x28
-per-class mask logits that ``maskrcnn_loss`` trains against 28x28 targets cut from the instance
-masks). Nothing here is our own part.
+(four 3x3 convs of ``mask_channels``, each with BatchNorm: torchvision's ``norm_layer`` option),
+``MaskRCNNPredictor`` (a 2x deconvolution to the 28x28 per-class mask logits that ``maskrcnn_loss``
+trains against 28x28 targets cut from the instance masks). Ours is only the choice of BatchNorm:
+unnormalised, the mask loss starts at 6-8 on V2p (ln 2 expected) and the embedded default reached
+bbox AP 0.320 / segm AP 0.237; normalised 0.451 / 0.363 (same seed, 16 epochs).
 
 Every mask framework (this one, ``cascade_mask_rcnn``, ``htc``) sets ``produces_masks = True`` on its
 model class; its training targets carry ``masks`` (N, H, W, uint8) beside ``boxes`` and ``labels``, and
@@ -31,7 +33,9 @@ def mask_parts(features: nn.Module, num_classes: int, mask_channels: int = MASK_
     names = [str(i) for i in range(len(features.strides))]
     return {
         "mask_roi_pool": MultiScaleRoIAlign(featmap_names=names[:4], output_size=14, sampling_ratio=2),
-        "mask_head": MaskRCNNHeads(int(features.out_channels), (mask_channels,) * 4, 1),
+        "mask_head": MaskRCNNHeads(
+            int(features.out_channels), (mask_channels,) * 4, 1, norm_layer=nn.BatchNorm2d
+        ),
         "mask_predictor": MaskRCNNPredictor(mask_channels, mask_channels, num_classes),
     }
 

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 from torch import Tensor
 
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES, foreground
+from hrnet.evaluation.coco_segm import SEGM_STAT_NAMES
 from hrnet.evaluation.distributed import gather_first_copies
 from hrnet.evaluation.evaluators import DetectionEvaluator
 from hrnet.models.detection import build_detector
@@ -30,11 +31,12 @@ def gather_predictions(local: list[Prediction]) -> list[Prediction]:
 
 
 class DetectionModule(pl.LightningModule):
-    """Trains a :func:`build_detector` model; validation logs COCO bbox stats (``val/AP``, ...).
+    """Trains a :func:`build_detector` model; validation logs COCO bbox stats (``val/AP``, ...) and, for
+    a mask framework (its model class sets ``produces_masks``), COCO segm stats (``val/segm_AP``, ...).
 
     Batches are ``(list[image (3,H,W) in [0,1]], list[target])`` with targets holding ``boxes``
-    (xyxy), ``labels`` (1..C) and ``image_id``. ``val_ann_file`` / ``label_to_category`` fall back to
-    the datamodule's attributes of the same names.
+    (xyxy), ``labels`` (1..C), ``image_id`` and, for a mask framework, ``masks`` (N,H,W uint8).
+    ``val_ann_file`` / ``label_to_category`` fall back to the datamodule's attributes of the same names.
     """
 
     def __init__(
@@ -73,6 +75,11 @@ class DetectionModule(pl.LightningModule):
         )  # fmt: skip
         self.evaluator: DetectionEvaluator | None = None  # built at the first validation
 
+    @property
+    def produces_masks(self) -> bool:
+        """Whether the detector is a mask framework (trains on and returns instance masks)."""
+        return bool(getattr(self.model, "produces_masks", False))
+
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.model(images)
 
@@ -87,7 +94,13 @@ class DetectionModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch
-        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        keys = ("boxes", "labels", "masks") if self.produces_masks else ("boxes", "labels")
+        if self.produces_masks and any("masks" not in t for t in targets):
+            raise ValueError(
+                f"detector {self.hparams.detector!r} trains on instance masks: the targets have none "
+                "(expected DetectionDataModule(with_masks=True))"
+            )
+        targets = [{key: t[key] for key in keys} for t in targets]
         losses = self.model(images, targets)
         loss = sum(losses.values())
         n = len(images)
@@ -124,8 +137,9 @@ class DetectionModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         assert self.evaluator is not None
         stats = self.evaluator.compute()
-        for name in BOX_STAT_NAMES:  # identical on every rank (rank 0 scored, then broadcast)
-            self.log(f"val/{name}", stats[name], prog_bar=name == "AP", sync_dist=False)
+        names = BOX_STAT_NAMES + (SEGM_STAT_NAMES if self.produces_masks else ())
+        for name in names:  # identical on every rank (rank 0 scored, then broadcast)
+            self.log(f"val/{name}", stats[name], prog_bar=name in ("AP", "segm_AP"), sync_dist=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

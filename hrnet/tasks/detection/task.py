@@ -1,4 +1,4 @@
-"""Object detection: COCO instances in, COCO box AP out (the task contract)."""
+"""Object detection: COCO instances in, COCO box AP (a mask framework: segm AP too) out: the task contract."""
 
 from __future__ import annotations
 
