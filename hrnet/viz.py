@@ -1,4 +1,4 @@
-"""Drawing predictions on images: skeletons, and instance masks under their boxes."""
+"""Drawing predictions on images."""
 
 from __future__ import annotations
 
@@ -45,39 +45,4 @@ def draw_skeletons(
             if ok:
                 centre = tuple(int(round(v)) for v in joint)
                 cv2.circle(canvas, centre, thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
-    return canvas
-
-
-def label_colour(label: int) -> tuple[int, int, int]:
-    """The RGB colour of a detection label: the hue ``coco_boxes.draw_boxes`` outlines its box in."""
-    r, g, b = colorsys.hsv_to_rgb((int(label) * 0.618) % 1.0, 0.85, 1.0)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def draw_masks(
-    image_rgb: np.ndarray,
-    masks: np.ndarray,
-    labels: np.ndarray,
-    scores: np.ndarray | None = None,
-    threshold: float = 0.0,
-    mask_threshold: float = 0.5,
-    alpha: float = 0.45,
-) -> np.ndarray:
-    """A copy of ``image_rgb`` with each instance mask filled translucently in its box's colour.
-
-    ``masks`` (N, H, W) or (N, 1, H, W) probabilities (or 0/1) at the image's size; a pixel is in
-    the instance at ``>= mask_threshold``; instances scoring below ``threshold`` are skipped. The
-    fill mixes ``alpha`` of the colour into the image (later instances over earlier ones).
-    """
-    canvas = np.ascontiguousarray(image_rgb.copy())
-    masks = np.asarray(masks)
-    if masks.ndim == 4:
-        masks = masks[:, 0]
-    for i, (mask, label) in enumerate(zip(masks, labels)):
-        if scores is not None and float(scores[i]) < threshold:
-            continue
-        inside = mask >= mask_threshold
-        colour = np.asarray(label_colour(int(label)), dtype=np.float32)
-        mixed = (1.0 - alpha) * canvas[inside].astype(np.float32) + alpha * colour
-        canvas[inside] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
     return canvas

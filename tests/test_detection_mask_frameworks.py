@@ -189,21 +189,26 @@ def test_packages_as_torchscript_with_the_eager_masks_and_refuses_onnx(detector:
     assert torch.equal(got["labels"], expected["labels"])
 
 
+STEPS = 24
+
+
 @pytest.mark.parametrize("detector", ["cascade_mask_rcnn", "htc"])
 def test_mask_losses_fall_when_overfitting_two_images(detector: str) -> None:
     model = _tiny(detector)
     images, targets = _data()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     mask_totals = []
-    for _ in range(12):
+    for _ in range(STEPS):
         losses = model(images, targets)
         mask_totals.append(sum(float(v.detach()) for k, v in losses.items() if k.startswith("loss_mask")))
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
     first, last = sum(mask_totals[:3]) / 3, sum(mask_totals[-3:]) / 3
-    # measured: 11.7 -> 0.6 (cascade_mask_rcnn), 10.2 -> 1.3 (htc); asserted: at least halved
-    assert last < 0.5 * first, mask_totals
+    # The mask heads have BatchNorm (mask_rcnn.mask_parts): the loss starts near ln 2 per stage, not at
+    # 10-12 as without it. Measured over 24 steps: 0.71 -> 0.42 (cascade_mask_rcnn), 1.32 -> 0.75 (htc,
+    # three stages); asserted: down by 30% at least.
+    assert last < 0.7 * first, mask_totals
 
 
 @pytest.mark.parametrize("detector", ["cascade_mask_rcnn", "htc"])

@@ -206,15 +206,13 @@ class DetectionInference(TaskInference):
 
     def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
         from hrnet.evaluation.coco_boxes import draw_boxes
+        from hrnet.evaluation.coco_masks import MASK_THRESHOLD
 
         captions = package.class_names or None
-        labels, scores = prediction["labels"], prediction["scores"]
-        if "masks" in prediction:  # under the outlines, in the same colours
-            from hrnet.evaluation.coco_masks import MASK_THRESHOLD
-            from hrnet.viz import draw_masks
-
-            image = draw_masks(image, prediction["masks"], labels, scores, threshold, MASK_THRESHOLD)
-        return draw_boxes(image, prediction["boxes"], labels, scores, captions, threshold)
+        masks = prediction["masks"] >= MASK_THRESHOLD if "masks" in prediction else None
+        return draw_boxes(
+            image, prediction["boxes"], prediction["labels"], prediction["scores"], captions, threshold, masks
+        )
 
 
 INFERENCE = DetectionInference()
