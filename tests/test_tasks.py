@@ -71,9 +71,7 @@ CASES = [
 ]
 # FCOS (pipeline -> TorchScript) learns more slowly here: AP50 0.054 after 24 epochs, 0.092 after 32
 CASES.append(("detection", "v2p", {"detection": {"detector": "fcos"}, "train": {"epochs": 32}}))
-# CenterNet (24 epochs): AP50 0.19 vs the centre box's 0.0, 41 s of training (measured 2026-12-04, one
-# thread). Cascade R-CNN reached AP50 0.25 but trains 125 s: no learning case (its stage test runs)
-CASES.append(("detection", "v2p", {"detection": {"detector": "centernet"}}))
+# Cascade R-CNN, CenterNet and the mask frameworks: tests/test_detection_framework_learning.py
 IDS = [
     f"{task}-{head}" + (f"-{extra['detection']['detector']}" if "detection" in extra else "")
     for task, head, extra in CASES
