@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hrnet.cli import main
-from hrnet.evaluation.coco_masks import decode_segmentation
+from hrnet.data.coco_masks import decode_segmentation
 from hrnet.tasks.detection.prepare import read_split
 from pipeline.common import PREPARED_DIR
 

@@ -1,4 +1,4 @@
-"""COCO mask encodings (hrnet.evaluation.coco_masks) against pycocotools' own area and IoU."""
+"""COCO mask encodings (hrnet.data.coco_masks) against pycocotools' own area and IoU."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from hrnet.evaluation.coco_masks import box_masks, decode_segmentation, encode_masks
+from hrnet.data.coco_masks import box_masks, decode_segmentation, encode_masks
 
 
 def test_polygons_rle_and_uncompressed_rle_decode_to_the_same_pixels() -> None:

@@ -18,12 +18,12 @@ from pycocotools import mask as mask_utils
 from test_bad_input import error_line
 from test_mutants_evaluators import TwoRanks
 
+from hrnet.data.coco_masks import encode_masks
 from hrnet.data.detection_dataset import DetectionDataset, load_detection_split, record_masks
 from hrnet.data.detection_records import missing_masks
 from hrnet.data.synthetic.coco_instances import generate_coco_detection
 from hrnet.evaluation import distributed
 from hrnet.evaluation.coco_boxes import center_box_baseline, draw_boxes
-from hrnet.evaluation.coco_masks import encode_masks
 from hrnet.evaluation.coco_segm import (
     SEGM_STAT_NAMES,
     boxes_as_masks,

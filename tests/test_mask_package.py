@@ -19,8 +19,8 @@ import torch
 
 import hrnet
 from hrnet.cli import main
+from hrnet.data.coco_masks import MASK_THRESHOLD, decode_segmentation
 from hrnet.evaluation.coco_boxes import draw_boxes
-from hrnet.evaluation.coco_masks import MASK_THRESHOLD, decode_segmentation
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
 from hrnet.package import write_package
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from hrnet.data.coco_masks import decode_segmentation
 from hrnet.data.detection_records import (
     MIN_BOX_SIDE,
     CategoryMap,
@@ -29,7 +30,6 @@ from hrnet.data.detection_records import (
 from hrnet.data.images import read_image
 from hrnet.data.sampling import SampleKey, epoch_loader, sample_key, sample_rng
 from hrnet.errors import DataError
-from hrnet.evaluation.coco_masks import decode_segmentation
 
 __all__ = [
     "MIN_BOX_SIDE",

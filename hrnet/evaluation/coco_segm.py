@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
+from hrnet.data.coco_masks import box_masks, decode_segmentation, encode_masks
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES
-from hrnet.evaluation.coco_masks import box_masks, decode_segmentation, encode_masks
 from hrnet.evaluation.cocoeval import coco_stats
 
 SEGM_PREFIX = "segm_"

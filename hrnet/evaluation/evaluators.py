@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from hrnet.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
+from hrnet.data.coco_masks import encode_masks
 from hrnet.data.keypoint_meta import COCO_PERSON, KeypointMeta
 from hrnet.evaluation.coco_boxes import evaluate_boxes, foreground, to_coco_detections
 from hrnet.evaluation.coco_keypoints import evaluate_keypoints, to_coco_results
-from hrnet.evaluation.coco_masks import encode_masks
 from hrnet.evaluation.coco_segm import evaluate_masks, to_coco_segmentations
 from hrnet.evaluation.distributed import (
     broadcast_from_zero,

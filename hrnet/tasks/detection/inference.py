@@ -198,15 +198,15 @@ class DetectionInference(TaskInference):
             )
         ]
         if "masks" in prediction:
-            from hrnet.evaluation.coco_masks import encode_masks
+            from hrnet.data.coco_masks import encode_masks
 
             for record, rle in zip(records, encode_masks(prediction["masks"]), strict=True):
                 record["segmentation"] = rle
         return records
 
     def draw(self, package: Package, image: np.ndarray, prediction: Any, threshold: float) -> np.ndarray:
+        from hrnet.data.coco_masks import MASK_THRESHOLD
         from hrnet.evaluation.coco_boxes import draw_boxes
-        from hrnet.evaluation.coco_masks import MASK_THRESHOLD
 
         captions = package.class_names or None
         masks = prediction["masks"] >= MASK_THRESHOLD if "masks" in prediction else None

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from hrnet.data.coco_masks import decode_segmentation
 from hrnet.data.detection_dataset import DetectionDataModule, DetectionSplit
 from hrnet.data.detection_records import missing_masks
 from hrnet.errors import DataError
@@ -19,7 +20,6 @@ from hrnet.evaluation.coco_boxes import (
     draw_boxes,
     evaluate_boxes,
 )
-from hrnet.evaluation.coco_masks import decode_segmentation
 from hrnet.evaluation.coco_segm import boxes_as_masks, evaluate_masks, image_sizes
 from hrnet.evaluation.distributed import is_global_zero
 from hrnet.io import atomic_write_json
