@@ -36,6 +36,9 @@ from pipeline.tune_trials import check_space, run_trial, set_dotted
 # one worker runs this module and test_ray_cluster.py (tests/conftest.py SHARED_WORKER_MODULES)
 
 METRIC = "val/loss"
+# The sweep fixture is built inside whichever of its tests runs first, so each carries its time: 20-40 s
+# alone, 240 s in a CI run, over 600 s (the default timeout) while other training ran on the 2 cores
+SWEEP_TIMEOUT = 1500
 EPOCHS = 3
 FLAKY_TRIAL = "_00001"  # this trial's first attempt raises
 DIVERGING_TRIAL = "_00002"  # this trial's loss is NaN from its first step (every attempt)
@@ -160,6 +163,7 @@ def sweep(tmp_path_factory, home) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 def test_asha_stops_weak_trials_and_best_yaml_holds_the_best_row(sweep):
     rows = read_trials(sweep["out"])
     assert len(rows) == 5
@@ -193,6 +197,7 @@ def test_asha_stops_weak_trials_and_best_yaml_holds_the_best_row(sweep):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 def test_a_failing_trial_is_retried_and_reported(sweep):
     rows = read_trials(sweep["out"])
     flaky = [row for row in rows if row["trial_id"].endswith(FLAKY_TRIAL)]
@@ -206,6 +211,7 @@ def test_a_failing_trial_is_retried_and_reported(sweep):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 def test_a_diverging_trial_is_reported_failed_and_the_sweep_goes_on(sweep):
     rows = read_trials(sweep["out"])
     (diverged,) = [row for row in rows if row["trial_id"].endswith(DIVERGING_TRIAL)]
@@ -218,6 +224,7 @@ def test_a_diverging_trial_is_reported_failed_and_the_sweep_goes_on(sweep):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 def test_the_printed_command_reproduces_the_best_trial(sweep, monkeypatch):
     from pipeline.train import train
 
@@ -285,6 +292,7 @@ def test_the_sweep_folder_follows_what_the_sweep_finds():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 def test_a_local_ray_keeps_its_token_in_the_users_home(sweep):
     # Ray's default for a local cluster: token authentication, with a token it creates if missing
     token = sweep["home"] / ".ray" / "auth_token"
