@@ -33,9 +33,12 @@ CASES = {
     "detection_faster_rcnn_deterministic": {"task": "detection", "deterministic": True},
     "detection_faster_rcnn": {"task": "detection", "deterministic": False},
 }
+for _name in ("fcos", "cascade_rcnn", "centernet", "mask_rcnn", "cascade_mask_rcnn", "htc"):
+    CASES[f"detection_{_name}"] = {"task": "detection", "deterministic": False, "detector": _name}
+MASK_DETECTORS = ("mask_rcnn", "cascade_mask_rcnn", "htc")
 
 
-def build(task: str, device):  # noqa: ANN001, ANN201
+def build(task: str, device, detector: str = "faster_rcnn"):  # noqa: ANN001, ANN201
     import torch
 
     from hrnet.models import create_model
@@ -43,9 +46,10 @@ def build(task: str, device):  # noqa: ANN001, ANN201
 
     g = torch.Generator().manual_seed(0)
     if task == "detection":  # params.yaml: w18-small v2p, 64-channel levels, 128 px, batch 8, 1-4 boxes
+        masks = {"mask_channels": 64} if detector in MASK_DETECTORS else {}  # the small preset's
         model = build_detector(
-            "hrnet_w18_small", "v2p", 4, "faster_rcnn", 128, 128, anchor_scale=4.0, pyramid_channels=64,
-            **SMALL_IMAGE_SETTINGS,
+            "hrnet_w18_small", "v2p", 4, detector, 128, 128, anchor_scale=4.0, pyramid_channels=64,
+            **SMALL_IMAGE_SETTINGS, **masks,
         )  # fmt: skip
         images, targets = [], []
         for i in range(8):
@@ -53,9 +57,13 @@ def build(task: str, device):  # noqa: ANN001, ANN201
             n = 1 + i % 4
             corner = torch.rand(n, 2, generator=g) * 80
             boxes = torch.cat([corner, corner + 16 + torch.rand(n, 2, generator=g) * 30], 1)
-            targets.append(
-                {"boxes": boxes.to(device), "labels": torch.randint(1, 5, (n,), generator=g).to(device)}
-            )
+            target = {"boxes": boxes.to(device), "labels": torch.randint(1, 5, (n,), generator=g).to(device)}
+            if detector in MASK_DETECTORS:  # each box filled as its mask
+                filled = torch.zeros(n, 128, 128, dtype=torch.uint8)
+                for k, (x0, y0, x1, y1) in enumerate(boxes.round().int().tolist()):
+                    filled[k, y0:y1, x0:x1] = 1
+                target["masks"] = filled.to(device)
+            targets.append(target)
 
         def loss_fn():  # noqa: ANN202
             return sum(model(images, targets).values())
@@ -89,7 +97,7 @@ def run_case(name: str, device_name: str, steps: int) -> dict:
     if case["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(0)
-    model, loss_fn = build(case["task"], device)
+    model, loss_fn = build(case["task"], device, case.get("detector", "faster_rcnn"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     cuda = device.type == "cuda"
 
@@ -131,8 +139,16 @@ def run_case(name: str, device_name: str, steps: int) -> dict:
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=50)
     cpu_top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=50)
+    outputs = {}
+    if case["task"] == "detection":  # one eval pass: the detections' keys and shapes on this device
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            found = model([torch.rand(3, 96, 128, device=device)])[0]
+        outputs = {key: list(value.shape) for key, value in found.items()}
+        model.train()
     return {
         "case": name,
+        "eval_outputs": outputs,
         "task": case["task"],
         "deterministic": case["deterministic"],
         "first_step_s": round(first, 3),
