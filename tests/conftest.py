@@ -144,6 +144,15 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def ray_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's home of every local Ray this test process starts (tests/tune_helpers.users_home).
+    One for all: Ray's token loader keeps the token it first read for the process's life, so a Ray
+    started under a second home gets no token file there and its GCS server dies at start
+    ("Token authentication is enabled but Ray couldn't find an authentication token")."""
+    return tmp_path_factory.mktemp("ray_home")
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
     return copy_project(tmp_path / "project")

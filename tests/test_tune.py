@@ -124,16 +124,8 @@ def make_flaky(marker_dir: str):
     return flaky_trial
 
 
-# Session scope: built once in the worker that runs this module, even when test_ray_cluster.py's
-# tests run between two of this module's (they share that worker).
 @pytest.fixture(scope="session")
-def home(tmp_path_factory) -> Path:
-    """The user's home for this module's local Rays: one for all, as Ray caches the token it read."""
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="session")
-def sweep(tmp_path_factory, home) -> dict[str, Any]:
+def sweep(tmp_path_factory, ray_home) -> dict[str, Any]:
     """One 5-trial ASHA sweep on a local Ray of 2 CPUs, with one trial failing once and one diverging."""
     work = tmp_path_factory.mktemp("tune")
     raw = sweep_params(work)
@@ -149,11 +141,11 @@ def sweep(tmp_path_factory, home) -> dict[str, Any]:
     (work / "markers").mkdir()
     out_dir = work / "reports" / "tune"
     started = time.monotonic()
-    with users_home(home):
+    with users_home(ray_home):
         winner, command = run_sweep(params, prepared, out_dir, trial_fn=make_flaky(str(work / "markers")))
     return {
         "work": work,
-        "home": home,
+        "home": ray_home,
         "raw": raw,
         "out": out_dir,
         "winner": winner,

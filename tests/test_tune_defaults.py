@@ -20,12 +20,6 @@ from pipeline.tune import run_sweep
 from pipeline.tune_report import BEST_YAML, nest
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    """The user's home for this module's local Rays (Ray keeps its token there)."""
-    return tmp_path_factory.mktemp("home")
-
-
 def default_search_sweep(
     task: str, tmp: Path, home: Path
 ) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
@@ -47,8 +41,8 @@ def default_search_sweep(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
-def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, home):
-    raw, rows, out = default_search_sweep(task, tmp_path, home)
+def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, ray_home):
+    raw, rows, out = default_search_sweep(task, tmp_path, ray_home)
     search = raw["tune"]["search"][task]
     assert search["mode"] == "max"
     metric = search["metric"]
