@@ -46,11 +46,12 @@ def _code_digest() -> str:
 def run_identity(params: Params) -> dict[str, str]:
     """What a resumable checkpoint must match: the architecture, plus every training input.
 
-    ``train.epochs`` is left out so a finished run can be extended; evaluation, packaging and
-    tuning settings do not change the weights.
+    ``train.epochs`` is left out so a finished run can be extended; how often it validates,
+    evaluation, packaging and tuning settings do not change the weights.
     """
     training = params.model_dump(mode="json", include={"seed", "task", "model", "train", *TASKS})
-    training["train"].pop("epochs")
+    for key in ("epochs", "check_val_every_n_epoch"):
+        training["train"].pop(key)
     fingerprint = hashlib.sha256(json.dumps(training, sort_keys=True).encode() + _code_digest().encode())
     return {
         "architecture": f"{params.task}/{params.model.name}/{params.model.head}",

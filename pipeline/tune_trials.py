@@ -45,6 +45,7 @@ def trial_budget(params: Params) -> dict[str, Any]:
     tune = params.tune
     budget: dict[str, Any] = {
         "train.epochs": tune.epochs,
+        "train.check_val_every_n_epoch": 1,  # the scheduler's time unit is a validation's report
         "train.accelerator": "gpu" if tune.gpus_per_trial > 0 else "cpu",
     }
     if tune.workers_per_trial == 1:

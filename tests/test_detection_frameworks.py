@@ -101,6 +101,41 @@ def test_centernet_reads_the_finest_map_and_follows_the_focal_loss_definition() 
     assert centernet.gaussian_radius(10, 10) == pytest.approx(2.7, abs=0.3)  # CenterNet's value: 2.73
 
 
+def reference_heat(boxes: torch.Tensor, labels: torch.Tensor, classes: int, size: int, stride: int):
+    """CenterNet's heatmap drawn object by object in Python floats, as its reference code draws it."""
+
+    def radius(h: float, w: float, overlap: float = 0.7) -> float:
+        b1, c1 = h + w, w * h * (1 - overlap) / (1 + overlap)
+        b2, c2 = 2 * (h + w), (1 - overlap) * w * h
+        a3, b3, c3 = 4 * overlap, -2 * overlap * (h + w), (overlap - 1) * w * h
+        return min(
+            (b1 + math.sqrt(b1**2 - 4 * c1)) / 2,
+            (b2 + math.sqrt(b2**2 - 16 * c2)) / 2,
+            (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2,
+        )
+
+    heat = torch.zeros(classes, size, size)
+    for (x0, y0, x1, y1), label in zip((boxes / stride).tolist(), labels.tolist()):
+        cx = min(max(math.floor((x0 + x1) / 2), 0), size - 1)
+        cy = min(max(math.floor((y0 + y1) / 2), 0), size - 1)
+        r = max(0, int(radius(math.ceil(y1 - y0), math.ceil(x1 - x0))))
+        sigma = (2 * r + 1) / 6
+        for y in range(max(cy - r, 0), min(cy + r, size - 1) + 1):
+            for x in range(max(cx - r, 0), min(cx + r, size - 1) + 1):
+                value = math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
+                heat[label - 1, y, x] = max(float(heat[label - 1, y, x]), value)
+    return heat
+
+
+def test_centernet_heatmap_equals_the_object_by_object_drawing() -> None:
+    g = torch.Generator().manual_seed(3)
+    corners = torch.rand(12, 2, generator=g) * 100
+    boxes = torch.cat([corners, corners + 2 + torch.rand(12, 2, generator=g) * 40], 1)  # some overlap
+    labels = torch.randint(1, 4, (12,), generator=g)
+    heat, *_ = centernet.encode(boxes, labels, 3, (32, 32), 4)
+    torch.testing.assert_close(heat, reference_heat(boxes, labels, 3, 32, 4), atol=1e-6, rtol=0)
+
+
 def test_centernet_targets_decode_back_to_their_boxes() -> None:
     boxes = torch.tensor([[5.0, 6.0, 37.0, 30.0], [60.0, 40.0, 90.0, 120.0], [100.0, 8.0, 126.0, 20.0]])
     labels = torch.tensor([2, 1, 2])

@@ -20,6 +20,7 @@ from pipeline.common.fitting import build_trainer, setup_fit
 from pipeline.params import parse_params
 from pipeline.prepare import prepare
 from pipeline.synthesize import synthesize
+from pipeline.train import run_identity
 
 torch.set_num_threads(1)
 
@@ -156,3 +157,29 @@ def test_same_params_same_weights(prepared, task):
     assert params.seed == 42
     other = fit_weights(params.model_copy(update={"seed": 7}), prepared[task])
     assert any(not torch.equal(first[k], other[k]) for k in first)  # the seed matters: a real check
+
+
+class ValidatedEpochs(pl.Callback):
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking:
+            self.epochs.append(trainer.current_epoch)
+
+
+@pytest.mark.slow
+def test_validating_less_often_keeps_the_weights_and_still_validates_the_last_epoch(prepared):
+    """train.check_val_every_n_epoch: fewer validations, the same training (and the same resumable run)."""
+    runs = {}
+    for every in (1, 3):
+        params = params_for(
+            "detection", train={"epochs": 3, "limit_train_batches": 1, "check_val_every_n_epoch": every}
+        )
+        datamodule, module = setup_fit(params, prepared["detection"])
+        seen = ValidatedEpochs()
+        build_trainer(params, callbacks=[seen], **QUIET).fit(module, datamodule=datamodule)
+        runs[every] = (seen.epochs, module.state_dict(), run_identity(params))
+    assert runs[1][0] == [0, 1, 2] and runs[3][0] == [2]
+    assert all(torch.equal(runs[1][1][k], runs[3][1][k]) for k in runs[1][1])
+    assert runs[1][2] == runs[3][2]

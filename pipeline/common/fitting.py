@@ -72,6 +72,7 @@ def build_trainer(
         use_distributed_sampler=False,  # the DataModules shard with hrnet.data.sampling.EpochSampler
         log_every_n_steps=10,
         limit_train_batches=train.limit_train_batches,
+        check_val_every_n_epoch=train.check_val_every_n_epoch,
         enable_model_summary=False,
     )
     options.update(overrides)

@@ -97,6 +97,9 @@ class TrainConfig(Section):
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
     compile: bool = False
     limit_train_batches: float | int | None = None
+    check_val_every_n_epoch: int = Field(
+        1, ge=1, description="validate while training every N epochs; evaluate scores the final model"
+    )
     deterministic: bool | Literal["warn"] | None = Field(
         None,
         description="null: true on CPU; on accelerators warn (some CUDA backward ops have no "
