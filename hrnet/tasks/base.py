@@ -67,6 +67,9 @@ class Task:
     metric: ClassVar[str]  # the metrics.json key that judges a model (a package's precision, the README)
     # keys of params.<name> that moved elsewhere: old key -> (new dotted key, why), for the error
     moved_keys: ClassVar[dict[str, tuple[str, str]]] = {}
+    # train.deterministic: null on a GPU: "warn" (deterministic kernels where torch has them) when
+    # True, False when the task's ops pay too much for determinism there
+    deterministic_on_accelerators: ClassVar[bool] = True
 
     # -- data ------------------------------------------------------------------------------------
     def generate_synthetic(self, out_dir: Path, seed: int, config: Any, **layout: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from pydantic import AfterValidator, Field, field_validator
 
 from hrnet.models.configs import MODEL_CONFIGS
 from hrnet.models.registries import NECKS, RESNET_FPN_MODELS
+from hrnet.tasks import TASKS
 from pipeline.params.base import Section
 
-NONDETERMINISTIC_ON_ACCELERATORS = frozenset({"detection"})
 # no meaning on a ResNet
 HRNET_ONLY = ("align_corners", "fusion", "fusion_downsample", "fusion_op", "streams")
 
@@ -117,7 +117,4 @@ class TrainConfig(Section):
             return self.deterministic
         if (accelerator or self.accelerator) == "cpu":
             return True
-        # Under deterministic mode torchvision swaps RoIAlign's CUDA kernel for a torch.compile'd
-        # Python version: on an H200 that cost 91 s of compilation, 1.6x per step and 3.2x memory
-        # (benchmarks/RESULTS.md, scripts/profile_train_step.py).
-        return False if task in NONDETERMINISTIC_ON_ACCELERATORS else "warn"
+        return "warn" if TASKS.get(task).deterministic_on_accelerators else False
