@@ -108,3 +108,14 @@ def test_deterministic_null_resolves_per_task_and_accelerator(setting, task, acc
     train = parse_params({"train": {"deterministic": setting, "accelerator": accelerator}}).train
     assert train.deterministic_mode(task) == expected
     assert train.deterministic_mode(task, "cpu") == (True if setting is None else setting)
+
+
+def test_tune_trials_validate_every_epoch_whatever_training_does():
+    """ASHA's time unit is a reported validation: a trial overrides train.check_val_every_n_epoch."""
+    from pipeline.tune_trials import trial_budget
+
+    params = parse_params({"train": {"check_val_every_n_epoch": 4}})
+    assert params.train.check_val_every_n_epoch == 4
+    assert trial_budget(params)["train.check_val_every_n_epoch"] == 1
+    with pytest.raises(ConfigError, match="check_val_every_n_epoch"):
+        parse_params({"train": {"check_val_every_n_epoch": 0}})
