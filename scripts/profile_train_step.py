@@ -35,21 +35,19 @@ CASES = {
 }
 for _name in ("fcos", "cascade_rcnn", "centernet", "mask_rcnn", "cascade_mask_rcnn", "htc"):
     CASES[f"detection_{_name}"] = {"task": "detection", "deterministic": False, "detector": _name}
-MASK_DETECTORS = ("mask_rcnn", "cascade_mask_rcnn", "htc")
 
 
 def build(task: str, device, detector: str = "faster_rcnn"):  # noqa: ANN001, ANN201
     import torch
 
     from hrnet.models import create_model
-    from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
+    from hrnet.models.detection import build_detector, detector_produces_masks, small_settings
 
     g = torch.Generator().manual_seed(0)
     if task == "detection":  # params.yaml: w18-small v2p, 64-channel levels, 128 px, batch 8, 1-4 boxes
-        masks = {"mask_channels": 64} if detector in MASK_DETECTORS else {}  # the small preset's
         model = build_detector(
             "hrnet_w18_small", "v2p", 4, detector, 128, 128, anchor_scale=4.0, pyramid_channels=64,
-            **SMALL_IMAGE_SETTINGS, **masks,
+            **small_settings(detector),
         )  # fmt: skip
         images, targets = [], []
         for i in range(8):
@@ -58,7 +56,7 @@ def build(task: str, device, detector: str = "faster_rcnn"):  # noqa: ANN001, AN
             corner = torch.rand(n, 2, generator=g) * 80
             boxes = torch.cat([corner, corner + 16 + torch.rand(n, 2, generator=g) * 30], 1)
             target = {"boxes": boxes.to(device), "labels": torch.randint(1, 5, (n,), generator=g).to(device)}
-            if detector in MASK_DETECTORS:  # each box filled as its mask
+            if detector_produces_masks(detector):  # each box filled as its mask
                 filled = torch.zeros(n, 128, 128, dtype=torch.uint8)
                 for k, (x0, y0, x1, y1) in enumerate(boxes.round().int().tolist()):
                     filled[k, y0:y1, x0:x1] = 1

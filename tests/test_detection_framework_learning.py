@@ -17,7 +17,7 @@ from conftest import deep_update, tiny_params
 from detection_helpers import assert_predict_gives_evaluated
 
 from hrnet.errors import UserError
-from hrnet.tasks.detection.config import detector_produces_masks
+from hrnet.models.detection import detector_produces_masks
 from pipeline.evaluate import evaluate
 from pipeline.package import package
 from pipeline.params import parse_params

@@ -32,7 +32,7 @@ from hrnet.evaluation.coco_segm import (
     image_sizes,
 )
 from hrnet.evaluation.evaluators import DetectionEvaluator
-from hrnet.tasks.detection.config import detector_produces_masks
+from hrnet.models.detection import detector_produces_masks
 from pipeline.common import run_stage
 from pipeline.prepare import prepare
 from pipeline.train import train
@@ -224,8 +224,8 @@ def test_mask_rcnn_module_trains_a_step_on_masks_and_logs_segm_ap(synthetic: Pat
 
     from hrnet.data.detection_dataset import DetectionDataModule
     from hrnet.data.synthetic.coco_instances import CATEGORIES
+    from hrnet.models.detection import small_settings
     from hrnet.tasks.detection.module import DetectionModule
-    from hrnet.tasks.detection.stages import small_settings
 
     pl.seed_everything(0)
     module = DetectionModule(

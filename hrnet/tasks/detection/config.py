@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le, Lt
@@ -40,15 +39,6 @@ class DetectionConfig:
             raise ValueError(
                 f"detector: expected one of {names} (the registered frameworks), got {self.detector!r}"
             )
-
-
-def detector_produces_masks(detector: str) -> bool:
-    """Whether the registered framework ``detector`` is a mask framework: a model class in its module
-    sets ``produces_masks`` (and ``registry_name`` to this name, where one module builds several)."""
-    module = import_module(DETECTORS.get(detector).__module__)
-    classes = [c for c in vars(module).values() if isinstance(c, type) and c.__module__ == module.__name__]
-    named = [c for c in classes if getattr(c, "registry_name", None) == detector]
-    return any(getattr(c, "produces_masks", False) for c in named or classes)
 
 
 @config_section

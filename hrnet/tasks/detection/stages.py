@@ -23,9 +23,8 @@ from hrnet.evaluation.coco_boxes import (
 from hrnet.evaluation.coco_segm import boxes_as_masks, evaluate_masks, image_sizes
 from hrnet.evaluation.distributed import is_global_zero
 from hrnet.io import atomic_write_json
-from hrnet.models.detection import SMALL_IMAGE_SETTINGS
+from hrnet.models.detection import detector_produces_masks, small_settings
 from hrnet.tasks.base import kwargs_for
-from hrnet.tasks.detection.config import detector_produces_masks
 from hrnet.tasks.detection.module import DetectionModule
 from hrnet.tasks.detection.prepare import read_split
 from hrnet.tasks.lightning import evaluation_trainer, network_kwargs
@@ -34,9 +33,6 @@ log = logging.getLogger("hrnet.tasks.detection")
 
 REPORTED_STATS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
 REPORTED_SEGM_STATS = tuple(f"segm_{name}" for name in REPORTED_STATS)
-# the small preset's mask head: 64 channels, not 256 (as its box head is 256 wide, not 1024); at 256 a
-# W18-small V2p step on 4 images at 96 px took 2x Faster R-CNN's, an untrained val pass 10x
-SMALL_MASK_SETTINGS = {"mask_channels": 64}
 
 
 def check_masks(detector: str, split: DetectionSplit) -> None:
@@ -94,12 +90,6 @@ def build_module(params: Any, prepared_dir: Path) -> DetectionModule:
     )
     module.configure_test(params.evaluate.detection)  # validation during training scores as evaluate does
     return module
-
-
-def small_settings(detector: str) -> dict[str, Any]:
-    """The ``small`` preset's constructor options of ``detector``: a mask framework's mask head too."""
-    masks = SMALL_MASK_SETTINGS if detector_produces_masks(detector) else {}
-    return dict(SMALL_IMAGE_SETTINGS) | masks
 
 
 def evaluate(
