@@ -6,11 +6,12 @@ train split as the exported network sees them (the task's ``check_inputs`` on th
 **Scoring.** The package just written is loaded (through :func:`hrnet.load_package`, as a user
 would) and put in the place of the trained network inside the evaluate stage's own module, whose
 ``evaluate`` then scores it on the val split with the evaluate stage's metric (the task's
-``metric``: pose and detection COCO AP, segmentation mIoU). The fp32 PyTorch network is scored
-through the same wrapper, so the two differ only by what the package changed. A drop above
-``package.max_metric_drop`` points (metrics scaled to 0-100) refuses the package in one line, and
-the fp32 package is written in its place (DVC has removed ``dist/`` before the stage runs), so that
-the stage fails but ``dist/`` holds a usable package.
+``metric``: pose and detection COCO AP, segmentation mIoU; a mask framework's segm AP too, as its
+masks come out of the packaged network as well). The fp32 PyTorch network is scored through the
+same wrapper, so the two differ only by what the package changed. A drop above
+``package.max_metric_drop`` points (metrics scaled to 0-100) in any of them refuses the package in
+one line, and the fp32 package is written in its place (DVC has removed ``dist/`` before the stage
+runs), so that the stage fails but ``dist/`` holds a usable package.
 """
 
 from __future__ import annotations
@@ -52,14 +53,23 @@ class PackagedNetwork(nn.Module):
         self.run = run
         if hasattr(trained, "backbone"):  # the segmentation module reads backbone.config.align_corners
             self.backbone = trained.backbone  # settings only: forward never runs it
+        # the detection module scores masks (segm AP) where its network says it produces them
+        self.produces_masks = bool(getattr(trained, "produces_masks", False))
 
     def forward(self, images: Any) -> Any:
         return self.run(images)
 
 
-def score(params: Params, network: Callable[[Any], Any]) -> float:
-    """The evaluate stage's metric (0-100) of ``network`` on the val split. Test-time settings kept
-    inside a network (a detector's score threshold) were set before export, on both networks."""
+def guarded(metric: str, metrics: dict[str, Any]) -> list[str]:
+    """The metrics a package must keep: the task's, and its mask counterpart where the evaluate
+    stage reports one (``segm_AP`` beside a mask framework's box ``AP``)."""
+    return [name for name in (metric, f"segm_{metric}") if name in metrics]
+
+
+def score(params: Params, network: Callable[[Any], Any]) -> dict[str, float]:
+    """The guarded metrics (0-100) of ``network`` on the val split, as the evaluate stage computes
+    them. Test-time settings kept inside a network (a detector's score threshold) were set before
+    export, on both networks."""
     from pipeline.common.checkpoints import load_module
 
     task = TASKS[params.task]
@@ -67,7 +77,7 @@ def score(params: Params, network: Callable[[Any], Any]) -> float:
     module.model = PackagedNetwork(network, module.model)
     with tempfile.TemporaryDirectory(prefix=".package_score.") as out:
         metrics = task.evaluate(module, params, PREPARED_DIR, Path(out))
-    return 100.0 * float(metrics[task.metric])
+    return {name: 100.0 * float(metrics[name]) for name in guarded(task.metric, metrics)}
 
 
 def score_and_place(
@@ -78,29 +88,34 @@ def score_and_place(
     write_fp32: Callable[[], Any],
 ) -> Path:
     """Scores the package written at ``candidate`` and the fp32 network; records both in its
-    package.json (``metric``) and moves it to ``target``. A drop above ``package.max_metric_drop``
-    is refused in one line after ``write_fp32()`` has put the fp32 package at ``target`` (DVC
-    removes a stage's outputs before running it, so "the fp32 package stays" means writing it).
-    ``candidate`` is gone either way."""
+    package.json (``metric``; a mask framework's segm AP in ``segm_metric``) and moves it to
+    ``target``. A drop above ``package.max_metric_drop`` in any guarded metric is refused in one
+    line after ``write_fp32()`` has put the fp32 package at ``target`` (DVC removes a stage's
+    outputs before running it, so "the fp32 package stays" means writing it). ``candidate`` is
+    gone either way."""
     from hrnet.package import SUMS_FILE, load_package
 
     try:
         package = load_package(candidate)
         packaged = score(params, package.model)
         fp32 = score(params, fp32_network.eval())
-        name, limit = TASKS[params.task].metric, params.package.max_metric_drop
-        drop = fp32 - packaged
-        log.info("package %s on val: %.2f (fp32 %.2f, drop %.2f)", name, packaged, fp32, drop)
-        if drop > limit:
-            shutil.rmtree(candidate, ignore_errors=True)
-            write_fp32()
-            raise MetricDropError(
-                f"package.precision={params.package.precision}: val {name} {packaged:.2f} is {drop:.2f} "
-                f"points below fp32's {fp32:.2f}, more than package.max_metric_drop={limit:g}; "
-                f"{target} holds the fp32 package"
-            )
+        limit = params.package.max_metric_drop
+        for name, value in packaged.items():
+            drop = fp32[name] - value
+            log.info("package %s on val: %.2f (fp32 %.2f, drop %.2f)", name, value, fp32[name], drop)
+            if drop > limit:
+                shutil.rmtree(candidate, ignore_errors=True)
+                write_fp32()
+                raise MetricDropError(
+                    f"package.precision={params.package.precision}: val {name} {value:.2f} is {drop:.2f} "
+                    f"points below fp32's {fp32[name]:.2f}, more than package.max_metric_drop={limit:g}; "
+                    f"{target} holds the fp32 package"
+                )
         meta = json.loads((candidate / "package.json").read_text())
-        meta["metric"] = {"name": name, "split": "val", "scale": "0-100", "fp32": fp32, "packaged": packaged}
+        for name, value in packaged.items():
+            key = "segm_metric" if name.startswith("segm_") else "metric"
+            record = {"split": "val", "scale": "0-100", "fp32": fp32[name], "packaged": value}
+            meta[key] = {"name": name, **record}
         (candidate / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
         sums = (candidate / SUMS_FILE).read_text().splitlines()
         fresh = [f"{sha256_file(candidate / line[66:])}  {line[66:]}" for line in sums]

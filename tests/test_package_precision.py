@@ -129,7 +129,7 @@ def test_a_package_whose_metric_drops_too_far_is_refused(int8_package, model, tm
         params = parse_params(
             tiny_params(task="segmentation", package={"precision": "int8", "max_metric_drop": limit})
         )
-        scores.update({True: 42.0, False: packaged})
+        scores.update({True: {"mIoU": 42.0}, False: {"mIoU": packaged}})
         candidate = tmp_path / "dist" / ".seg.candidate"
         shutil.copytree(int8_package, candidate)
         if refused:
@@ -167,3 +167,63 @@ def test_a_package_takes_the_networks_place_in_the_evaluate_stages_module(int8_p
         align_corners=module.align_corners,
     )
     torch.testing.assert_close(logits, expected)
+
+
+def test_a_mask_package_is_refused_when_its_segm_ap_drops_too_far(int8_package, model, tmp_path, monkeypatch):
+    """A mask framework's package keeps box AP and segm AP: a drop in segm AP alone is refused,
+    naming it; within the limit, package.json records both (``metric`` and ``segm_metric``)."""
+    import shutil
+
+    from conftest import tiny_params
+
+    from pipeline import package_precision
+    from pipeline.params import parse_params
+
+    assert package_precision.guarded("AP", {"AP": 0.3, "segm_AP": 0.2, "AP50": 0.5}) == ["AP", "segm_AP"]
+    assert package_precision.guarded("mIoU", {"mIoU": 0.4, "pixel_accuracy": 0.9}) == ["mIoU"]
+
+    class MaskFramework(torch.nn.Module):
+        produces_masks = True
+
+    # in the evaluate stage's module, the package's network scores masks where the trained one does
+    assert package_precision.PackagedNetwork(lambda x: x, MaskFramework()).produces_masks is True
+    assert package_precision.PackagedNetwork(lambda x: x, torch.nn.Identity()).produces_masks is False
+    target = tmp_path / "dist" / "det"
+    target.parent.mkdir()
+
+    def write_fp32():
+        target.mkdir()
+        (target / "fp32").write_text("the fp32 package")
+
+    fp32 = {"AP": 30.0, "segm_AP": 25.0}
+    for segm, refused in ((23.5, True), (24.5, False)):
+        packaged = {"AP": 29.9, "segm_AP": segm}  # box AP within the limit either way
+        monkeypatch.setattr(
+            package_precision, "score", lambda params, network, p=packaged: fp32 if network is model else p
+        )
+        params = parse_params(
+            tiny_params(task="detection", package={"precision": "int8", "max_metric_drop": 1.0})
+        )
+        candidate = tmp_path / "dist" / ".det.candidate"
+        shutil.copytree(int8_package, candidate)
+        if refused:
+            with pytest.raises(package_precision.MetricDropError) as raised:
+                package_precision.score_and_place(params, candidate, target, model, write_fp32)
+            assert "\n" not in str(raised.value)
+            assert "val segm_AP 23.50 is 1.50 points below fp32's 25.00" in str(raised.value)
+            assert (target / "fp32").is_file()
+            shutil.rmtree(target)
+        else:
+            package_precision.score_and_place(params, candidate, target, model, write_fp32)
+            meta = hrnet.load_package(target).meta
+            assert (meta["metric"]["name"], meta["metric"]["packaged"]) == ("AP", 29.9)
+            assert (
+                meta["segm_metric"]["name"],
+                meta["segm_metric"]["fp32"],
+                meta["segm_metric"]["packaged"],
+            ) == (
+                "segm_AP",
+                25.0,
+                24.5,
+            )
+        assert not candidate.exists()
