@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ import torch
 
 from hrnet.data.detection_dataset import DetectionDataModule
 from hrnet.data.synthetic.coco_instances import CATEGORIES, generate_coco_detection
-from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
+from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector, small_settings
+from hrnet.models.registries import DETECTORS
 from hrnet.tasks.detection import module as detection
+from hrnet.tasks.detection.config import DetectionTestConfig
 from hrnet.tasks.detection.module import DetectionModule, gather_predictions
 from hrnet.tasks.optim import warmup_lambda
 
@@ -110,3 +113,25 @@ def test_create_model_builds_the_detector_torchvision_style():
     model.eval()
     [out] = model([torch.rand(3, 128, 160)])
     assert set(out) == {"boxes", "scores", "labels"}
+
+
+@pytest.mark.parametrize("detector", list(DETECTORS.names()))
+def test_max_per_image_caps_every_frameworks_detections(detector: str) -> None:
+    """``evaluate.detection.max_per_image`` reaches where each framework keeps its count (the R-CNNs'
+    and FCOS's detections_per_img, the cascades' last stage, CenterNet's top-K); null keeps its own."""
+    torch.manual_seed(0)
+    module = DetectionModule(
+        head="v1", num_classes=2, detector=detector, min_size=64, max_size=64, pyramid_channels=16,
+        detector_kwargs={**small_settings(detector), "representation_size": 32},
+    ).eval()  # fmt: skip
+    image = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))]
+
+    def count(**test: Any) -> int:
+        module.configure_test(DetectionTestConfig(score_threshold=0.0, **test))
+        with torch.no_grad():
+            return len(module.model(image)[0]["boxes"])
+
+    own = count()  # untrained, nothing filtered: the framework's own cap is reached or nearly
+    assert own > 3
+    assert count(max_per_image=3) == 3
+    assert count(max_per_image=None) == 3  # null leaves what was set (a module is configured once)

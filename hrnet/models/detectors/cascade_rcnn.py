@@ -72,7 +72,7 @@ class CascadeRoIHeads(nn.Module):
     threshold) rather than on the samples its box branch read.
     """
 
-    __jit_unused_properties__ = ["score_thresh"]
+    __jit_unused_properties__ = ["score_thresh", "detections_per_img"]
 
     def __init__(
         self,
@@ -98,6 +98,14 @@ class CascadeRoIHeads(nn.Module):
     @score_thresh.setter
     def score_thresh(self, value: float) -> None:
         self.stages[-1].score_thresh = value  # the last stage's postprocessing filters the detections
+
+    @property
+    def detections_per_img(self) -> int:
+        return self.stages[-1].detections_per_img
+
+    @detections_per_img.setter
+    def detections_per_img(self, value: int) -> None:
+        self.stages[-1].detections_per_img = value  # and keeps the best of them
 
     def forward(
         self,

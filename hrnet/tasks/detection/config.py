@@ -44,6 +44,9 @@ class DetectionConfig:
 @config_section
 class DetectionTestConfig:
     score_threshold: Annotated[float, Ge(0), Le(1)] = 0.05
+    # detections kept per image, best first: the R-CNNs' and FCOS's detections_per_img, CenterNet's
+    # top-K peaks; null keeps the framework's own (the small preset 50, torchvision's 100, CenterNet 100)
+    max_per_image: Annotated[int, Ge(1)] | None = None
 
 
 @config_section

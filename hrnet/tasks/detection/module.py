@@ -86,11 +86,25 @@ class DetectionModule(pl.LightningModule):
     def configure_test(self, test: DetectionTestConfig) -> None:
         """The test-time settings (``evaluate.detection``) that validation, the evaluate stage and
         packages use: the score threshold (the R-CNNs' ``roi_heads.score_thresh``, a one-stage
-        detector's ``score_thresh``: FCOS, CenterNet)."""
+        detector's ``score_thresh``: FCOS, CenterNet) and, when set, the detections kept per image."""
         if hasattr(self.model, "roi_heads"):
             self.model.roi_heads.score_thresh = test.score_threshold
         elif hasattr(self.model, "score_thresh"):  # else an exported detector, which keeps its own
             self.model.score_thresh = test.score_threshold
+        if test.max_per_image is not None:
+            self._keep_per_image(test.max_per_image)
+
+    def _keep_per_image(self, count: int) -> None:
+        """``evaluate.detection.max_per_image`` where this framework keeps its count."""
+        heads = getattr(self.model, "roi_heads", None)
+        for owner, name in (
+            (heads, "detections_per_img"),
+            (self.model, "detections_per_img"),
+            (self.model, "topk"),
+        ):
+            if owner is not None and hasattr(owner, name):  # R-CNNs; FCOS; CenterNet
+                setattr(owner, name, count)
+                return
 
     def training_step(self, batch: tuple[list[Tensor], list[dict]], batch_idx: int) -> Tensor:
         images, targets = batch
