@@ -90,4 +90,6 @@ def setup_fit(params: Params, prepared_dir: Path) -> tuple[pl.LightningDataModul
     task = TASKS[params.task]
     datamodule = task.build_datamodule(params, prepared_dir)
     module = task.build_module(params, prepared_dir)
-    return datamodule, (torch.compile(module) if params.train.compile else module)
+    if params.train.compile:
+        module = torch.compile(module, backend=params.train.compile_backend)
+    return datamodule, module

@@ -96,6 +96,9 @@ class TrainConfig(Section):
     gradient_clip_val: float | None = Field(None, ge=0)
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
     compile: bool = False
+    # torch.compile's backend: inductor generates kernels (CPU: needs a C++ compiler); aot_eager traces
+    # forward and backward the same way and runs them eagerly (finds graph breaks without codegen)
+    compile_backend: Literal["inductor", "cudagraphs", "aot_eager", "eager"] = "inductor"
     limit_train_batches: float | int | None = None
     check_val_every_n_epoch: int = Field(
         1, ge=1, description="validate while training every N epochs; evaluate scores the final model"
