@@ -236,7 +236,7 @@ from pipeline.common import run_stage
 from pipeline.tune import ray_session, resolve_storage, run_sweep
 from test_ray_cluster import make_failing
 
-params_file, out_dir, markers, attempts, runs, probe = sys.argv[1:]
+params_file, out_dir, markers, attempts, run, probe = sys.argv[1:]
 trial_fn = make_failing(markers, int(attempts)) if int(attempts) else None
 
 def main(params):
@@ -248,25 +248,25 @@ def main(params):
                 print("refused:", exc)
             print("storage:", resolve_storage(probe))
         return
-    for run in range(int(runs)):  # a later run resumes what an earlier one left unfinished
-        run_sweep(params, Path("data/prepared"), Path(out_dir), trial_fn=trial_fn)
-        shutil.copy(Path(out_dir) / "trials.csv", Path(out_dir) / f"trials.run{run + 1}.csv")
+    run_sweep(params, Path("data/prepared"), Path(out_dir), trial_fn=trial_fn)
+    shutil.copy(Path(out_dir) / "trials.csv", Path(out_dir) / f"trials.run{run}.csv")
 
 run_stage(main, params_file)
 """
 
 
 def drive(
-    cluster: dict[str, Any], name: str, attempts: int = 0, runs: int = 1, probe: str = "", **tune: Any
+    cluster: dict[str, Any], name: str, attempts: int = 0, run: int = 1, probe: str = "", **tune: Any
 ) -> subprocess.CompletedProcess:
-    """Runs the stage's sweep on the cluster with ``tune`` overrides; reports go to reports/<name>."""
+    """Runs the stage's sweep on the cluster with ``tune`` overrides; reports go to reports/<name>,
+    and a copy of its trials.csv to trials.run<run>.csv."""
     raw = json.loads(json.dumps(cluster["raw"]))
     raw["tune"].update(tune)
     params_file = cluster["tmp"] / f"{name}.params.json"
     params_file.write_text(json.dumps(raw))
     markers = cluster["tmp"] / f"{name}.markers"
     markers.mkdir(exist_ok=True)
-    args = [str(params_file), f"reports/{name}", str(markers), str(attempts), str(runs), probe]
+    args = [str(params_file), f"reports/{name}", str(markers), str(attempts), str(run), probe]
     env = {**cluster["env"], "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     result = subprocess.run(
         [sys.executable, "-c", DRIVER, *args],
@@ -314,9 +314,11 @@ def test_sweep_on_a_running_cluster_and_an_interrupted_sweep_resumes(cluster, mo
 
     # first run: trial FLAKY_TRIAL dies after epoch 1, is retried from that epoch's checkpoint and
     # dies again after epoch 2 (max_failures 1): the sweep ends with it errored. The second run
-    # (same code; the fault has passed) resumes that sweep: only the failed trial runs again, from
-    # its epoch-2 checkpoint.
-    result = drive(cluster, "resume", attempts=2, runs=2, num_samples=2, epochs=EPOCHS, scheduler="fifo")
+    # (same code; the fault has passed), a process of its own as a user's rerun of the stage is, resumes
+    # that sweep: only the failed trial runs again, from its epoch-2 checkpoint.
+    sweep = {"num_samples": 2, "epochs": EPOCHS, "scheduler": "fifo"}
+    result = drive(cluster, "resume", attempts=2, run=1, **sweep)
+    assert "resuming the interrupted sweep" not in result.stderr
     first = {row["trial_id"]: row for row in read_trials(out_dir, "trials.run1.csv")}
     assert len(first) == 2
     [broken] = [row for row in first.values() if row["trial_id"].endswith(FLAKY_TRIAL)]
@@ -325,6 +327,7 @@ def test_sweep_on_a_running_cluster_and_an_interrupted_sweep_resumes(cluster, mo
     assert broken["retries"] == "2" and broken["iterations"] == "2"
     assert healthy["status"] == "completed" and healthy["iterations"] == str(EPOCHS)
 
+    result = drive(cluster, "resume", attempts=2, run=2, **sweep)
     assert result.stderr.count("resuming the interrupted sweep") == 1
     second = {row["trial_id"]: row for row in read_trials(out_dir)}
     assert set(second) == set(first)
