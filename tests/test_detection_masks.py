@@ -33,6 +33,7 @@ from hrnet.evaluation.coco_segm import (
 )
 from hrnet.evaluation.evaluators import DetectionEvaluator
 from hrnet.models.detection import detector_produces_masks
+from hrnet.tasks.detection.prepare import read_split
 from pipeline.common import run_stage
 from pipeline.prepare import prepare
 from pipeline.train import train
@@ -198,6 +199,30 @@ def test_mask_framework_on_data_without_masks_is_refused_before_training(
     assert "detection.detector=mask_rcnn trains and scores instance masks" in line, line
     assert f"{val}: " in line and "non-crowd annotations have no 'segmentation'" in line, line
     assert not (project / "models").exists()
+
+
+def test_the_prepared_index_keeps_masks_apart_and_box_runs_never_read_them(
+    tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / "data"
+    generate_coco_detection(root, 2, 2, (64, 64), (1, 2), seed=0)
+    project = tmp_path / "project"
+    project.mkdir()
+    params = tiny_params(task="detection", data={"source": "synthetic", "root": str(root)})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(project)
+    run_stage(prepare)
+    prepared = Path("data/prepared")
+    truth, _ = load_detection_split(root / "annotations/instances_val.json", root / "images/val")
+    index = json.loads((prepared / "index/val.json").read_text())
+    assert all("segmentations" not in record for record in index["records"])
+    boxes_only = read_split(prepared, "val")
+    assert all("segmentations" not in record for record in boxes_only.records)
+    with_masks = read_split(prepared, "val", with_masks=True)
+    assert [r["segmentations"] for r in with_masks.records] == [r["segmentations"] for r in truth]
+    assert [{**r, "segmentations": None} for r in with_masks.records] == [
+        {**r, "segmentations": None} for r in truth
+    ]
 
 
 @pytest.mark.parametrize(

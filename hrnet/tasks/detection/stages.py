@@ -49,16 +49,14 @@ def check_masks(detector: str, split: DetectionSplit) -> None:
 
 
 def build_datamodule(params: Any, prepared_dir: Path) -> DetectionDataModule:
-    """The prepared splits' loaders; a mask framework's (see :func:`check_masks`) also yield masks,
-    other runs drop the records' segmentations (memory in every loader worker)."""
+    """The prepared splits' loaders; a mask framework's (see :func:`check_masks`) also read and
+    yield the masks, which other runs never load (COCO's polygons: memory in every loader worker)."""
     det = params.detection
     with_masks = detector_produces_masks(det.detector)
-    splits = {role: read_split(prepared_dir, role) for role in ("train", "val")}
+    splits = {role: read_split(prepared_dir, role, with_masks=with_masks) for role in ("train", "val")}
     for split in splits.values():
         if with_masks:
             check_masks(det.detector, split)
-        else:
-            split.records = [{k: v for k, v in r.items() if k != "segmentations"} for r in split.records]
     datamodule = DetectionDataModule(
         None,
         splits=splits,
