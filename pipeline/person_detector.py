@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hrnet.io import atomic_write_json, replace_directory
 from hrnet.tasks import TASKS
-from hrnet.tasks.base import INDEX_DIR
+from hrnet.tasks.base import prepared_index_path
 from hrnet.tasks.detection.prepare import write_checked_index
 from hrnet.tasks.pose.prepare import read_split
 from pipeline.common import PREPARED_DIR, run_stage
@@ -43,7 +43,7 @@ def write_detection_index(prepared_dir: Path, out_dir: Path) -> None:
     """A detection index of the prepared pose splits: their keypoint files serve as instances files."""
     for role in ("train", "val"):
         split = read_split(prepared_dir, role)
-        path = out_dir / INDEX_DIR / f"{role}.json"
+        path = prepared_index_path(out_dir, role)
         write_checked_index(path, Path(split.meta["ann_file"]), split.image_dir, role)
 
 

@@ -191,9 +191,14 @@ def index_reference(path: Path, index_file: Path) -> str:
     return path_reference(path, index_file, anchor=Path.cwd())
 
 
+def prepared_index_path(prepared_dir: Path, role: str) -> Path:
+    """Where the prepared index of ``role`` ("train" or "val") is written and read."""
+    return Path(prepared_dir) / INDEX_DIR / f"{role}.json"
+
+
 def read_index(prepared_dir: Path, role: str) -> dict:
     """The prepared index of ``role`` ("train" or "val") with its file references resolved."""
-    path = Path(prepared_dir) / INDEX_DIR / f"{role}.json"
+    path = prepared_index_path(prepared_dir, role)
     if not path.is_file():
         raise MissingFileError(f"{path}: prepared index not found (run the prepare stage)")
     index = json.loads(path.read_text())

@@ -19,7 +19,7 @@ from hrnet.data.issues import IssueLog
 from hrnet.data.validation import CheckedSplit, check_coco_split, locate_split
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_write_json
-from hrnet.tasks.base import INDEX_DIR, data_root, index_reference, read_index
+from hrnet.tasks.base import data_root, index_reference, prepared_index_path, read_index
 
 log = logging.getLogger("hrnet.tasks.detection")
 
@@ -70,7 +70,7 @@ def prepare(params: Any, out_dir: Path, issues: IssueLog) -> None:
         checked = check_coco_split(
             ann_file, image_dir, "instances", split=role, out_dir=out_dir, issues=issues
         )
-        write_split_index(out_dir / INDEX_DIR / f"{role}.json", checked, split)
+        write_split_index(prepared_index_path(out_dir, role), checked, split)
         log.info("%s: %d images from %s", role, len(checked.records), ann_file)
 
 
@@ -84,7 +84,7 @@ def read_split(prepared_dir: Path, role: str, *, with_masks: bool = False) -> De
     )
     records = in_folder(index["records"], index["image_dir"])
     if with_masks:
-        path = masks_file(Path(prepared_dir) / INDEX_DIR / f"{role}.json")
+        path = masks_file(prepared_index_path(prepared_dir, role))
         if not path.is_file():
             raise MissingFileError(f"{path}: prepared masks not found (run the prepare stage)")
         masks = json.loads(path.read_text())["segmentations"]

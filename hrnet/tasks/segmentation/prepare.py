@@ -17,7 +17,7 @@ from hrnet.data.class_table import ClassTable, builtin_table, read_classes_yaml
 from hrnet.data.issues import IssueLog
 from hrnet.data.validation import check_cityscapes_split
 from hrnet.io import atomic_write_json
-from hrnet.tasks.base import INDEX_DIR, data_root, index_reference, read_index
+from hrnet.tasks.base import data_root, index_reference, prepared_index_path, read_index
 
 log = logging.getLogger("hrnet.tasks.segmentation")
 
@@ -54,7 +54,7 @@ def prepare(params: Any, out_dir: Path, issues: IssueLog) -> None:
     table = class_table_of(layout, root)
     for role, split in (("train", params.data.train_split), ("val", params.data.val_split)):
         pairs = _check_split(layout, table, root, split, role, issues)
-        path = out_dir / INDEX_DIR / f"{role}.json"
+        path = prepared_index_path(out_dir, role)
         index: dict[str, Any] = {
             "task": "segmentation",
             "split": split,
