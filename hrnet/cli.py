@@ -10,8 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from hrnet.errors import InputError, UserError
+from hrnet.process import run_program
 
 COMMANDS = ("summary", "predict", "bench", "bench-data")
 
@@ -117,5 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def run() -> NoReturn:
+    """The ``hrnet`` console script: :func:`main` in a process of its own (:mod:`hrnet.process`)."""
+    run_program(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

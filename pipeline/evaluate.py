@@ -10,6 +10,7 @@ import shutil
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hrnet.io import atomic_write_json, replace_directory
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import METRICS_FILE, PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.common.checkpoints import load_module
@@ -42,4 +43,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hrnet.errors import MissingFileError
 from hrnet.package import write_package
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
 from pipeline.common.checkpoints import load_module
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

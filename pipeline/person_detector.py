@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from hrnet.io import atomic_write_json, replace_directory
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from hrnet.tasks.base import prepared_index_path
 from hrnet.tasks.detection.prepare import write_checked_index
@@ -73,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

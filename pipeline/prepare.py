@@ -23,6 +23,7 @@ from pathlib import Path
 from hrnet.data.issues import IssueLog
 from hrnet.errors import MissingFileError
 from hrnet.io import atomic_directory
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.params import Params
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet.errors import UserError
+from hrnet.process import run_program
 from pipeline.study_report import DONE, FAILED, MISSING, QUEUED, RUNNING, Experiment, find_experiment
 from pipeline.study_spec import Run, Study, load_study, runs
 
@@ -244,4 +245,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from hrnet.io import atomic_directory
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import run_stage
 from pipeline.params import SYNTHETIC_ROOT, Params
@@ -47,4 +48,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

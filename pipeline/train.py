@@ -21,6 +21,7 @@ from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
 from pipeline.common.fitting import build_trainer, save_atomically, setup_fit
@@ -123,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

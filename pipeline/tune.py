@@ -29,6 +29,7 @@ import pyarrow.fs
 from ray import tune as ray_tune
 
 from hrnet.errors import InputError, MissingFileError
+from hrnet.process import run_program
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.params import Params, TuneConfig
 from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
@@ -231,4 +232,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_program(main)

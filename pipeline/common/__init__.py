@@ -23,6 +23,7 @@ DIST_DIR = Path("dist")
 TRAIN_CODE = (
     "hrnet/__init__.py",
     "hrnet/errors.py",
+    "hrnet/process.py",
     "hrnet/io.py",
     "hrnet/codecs",
     "hrnet/data",
