@@ -19,6 +19,20 @@ from typing import Any
 from hrnet.errors import DataError, MissingFileError
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it, so it is put straight back
+    os.umask(mask)
+    return mask
+
+
+# mkstemp and mkdtemp create their paths private (0600, 0700) whatever the umask. The outputs they
+# become (metrics, predictions, packages) get the permissions any other new file would, so that a team
+# sharing a project folder or a model store can read them.
+_UMASK = _process_umask()
+_FILE_MODE = 0o666 & ~_UMASK
+_DIR_MODE = 0o777 & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary sibling of ``path``; on success it replaces ``path``, on error it vanishes."""
@@ -27,6 +41,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(_FILE_MODE)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -65,6 +80,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(_DIR_MODE)
     try:
         yield tmp
         replace_directory(tmp, path)
