@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import os
 import sys
 import threading
@@ -38,10 +37,7 @@ def run_program(main: Callable[[], int | None]) -> NoReturn:
 
     ``sys.exit`` inside ``main`` ends it the same way, its code kept (a message printed as Python
     prints it); any other exception keeps Python's own handling: its traceback and a full teardown.
-    The objects made by the imports are frozen out of the garbage collector first (``gc.freeze``):
-    they live as long as the process, and every full collection during training would walk them again.
     """
-    gc.freeze()
     try:
         code = main()
     except SystemExit as stop:
