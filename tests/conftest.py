@@ -1,6 +1,8 @@
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,14 +37,34 @@ _share_cores_between_workers()
 SHARED_WORKER_MODULES = ("tests/test_tune.py", "tests/test_ray_cluster.py")
 
 
+# A module-scoped (or session-scoped) fixture is built once per worker that runs one of its module's tests:
+# measured, test_mask_package's trained Mask R-CNN was built on three workers, test_package_precision's
+# packages on three. Such a module is one unit of the scheduler below, so its fixtures are built once.
+_SHARED_FIXTURE = re.compile(r"""@pytest\.fixture\(scope="(?:module|session)"\)""")
+_IMPORTED_TEST_MODULE = re.compile(r"^from (test_\w+) import", re.MULTILINE)
+
+
+@functools.cache
+def shares_fixtures(module: str) -> bool:
+    """Whether the test module ``module`` (a path relative to the project, as in a nodeid) defines or
+    imports from another test module a fixture that outlives one test."""
+    text = (ROOT / module).read_text()
+    imported = (f"tests/{name}.py" for name in _IMPORTED_TEST_MODULE.findall(text))
+    return bool(_SHARED_FIXTURE.search(text)) or any(shares_fixtures(other) for other in imported)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Like ``--dist load`` (one test a unit, in the collection order above), except that the tests
-    of :data:`SHARED_WORKER_MODULES` are one unit, sent to one worker."""
+    of :data:`SHARED_WORKER_MODULES` are one unit, and each module sharing fixtures between its tests
+    (:func:`shares_fixtures`) is one unit, each sent to one worker."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedWorkerScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "ray" if nodeid.startswith(SHARED_WORKER_MODULES) else nodeid
+            module = nodeid.split("::")[0]
+            if module.startswith(SHARED_WORKER_MODULES):
+                return "ray"
+            return module if shares_fixtures(module) else nodeid
 
     return SharedWorkerScheduling(config, log)
 
