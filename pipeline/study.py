@@ -61,21 +61,37 @@ def start_queue(jobs: int) -> None:
             raise DvcError(f"dvc queue start -j {jobs}: {last}")
 
 
-def dvc(*args: str) -> str:
-    result = subprocess.run([dvc_command(), *args], capture_output=True, text=True)
+def dvc(*args: str, timeout: float | None = None) -> str:
+    """Runs ``dvc args``; its output, or a :class:`DvcError` (also when it runs past ``timeout`` s)."""
+    try:
+        result = subprocess.run([dvc_command(), *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DvcError(f"dvc {' '.join(args[:3])} ...: no answer after {timeout:.0f} s, stopped") from None
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
         raise DvcError(f"dvc {' '.join(args[:3])} ...: {last}")
     return result.stdout
 
 
+SHOW_TIMEOUT_FLOOR_S = 60.0
+_last_show_s = 0.0  # how long the last `dvc exp show` of this process took
+
+
 def experiments(revs: Sequence[str] = ("HEAD",)) -> dict[str, Experiment]:
     """The experiments whose baseline is one of the commits ``revs``, with state, metrics and params."""
+    global _last_show_s
     found: dict[str, Experiment] = {}
     rev_args = [arg for rev in revs for arg in ("--rev", rev)]
-    for attempt in range(3):  # exp show can race with a queued run removing its temporary workspace
+    # `dvc exp show` can race with a queued run removing its temporary workspace: it then fails, or
+    # hangs for good (seen: pygit2's blob reader waiting on a reading thread that died with the deleted
+    # pack). A listing that takes ten times as long as the last one did, and a minute at least, is such a
+    # hang: it is stopped and asked again, as a failed one is.
+    for attempt in range(3):
+        started = time.monotonic()
         try:
-            shown = json.loads(dvc("exp", "show", "--json", *rev_args) or "[]")
+            timeout = max(SHOW_TIMEOUT_FLOOR_S, 10 * _last_show_s)
+            shown = json.loads(dvc("exp", "show", "--json", *rev_args, timeout=timeout) or "[]")
+            _last_show_s = time.monotonic() - started
             break
         except DvcError:
             if attempt == 2:

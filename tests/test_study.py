@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,14 +178,14 @@ def test_a_study_runs_as_queued_dvc_experiments_skips_what_ran_and_reports(tmp_p
         command = [sys.executable, "-m", "pipeline.study", *args]
         return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1500)
 
-    first = study_cmd("run", "studies/tiny.yaml", "--poll", "3")
+    first = study_cmd("run", "studies/tiny.yaml", "--poll", "10")  # each check is a `dvc exp show`
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert first.stdout.count("queued tiny-") == 4
     assert "tiny: 4/4 done" in first.stdout
     # progress shows while the queue runs (dvc queue start's workers must not hold the command up)
     assert re.search(r"tiny: [0-3]/4 done", first.stdout), first.stdout
 
-    again = study_cmd("run", "studies/tiny.yaml", "--poll", "3")
+    again = study_cmd("run", "studies/tiny.yaml")  # nothing to wait for: no check after the first
     assert again.returncode == 0, again.stderr[-3000:]
     assert "skipping 4 experiment(s)" in again.stdout and "queued tiny-" not in again.stdout
 
@@ -270,3 +271,22 @@ def test_a_run_on_an_older_commit_matches_against_that_commits_params(tmp_path):
     exp = Experiment(DONE, {"AP": 0.5}, old_params, old_base)
     assert states(study, {"other-name": exp})[first.name] == DONE
     assert states(study, {"other-name": Experiment(DONE, {"AP": 0.5}, old_params)})[first.name] == MISSING
+
+
+def test_a_hanging_exp_show_is_stopped_and_asked_again(tmp_path, monkeypatch):
+    """`dvc exp show` racing a queued run that removes its workspace can hang for good (pygit2): the
+    study's progress check stops it and asks again instead of waiting for ever."""
+    import pipeline.study as study
+
+    marker = tmp_path / "hung-once"
+    fake = tmp_path / "dvc"
+    fake.write_text(
+        f"#!{sys.executable}\nimport pathlib, sys, time\nmarker = pathlib.Path({str(marker)!r})\n"
+        "if not marker.exists():\n    marker.touch()\n    time.sleep(600)\nprint('[]')\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(study, "dvc_command", lambda: str(fake))
+    monkeypatch.setattr(study, "SHOW_TIMEOUT_FLOOR_S", 2.0)
+    started = time.monotonic()
+    assert study.experiments() == {}
+    assert marker.exists() and time.monotonic() - started < 30
