@@ -180,6 +180,15 @@ def project(tmp_path) -> Path:
     return copy_project(tmp_path / "project")
 
 
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """The modules a ``python -X importtime`` process imported, from its stderr."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in importtime_stderr.splitlines()
+        if line.startswith("import time:") and not line.endswith("| imported package")
+    }
+
+
 def stage(project: Path, name: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs ``python -m pipeline.<name>`` in ``project`` as DVC would; a failure shows its output."""
     result = subprocess.run(

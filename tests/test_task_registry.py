@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import yaml
-from conftest import project_env, tiny_project
+from conftest import imported_modules, project_env, tiny_project
 
 from hrnet.registry import Registry, RegistryError
 from hrnet.tasks import TASKS, Task
@@ -123,9 +123,7 @@ def test_the_synthesize_and_prepare_stages_run_without_torch_or_lightning(task, 
             cwd=project, env=project_env(), capture_output=True, text=True,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-2000:]
-        imported = {
-            line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")
-        }
+        imported = imported_modules(out.stderr)
         assert "hrnet.data" in imported  # the listing is there to read
         assert not {m.split(".")[0] for m in imported} & {"torch", "lightning", "pytorch_lightning"}, stage
     assert (project / "data/prepared").is_dir()
