@@ -215,15 +215,21 @@ def _prepared_templates(tmp_path_factory: pytest.TempPathFactory, worker_id: str
     _TEMPLATES.mkdir(exist_ok=True)
 
 
+def template_folder(kind: str, inputs: str) -> Path:
+    """The folder, shared by this test run's workers, of a ``kind`` of template built from ``inputs``
+    (lock it with ``FileLock(f"{folder}.lock")`` while building)."""
+    assert _TEMPLATES is not None, "templates need the session fixture of tests/conftest.py"
+    return _TEMPLATES / f"{kind}-{hashlib.sha256(inputs.encode()).hexdigest()[:16]}"
+
+
 def _prepared_template(params: dict) -> Path:
     """A project in which synthesize and prepare have run (as their own processes, as DVC runs them)
     on ``params``; built once per test run for each set of the params those two stages read (seed,
     task, data, pose.flip_pairs, pose.oks_sigmas: their params in dvc.yaml) and reused by every test
     asking for the same."""
-    assert _TEMPLATES is not None, "prepared templates need the session fixture of tests/conftest.py"
     keypoint_set = {key: params["pose"].get(key) for key in ("flip_pairs", "oks_sigmas")}
     inputs = json.dumps({key: params[key] for key in ("seed", "task", "data")} | keypoint_set, sort_keys=True)
-    template = _TEMPLATES / hashlib.sha256(inputs.encode()).hexdigest()[:16]
+    template = template_folder("prepared", inputs)
     with FileLock(f"{template}.lock"):
         if not (template / ".prepared").exists():
             shutil.rmtree(template, ignore_errors=True)  # a build that failed half way
@@ -251,3 +257,39 @@ def tiny_project(root: Path, *, commit: bool = False, prepared: bool = False, **
     if commit:
         subprocess.run(["git", "commit", "-qam", "tiny params"], cwd=project, check=True, env=project_env())
     return project
+
+
+def trained_template(raw: dict) -> Path:
+    """A project folder in which synthesize, prepare and train have run, in this process, on the params
+    ``raw`` (a dict; its params.yaml); built once per test run for each ``raw`` and shared by the xdist
+    workers: a learning test and the tests that start from its weights (tests/detection_helpers.py)
+    train once. Copy it (:func:`copy_trained`) before running later stages."""
+    from pipeline.params import parse_params
+    from pipeline.prepare import prepare
+    from pipeline.synthesize import synthesize
+    from pipeline.train import train
+
+    text = json.dumps(raw, sort_keys=True)
+    folder = template_folder("trained", text)
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".trained").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half way
+            folder.mkdir(parents=True)
+            (folder / "params.yaml").write_text(text)
+            params, cwd = parse_params(raw), os.getcwd()
+            try:
+                os.chdir(folder)
+                synthesize(params)
+                prepare(params)
+                train(params)
+            finally:
+                os.chdir(cwd)
+            (folder / ".trained").touch()
+    return folder
+
+
+def copy_trained(template: Path, dest: Path) -> None:
+    """The run outputs of a :func:`trained_template` (data, models, dvclive, params.yaml) into ``dest``."""
+    for name in ("data", "models", "dvclive"):
+        shutil.copytree(template / name, dest / name, symlinks=True)
+    shutil.copy2(template / "params.yaml", dest / "params.yaml")

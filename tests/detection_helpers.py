@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import conftest
 import pytest
+import torch
+from filelock import FileLock
 
 from hrnet.cli import main
 from hrnet.data.coco_masks import decode_segmentation
+from hrnet.models.backbone import HighResolutionNet
 from hrnet.tasks.detection.prepare import read_split
-from pipeline.common import PREPARED_DIR
+from pipeline.common import CHECKPOINT, PREPARED_DIR
 
 
 def _rows(records: list[dict], boxes: list[dict], min_score: float) -> list[tuple]:
@@ -65,3 +69,23 @@ def assert_predict_gives_evaluated(
                 assert (1 - differ / union >= 0.9) if union >= 25 else differ <= 2, (name, union, differ)
             compared += 1
     return compared
+
+
+def pretrained_backbone(raw: dict) -> Path:
+    """The HRNet backbone of the detector trained on ``raw`` (params as a dict, model.head v2p or v2:
+    every branch's fused output computed, so the weights load into every head) by
+    :func:`conftest.trained_template`, saved as a state dict for ``model.pretrained``: a detection
+    backbone starts, in practice, from weights trained elsewhere."""
+    from pipeline.common.checkpoints import load_module
+    from pipeline.params import parse_params
+
+    folder = conftest.trained_template(raw)
+    weights = folder / "backbone.pth"
+    with FileLock(f"{folder}.lock"):
+        if not weights.is_file():
+            params = parse_params(raw)
+            model = load_module(params, folder / CHECKPOINT).model
+            backbone = next(m for m in model.modules() if isinstance(m, HighResolutionNet))
+            torch.save(backbone.state_dict(), weights.with_suffix(".tmp"))
+            weights.with_suffix(".tmp").rename(weights)
+    return weights

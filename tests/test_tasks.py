@@ -7,10 +7,12 @@ computes; for detection on real, non-square validation images on which boxes are
 """
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import deep_update, tiny_params
+from conftest import copy_trained, deep_update, tiny_params, trained_template
+from detection_helpers import pretrained_backbone
 
 import hrnet
 from hrnet.tasks import TASKS
@@ -20,9 +22,6 @@ from pipeline.common.checkpoints import load_module
 from pipeline.evaluate import evaluate
 from pipeline.package import package
 from pipeline.params import parse_params
-from pipeline.prepare import prepare
-from pipeline.synthesize import synthesize
-from pipeline.train import train
 
 EXPECTED_METRICS = {
     "pose": {"AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "baseline_mean_pose"},
@@ -91,6 +90,15 @@ IDS = [
 ]
 
 
+# The case whose backbone the other detection frameworks start from: test_detection_framework_learning.py
+BACKBONE_CASE = ("detection", "v2p", {})
+
+
+def backbone_weights() -> Path:
+    """The HRNet backbone that this module's Faster R-CNN V2p case trains (trained once per test run)."""
+    return pretrained_backbone(run_params(*BACKBONE_CASE))
+
+
 def run_params(task: str, head: str, extra: dict) -> dict:
     params = deep_update(tiny_params(task=task, model={"head": head}, **LEARN[task]), extra)
     # validated once, after the last epoch (the weights are the same as validating every epoch)
@@ -115,13 +123,12 @@ def zero_heatmap_loss(params) -> float:
 @pytest.mark.parametrize(("task", "head", "extra"), CASES, ids=IDS)
 def test_task_head_learns_and_packages(task, head, extra, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params_text = json.dumps(run_params(task, head, extra))
-    (tmp_path / "params.yaml").write_text(params_text)
+    raw = run_params(task, head, extra)
+    params_text = json.dumps(raw)
     params = parse_params(json.loads(params_text))
-
-    synthesize(params)
-    prepare(params)
-    train(params)
+    # synthesize -> prepare -> train, in this process (shared with the detection tests that start from
+    # these weights: tests/detection_helpers.pretrained_backbone)
+    copy_trained(trained_template(raw), tmp_path)
     # the metric the tune stage ranks this task's trials by is one the module logs
     logged = json.loads((tmp_path / "dvclive/metrics.json").read_text())
     section, name = params.tune.for_task(task).metric.split("/")
