@@ -1,5 +1,7 @@
-"""Each task's own search in params.yaml, run as the tune stage runs it, on a local Ray of its own
-(apart from test_tune.py's unit: this module may run beside it, on another xdist worker)."""
+"""Each task's own search in params.yaml, run as the tune stage runs it, on one local Ray that this
+module starts for its three searches (a Ray the caller started serves the sweep, as in a notebook;
+the stage starting and stopping its own: tests/test_tune.py). Apart from test_tune.py's unit: this
+module may run beside it, on another xdist worker."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import yaml
 from conftest import tiny_params
 from tune_helpers import read_trials, users_home
@@ -20,9 +23,16 @@ from pipeline.tune import run_sweep
 from pipeline.tune_report import BEST_YAML, nest
 
 
-def default_search_sweep(
-    task: str, tmp: Path, home: Path
-) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
+@pytest.fixture(scope="module")
+def local_ray(ray_home: Path) -> Any:
+    """Each search starting its own Ray cost two Ray starts more (daemons, idle workers) a run."""
+    with users_home(ray_home):
+        ray.init(address="local", num_cpus=2, include_dashboard=False)
+        yield
+        ray.shutdown()
+
+
+def default_search_sweep(task: str, tmp: Path) -> tuple[dict[str, Any], list[dict[str, str]], Path]:
     """params.yaml's own search for ``task`` (2 trials of 2 epochs of 2 batches) on a local Ray."""
     tune = {"num_samples": 2, "epochs": 2, "limit_train_batches": 2, "scheduler": "fifo", "num_cpus": 2}
     raw = json.loads(json.dumps(tiny_params(task=task, tune={**tune, "storage_path": str(tmp / "rr")})))
@@ -32,8 +42,7 @@ def default_search_sweep(
         os.chdir(tmp)
         synthesize(params)
         prepare(params)
-        with users_home(home):
-            run_sweep(params, Path("data/prepared"), tmp / "out")
+        run_sweep(params, Path("data/prepared"), tmp / "out")
     finally:
         os.chdir(cwd)
     return raw, read_trials(tmp / "out"), tmp / "out"
@@ -41,8 +50,8 @@ def default_search_sweep(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["pose", "segmentation", "detection"])
-def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, ray_home):
-    raw, rows, out = default_search_sweep(task, tmp_path, ray_home)
+def test_the_default_search_of_a_task_maximises_its_metric(task, tmp_path, local_ray):
+    raw, rows, out = default_search_sweep(task, tmp_path)
     search = raw["tune"]["search"][task]
     assert search["mode"] == "max"
     metric = search["metric"]
