@@ -14,6 +14,9 @@ import torch
 import yaml
 from conftest import copy_project, project_env, stage, tiny_params, tiny_project
 
+from pipeline.common import check_pretrained
+from pipeline.params import ConfigError, parse_params
+
 RUN = {"train": {"epochs": 1, "num_workers": 0}, "task": "segmentation"}
 
 
@@ -112,13 +115,16 @@ def set_params(project: Path, **overrides) -> None:
 )
 def test_bad_trainer_params_are_refused_by_every_stage(bare_project, train, expected):
     set_params(bare_project, train=train)
-    # every stage loads params the same way: one per value, all three for the first
-    for name in ("synthesize", "train", "tune") if "devices" in train else ("train",):
+    # every stage loads params the same way (run_stage): three for the first value, the lightest for the
+    # others (train and tune import torch and Lightning before they read params: ~4 CPU-s a refusal)
+    for name in ("synthesize", "train", "tune") if "devices" in train else ("synthesize",):
         assert expected in refused(bare_project, name)
 
 
-@pytest.mark.slow  # four stage processes
+@pytest.mark.slow  # two stage processes
 def test_a_missing_pickled_or_mismatched_pretrained_file_is_refused_in_one_line(bare_project, tmp_path):
+    """Through the stages for a missing file; the pickled and mismatched files through the check that
+    run_stage makes before any work (pipeline.common.check_pretrained), in this process."""
     missing = tmp_path / "nowhere.pth"
     set_params(bare_project, model={"pretrained": str(missing)})
     for name in ("train", "tune"):
@@ -128,15 +134,20 @@ def test_a_missing_pickled_or_mismatched_pretrained_file_is_refused_in_one_line(
 
     pickled = tmp_path / "pickled.pth"
     torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "config": object()}, pickled)
-    set_params(bare_project, model={"pretrained": str(pickled)})
-    line = refused(bare_project, "train")
-    assert line.startswith(f"error: model.pretrained: refusing to load {pickled}: it carries pickled Python")
+    line = pretrained_refusal(pickled)
+    assert line.startswith(f"model.pretrained: refusing to load {pickled}: it carries pickled Python")
 
     import hrnet
 
     w32 = tmp_path / "w32.pth"
     torch.save(hrnet.create_backbone("hrnet_w32", head="v1").state_dict(), w32)
-    set_params(bare_project, model={"pretrained": str(w32)})
-    line = refused(bare_project, "train")
-    assert line.startswith(f"error: model.pretrained: checkpoint {w32} is HRNet-W32")
+    line = pretrained_refusal(w32)
+    assert line.startswith(f"model.pretrained: checkpoint {w32} is HRNet-W32")
     assert "but the model is hrnet_w18_small" in line
+
+
+def pretrained_refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as error:
+        check_pretrained(parse_params(tiny_params(model={"pretrained": str(path)})))
+    assert "\n" not in str(error.value)
+    return str(error.value)
