@@ -5,6 +5,7 @@ rerun only evaluate and package; the first `dvc repro` and a second that changes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -47,8 +48,13 @@ def metrics(project: Path) -> dict:
 
 
 def changed_stages(project: Path) -> set[str]:
-    """The stages `dvc status` reports changed (the on-demand sweep and detector: none until asked for)."""
-    return set(json.loads(dvc(project, "status", "--json").stdout or "{}"))
+    """The stages `dvc status` reports changed (the on-demand sweep and detector: none until asked for),
+    through DVC's Python API: the Repo.status that `dvc status --json` prints, without a process per look
+    (the command itself: the no-op test below)."""
+    from dvc.repo import Repo
+
+    with contextlib.chdir(project), Repo(".") as repo:  # stage names relative to the project, as dvc's
+        return set(repo.status())
 
 
 # ----------------------------------------------------------------------------- real-format fixtures
@@ -96,12 +102,7 @@ def in_layout(layout: str):  # noqa: ANN201
 
 SEGMENTATION_PACKAGE = "segmentation_hrnet_w18_small_v2_64x64"
 # what test_real_format... edits at data.root: a label file and an image folder of the layout
-LAYOUT_FILES = {
-    "cityscapes": ("gtFine/val/*/*_labelIds.png", "leftImg8bit"),
-    "pascal_context": ("SegmentationClassContext/*.png", "JPEGImages"),
-    "lip": ("TrainVal_parsing_annotations/val_segmentations/*.png", "TrainVal_images/train_images"),
-    "folder": ("labels/val/*.png", "images/train"),
-}
+LAYOUT_FILES = {"cityscapes": ("gtFine/val/*/*_labelIds.png", "leftImg8bit")}
 STICK = SKELETONS["stick"]
 REAL_DATA = {
     "pose": ("coco", coco_keypoints_2017, "pose_hrnet_w18_small_v1_64x64", "AP"),
@@ -144,6 +145,8 @@ def test_real_format_data_at_an_absolute_root_runs_every_stage(tmp_path, case):
         meta = json.loads((project / "dist" / package / "package.json").read_text())
         assert index["layout"] == source and meta["class_table"] == index["classes"]
 
+    if source not in LAYOUT_FILES and source != "coco":
+        return  # DVC's view of data.root (one directory dep, whatever its layout): the cityscapes case's
     # DVC sees the data at data.root: an edited annotation or label, an added or removed image
     if task == "segmentation":
         edited = sorted(root.glob(LAYOUT_FILES[source][0]))[0]
