@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 
@@ -101,7 +102,10 @@ def test_bench_data_writes_table_and_json(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_bench_inference_compares_packaged_variants_with_timm(tmp_path):
+def test_bench_inference_compares_packaged_variants_with_timm(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"  # where the packaged variants' files go while they are timed
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     out = tmp_path / "inference.json"
     argv = [
         "bench", "--inference", "--model", "hrnet_w18_small", "--input-size", "64", "64",
@@ -116,6 +120,7 @@ def test_bench_inference_compares_packaged_variants_with_timm(tmp_path):
     assert report["results"]["timm_eager"]["vs_timm_eager"] == 1.0
     assert all(entry["images_per_s"] > 0 for entry in report["results"].values())
     assert report["command"].startswith("hrnet bench --inference --model hrnet_w18_small")
+    assert not list(temp.glob("hrnet-bench-*"))  # removed after timing
 
 
 @pytest.mark.slow

@@ -44,10 +44,11 @@ Runner = Callable[[torch.Tensor], Any]
 
 
 def build_artifacts(
-    spec: dict[str, Any], example: torch.Tensor, log: Callable[[str], None], compile_aoti: bool
+    spec: dict[str, Any], example: torch.Tensor, log: Callable[[str], None], compile_aoti: bool, workdir: Path
 ) -> dict[str, Any]:
     """Everything the variants run, built once per model: the eager models, the folded exported
-    program, the AOTInductor package, the fp32 and int8 ONNX graphs; ``notes`` says what failed."""
+    program, the AOTInductor package, the fp32 and int8 ONNX graphs (files in ``workdir``, which the
+    caller removes after timing); ``notes`` says what failed."""
     from hrnet.predict.export import export_onnx, fold_batchnorm
 
     ours = build_ours(spec).eval()
@@ -58,7 +59,7 @@ def build_artifacts(
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(folded, (example,), dynamic_shapes=({0: batch},))
     built["program"] = program.module()
-    tmp = Path(tempfile.mkdtemp(prefix="hrnet-bench-"))
+    tmp = workdir
     if compile_aoti:
         started = time.perf_counter()
         try:
@@ -162,8 +163,9 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
     started = utc_now()
     example = torch.randn(args.batch_size, 3, height, width, generator=torch.Generator().manual_seed(0))
     log(f"building {args.model} {args.task}/{args.head} {height}x{width} variants, batch {args.batch_size}")
-    built = build_artifacts(spec, example, log, not args.no_compile)
-    results = time_variants(variants(built, threads), example, args, log)
+    with tempfile.TemporaryDirectory(prefix="hrnet-bench-") as workdir:
+        built = build_artifacts(spec, example, log, not args.no_compile, Path(workdir))
+        results = time_variants(variants(built, threads), example, args, log)
     notes = built["notes"]
     return make_report(
         "inference", _command(args), started, machine_info(torch.device("cpu")),

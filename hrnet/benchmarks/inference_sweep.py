@@ -13,6 +13,7 @@ AVX512_BF16 or AMX to be fast.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,17 @@ def sweep(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
             "timm_feature_location": args.timm_feature_location, "timm": True, **case,
         }  # fmt: skip
         log(f"building {case['model']} {case['task']}/{case['head']} {height}x{width}")
-        built = build_artifacts(spec, torch.randn(2, 3, height, width), log, compile_aoti=False)
-        for threads in args.sweep_threads:
-            torch.set_num_threads(threads)
-            runners = variants(built, threads)
-            for batch in args.sweep_batches:
-                example = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
-                log(f"{case['model']} {case['task']}: batch {batch}, {threads} thread(s)")
-                results = time_variants(runners, example, args, log)
-                rows.append({**case, "batch_size": batch, "threads": threads, "results": results})
+        with tempfile.TemporaryDirectory(prefix="hrnet-bench-") as workdir:
+            example = torch.randn(2, 3, height, width)
+            built = build_artifacts(spec, example, log, compile_aoti=False, workdir=Path(workdir))
+            for threads in args.sweep_threads:
+                torch.set_num_threads(threads)
+                runners = variants(built, threads)
+                for batch in args.sweep_batches:
+                    example = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+                    log(f"{case['model']} {case['task']}: batch {batch}, {threads} thread(s)")
+                    results = time_variants(runners, example, args, log)
+                    rows.append({**case, "batch_size": batch, "threads": threads, "results": results})
     return make_report(
         "inference_sweep", _command(args), started, machine_info(torch.device("cpu")),
         config={"cpu_features": features, "repeats": args.repeats, "infer_steps": args.infer_steps,
