@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -214,18 +215,22 @@ def _ddp_worker(config: dict[str, Any]) -> None:
 
     spec = TrialSpec(**config["spec"])
     params, datamodule, module = _build(spec, config["sampled"])
+    report = RayTrainReportCallback()
     trainer = build_trainer(
         params,
         devices="auto",
         strategy=RayDDPStrategy(),
         plugins=[RayLightningEnvironment()],
-        callbacks=[_RequireMetric(spec.metric), RayTrainReportCallback()],
+        callbacks=[_RequireMetric(spec.metric), report],
         enable_progress_bar=False,
     )
     trainer = prepare_trainer(trainer)
     name = RayTrainReportCallback.CHECKPOINT_NAME
-    with _checkpoint_file(ray.train.get_checkpoint(), name) as ckpt_path:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        with _checkpoint_file(ray.train.get_checkpoint(), name) as ckpt_path:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:  # Ray's callback removes each epoch's folder, not their parent in the node's temp dir
+        shutil.rmtree(report.tmpdir_prefix, ignore_errors=True)
 
 
 def run_ddp_trial(config: dict[str, Any], spec: TrialSpec) -> None:

@@ -358,6 +358,8 @@ def test_ddp_trials_run_through_ray_train(cluster):
     result = drive(cluster, "ddp", num_samples=1, epochs=1, workers_per_trial=2, cpus_per_trial=1)
     [row] = read_trials(cluster["project"] / "reports" / "ddp")
     assert row["status"] == "completed" and row["iterations"] == "1"
+    # each worker's Lightning checkpoint folder is gone from the node's temp dir (this machine's)
+    assert not list(Path(tempfile.gettempdir()).glob(f"lightning_checkpoints-*-name={row['trial_id']}-*"))
     assert float(row[f"{METRIC} final"]) > 0
     command = (cluster["project"] / "reports" / "ddp" / BEST_COMMAND).read_text().strip()
     assert command.startswith("dvc exp run train -S pose.lr=") and command in result.stdout
