@@ -202,13 +202,17 @@ def test_a_synthetic_set_of_another_skeleton_is_written_and_prepared(tmp_path):
     assert changed_stages(project) >= {"train"} and "prepare" not in changed_stages(project)
 
 
-@pytest.mark.timeout(1800)  # nine dvc runs: about 3 min on 2 idle cores
-def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path):
+@pytest.mark.timeout(1800)  # eleven dvc runs: about 3 min on 2 idle cores
+def test_the_first_repro_then_noop_forced_killed_back_and_forth_and_test_time_runs(tmp_path):
+    """The README's first `dvc repro` (on tiny data), which a second one leaves as it is; forced, killed
+    and back-and-forth runs that never wedge the pipeline; then what a test-time setting or an edit of
+    code reruns. One project throughout: each part starts from the first repro's outputs."""
     project = tiny_project(
         tmp_path / "project", commit=True, train={"epochs": 2, "num_workers": 0, "limit_train_batches": 2}
     )
     dvc(project, "repro")
     first = metrics(project)
+    first_repro_is_complete_and_a_second_changes_nothing(project, first)
     git(project, "add", "-A")
     git(project, "commit", "-qm", "first run")
 
@@ -237,15 +241,10 @@ def test_forced_killed_and_back_and_forth_runs_never_wedge_the_pipeline(tmp_path
     # queued experiments (`dvc exp run --queue`, `dvc queue start`): tests/test_study.py, whose study
     # queues four on one worker and reads their metrics
 
+    only_what_test_time_settings_and_code_edits_affect_reruns(project)
 
-def test_a_repro_then_a_noop_then_test_time_settings_and_code_rerun_only_what_they_affect(tmp_path):
-    """The README's first `dvc repro` (on tiny data), which a second one leaves as it is; then what a
-    test-time setting or an edit of code reruns. (`dvc exp run -S ...`: the forced and killed test.)"""
-    project = tiny_project(
-        tmp_path / "project", commit=True, train={"epochs": 1, "num_workers": 0, "limit_train_batches": 1}
-    )
-    dvc(project, "repro")
-    first = metrics(project)
+
+def first_repro_is_complete_and_a_second_changes_nothing(project: Path, first: dict) -> None:
     assert all(0.0 <= first[key] <= 1.0 for key in ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR"))
     assert "AP" in first["baseline_mean_pose"]
     assert list((project / "reports/figures").glob("*.jpg"))
@@ -261,6 +260,8 @@ def test_a_repro_then_a_noop_then_test_time_settings_and_code_rerun_only_what_th
     dvc(project, "repro")
     assert [path.stat().st_mtime_ns for path in outputs] == written
 
+
+def only_what_test_time_settings_and_code_edits_affect_reruns(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["evaluate"]["pose"]["flip_test"] = False
     write_params(project, params)
