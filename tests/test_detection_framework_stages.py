@@ -1,5 +1,5 @@
 """Mask R-CNN through the train, evaluate and package stages as DVC runs them (each its own process)
-on the prepared tiny data: segm AP beside box AP, and torch and ONNX packages that give, through
+on the prepared tiny data: segm AP beside box AP, and an ONNX package that gives, through
 ``hrnet predict``, the evaluate stage's boxes and masks. (Every framework learning, and its torch
 package giving the evaluate stage's detections: tests/test_detection_framework_learning.py.)"""
 
@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import stage, tiny_project
 from detection_helpers import assert_predict_gives_evaluated
 
@@ -19,12 +18,13 @@ from detection_helpers import assert_predict_gives_evaluated
 def test_mask_rcnn_packages_give_the_evaluate_stage_s_boxes_and_masks(tmp_path: Path, monkeypatch) -> None:
     """Mask R-CNN through train, evaluate and package: validation logs val/segm_AP, metrics.json holds
     segm AP beside box AP and both box-filled baselines, segm_results.json lists the bbox results'
-    detections in their order; torch and ONNX packages, through ``hrnet predict``, give per val image
-    the evaluate stage's detections and masks (detection_helpers.assert_predict_gives_evaluated)."""
+    detections in their order; the ONNX package, through ``hrnet predict``, gives per val image the
+    evaluate stage's detections and masks (detection_helpers.assert_predict_gives_evaluated)."""
     project = tiny_project(
         tmp_path / "p", prepared=True, task="detection", model={"head": "v2p"},
         detection={"detector": "mask_rcnn"}, train={"epochs": 1, "limit_train_batches": 2},
         evaluate={"detection": {"score_threshold": 0.0}},  # 2 steps train nothing: keep every box
+        package={"format": "onnx"},
     )  # fmt: skip
     for name in ("train", "evaluate", "package"):
         stage(project, name)
@@ -46,15 +46,7 @@ def test_mask_rcnn_packages_give_the_evaluate_stage_s_boxes_and_masks(tmp_path: 
         ]
         assert isinstance(mask["segmentation"]["counts"], str) and len(mask["segmentation"]["size"]) == 2
     assert len(list((project / "reports/figures").iterdir())) == 2
-    (torch_package,) = (project / "dist").iterdir()
-    torch_package = torch_package.rename(project / "torch_package")
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["package"]["format"] = "onnx"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stage(project, "package")
-    (onnx_package,) = (project / "dist").iterdir()
-
+    (package,) = (project / "dist").iterdir()
     monkeypatch.chdir(project)
-    for package in (torch_package, onnx_package):
-        assert json.loads((package / "package.json").read_text())["produces_masks"] is True
-        assert assert_predict_gives_evaluated(project, package, project / f"out_{package.name}") > 0
+    assert json.loads((package / "package.json").read_text())["produces_masks"] is True
+    assert assert_predict_gives_evaluated(project, package, project / "out") > 0
