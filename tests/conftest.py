@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import hashlib
 import json
@@ -276,14 +277,11 @@ def trained_template(raw: dict) -> Path:
             shutil.rmtree(folder, ignore_errors=True)  # a build that failed half way
             folder.mkdir(parents=True)
             (folder / "params.yaml").write_text(text)
-            params, cwd = parse_params(raw), os.getcwd()
-            try:
-                os.chdir(folder)
+            params = parse_params(raw)
+            with contextlib.chdir(folder):  # the stages read and write relative to the project
                 synthesize(params)
                 prepare(params)
                 train(params)
-            finally:
-                os.chdir(cwd)
             (folder / ".trained").touch()
     return folder
 
