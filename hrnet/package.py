@@ -5,8 +5,9 @@ Layout of ``dist/<model-name>/``::
     model.pt2      torch.export program (dynamic batch); loads without this library's model code
                    (detection: model.pt, TorchScript, see below)
     model.onnx     instead of model.pt2 with ``package.format: onnx``; run with onnxruntime
-                   (detection: backbone + neck, with head.onnx and for Faster R-CNN box_head.onnx;
-                   box decoding and NMS run in torchvision, see hrnet.predict.onnx_detection)
+                   (detection: backbone + neck, with head.onnx, the R-CNNs' box_head*.onnx and
+                   the mask frameworks' mask_head.onnx; box decoding and NMS run in Python, see
+                   hrnet.predict.onnx_detection)
     package.json   task, variant, head, input size, joints, preprocessing
     params.yaml    the params the model was trained with
     metrics.json   the evaluate stage's metrics

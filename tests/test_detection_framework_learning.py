@@ -5,9 +5,9 @@ package, then ``hrnet predict`` (tests/test_tasks.py's small detection data, sco
 A short seeded run, from a trained backbone, must beat the centre box on box AP50 by a written margin;
 a mask framework must also beat the centre box filled as its mask on segm AP50, and its own boxes
 filled as masks on segm AP by a factor (what the mask head adds over the boxes). Numbers print with
--s. The torch package, through ``hrnet predict``, gives the evaluate stage's boxes (and masks); ONNX is
-refused in one line for the frameworks that package as torch_export only. (Mask R-CNN's ONNX package
-and the stage processes: tests/test_detection_framework_stages.py.)
+-s. The torch package, through ``hrnet predict``, gives the evaluate stage's boxes (and masks). (Their
+ONNX packages against the PyTorch model: tests/test_detection_onnx.py; Mask R-CNN's ONNX package
+through the stage processes: tests/test_detection_framework_stages.py.)
 """
 
 import json
@@ -17,7 +17,6 @@ from conftest import deep_update, tiny_params
 from detection_helpers import assert_predict_gives_evaluated
 from test_tasks import backbone_weights
 
-from hrnet.errors import UserError
 from hrnet.models.detection import detector_produces_masks
 from pipeline.evaluate import evaluate
 from pipeline.package import package
@@ -41,7 +40,6 @@ OWN_BOXES_FACTOR = 1.2
 # (mask_rcnn 10: 0.206, 0.279, 0.109 vs 0.042; htc 10: 0.177; cascade_mask_rcnn 12: 0.264; centernet 16:
 # 0.115). On a second machine of the same CPU type runs differ: from scratch mask_rcnn's segm AP over its
 # own boxes was 1.40 and 1.43 over two seeds there.
-TORCH_EXPORT_ONLY = ("cascade_rcnn", "centernet", "cascade_mask_rcnn", "htc")  # their package_formats
 
 
 def schedule(head: str, epochs: int) -> dict:
@@ -106,13 +104,3 @@ def test_framework_learns_and_its_package_gives_the_evaluate_stages_detections(
     out = package(params, tmp_path / "params.yaml")
     compared = assert_predict_gives_evaluated(tmp_path, out, tmp_path / "predict", min_score=0.05, images=4)
     assert compared > 0, "the trained detector found nothing above 0.05 on the first val images"
-
-    if detector in TORCH_EXPORT_ONLY:
-        for setting, line in (
-            ({"format": "onnx"}, f"package.format=onnx: detection.detector={detector} packages as"),
-            ({"precision": "int8"}, f"an ONNX graph, and detection.detector={detector} packages as"),
-        ):
-            refused = parse_params(deep_update(json.loads(json.dumps(raw)), {"package": setting}))
-            with pytest.raises(UserError, match=line) as error:
-                package(refused, tmp_path / "params.yaml")
-            assert "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """Cascade Mask R-CNN and HTC on tiny inputs: their mask branches where specified, mask losses with the
 stage weights, the eval contract (masks pasted at the input size, HTC's the mean of its stages'),
-HTC's mask information flow, TorchScript packaging as Cascade R-CNN's, and mask losses that fall."""
+HTC's mask information flow, TorchScript packaging (ONNX: tests/test_detection_onnx.py), and mask losses
+that fall."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from torch import nn
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import boxes as box_ops
 
-from hrnet.errors import PackageError
 from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
 from hrnet.models.detectors import cascade_rcnn
 from hrnet.tasks.detection.inference import INFERENCE
@@ -62,7 +62,6 @@ def test_mask_branches_losses_with_stage_weights_and_eval_contract(detector: str
     model = _tiny(detector, head)
     heads = model.roi_heads
     assert type(model).produces_masks is True and type(model).registry_name == detector
-    assert type(model).package_formats == ("torch_export",)
     assert [i for i, s in enumerate(heads.stages) if s.has_mask()] == MASKED_STAGES[detector]
     assert heads.mask_weights == MASK_WEIGHTS[detector]
     assert len({id(s.mask_roi_pool) for s in heads.stages if s.has_mask()}) == 1  # one RoIAlign
@@ -172,12 +171,10 @@ def test_htc_mask_information_flow_feeds_later_stages_and_can_be_turned_off() ->
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("detector", ["cascade_mask_rcnn", "htc"])
-def test_packages_as_torchscript_with_the_eager_masks_and_refuses_onnx(detector: str, tmp_path: Path) -> None:
+def test_packages_as_torchscript_with_the_eager_masks(detector: str, tmp_path: Path) -> None:
     model = _tiny(detector).eval()
     model.roi_heads.score_thresh = 0.0
     meta = {"input_size": [64, 64]}
-    with pytest.raises(PackageError, match=f"detection.detector={detector} packages as torch_export only"):
-        INFERENCE.export(tmp_path, model, meta, "onnx", None, 1e-3)
     meta.update(INFERENCE.export(tmp_path, model, meta, "torch_export", None, 1e-3))
     packaged = INFERENCE.load(tmp_path, meta)
     image = _data()[0][1]

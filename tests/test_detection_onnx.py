@@ -1,5 +1,6 @@
 """Detection ONNX packages: the networks in onnxruntime, decoding and NMS in torchvision, the same
-detections as the torch package, through the pipeline's package stage and ``hrnet predict``."""
+detections as the torch package, through the pipeline's package stage and ``hrnet predict``; the
+frameworks written here (the cascades, CenterNet) give their PyTorch model's detections and masks."""
 
 import json
 from pathlib import Path
@@ -7,10 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_params
 
 import hrnet
 from hrnet.cli import main
+from hrnet.models.detection import SMALL_IMAGE_SETTINGS, build_detector
+from hrnet.tasks.detection.inference import INFERENCE
 from hrnet.tasks.detection.prepare import read_split
 from pipeline.common import PREPARED_DIR
 from pipeline.evaluate import evaluate
@@ -107,3 +111,56 @@ def test_onnx_package_detects_what_the_torch_package_detects(detector, tmp_path,
     assert len(mine["boxes"]) == len(theirs["boxes"]) > 0
     np.testing.assert_allclose(theirs["boxes"], mine["boxes"], atol=1e-2)
     np.testing.assert_array_equal(theirs["labels"], mine["labels"])
+
+
+# the frameworks written here: their own Python code (cascade stage loop, CenterNet decoding) around graphs
+OWN_GRAPHS = {
+    "cascade_rcnn": ["backbone", "head", "box_head_s0", "box_head_s1", "box_head_s2"],
+    "centernet": ["backbone", "head"],
+    "cascade_mask_rcnn": ["backbone", "head", "box_head_s0", "box_head_s1", "box_head_s2", "mask_head"],
+    "htc": ["backbone", "head", "box_head_s0", "box_head_s1", "box_head_s2", "mask_head"],
+}
+
+
+def _set_score_threshold(detector, value: float) -> None:
+    if hasattr(detector, "roi_heads"):
+        detector.roi_heads.score_thresh = value  # the cascades: their last stage's
+    else:
+        detector.score_thresh = value
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("detector", list(OWN_GRAPHS))
+def test_onnx_package_of_a_framework_written_here_gives_the_models_detections(detector, tmp_path):
+    """Untrained, every box kept: the ONNX package gives the PyTorch model's boxes, scores, labels
+    (and pasted masks) on two images, and nothing when nothing passes the threshold."""
+    masked = "mask_head" in OWN_GRAPHS[detector]
+    keys = {"boxes", "scores", "labels"} | ({"masks"} if masked else set())
+    torch.manual_seed(0)
+    head = "v2p" if detector == "centernet" else "v1"  # as their learning runs; V1 exports faster
+    model = build_detector(
+        "hrnet_w18_small", head, 2, detector, 64, 64, pyramid_channels=16,
+        **SMALL_IMAGE_SETTINGS, **({"mask_channels": 16} if masked else {}),
+    ).eval()  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, 64, 64, generator=generator), torch.rand(3, 48, 64, generator=generator)]
+    _set_score_threshold(model, 0.0)
+    meta = {"input_size": [64, 64]}
+    meta.update(INFERENCE.export(tmp_path, model, meta, "onnx", model.transform(images)[0].tensors, 1e-3))
+
+    graphs = {name: "model.onnx" if name == "backbone" else f"{name}.onnx" for name in OWN_GRAPHS[detector]}
+    assert meta["onnx_graphs"] == graphs and meta["program"] == "model.onnx"
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(graphs.values())
+    assert meta["detector"]["detector"] == detector and meta["produces_masks"] is masked
+    assert set(meta["check"]["per_graph"]) == set(graphs) and meta["check"]["max_abs_diff"] <= 1e-3
+    packaged = INFERENCE.load(tmp_path, meta)
+    for threshold in (0.0, 1.0):  # 1.0: no detection, so the mask graph runs on no RoI
+        _set_score_threshold(model, threshold)
+        _set_score_threshold(packaged, threshold)
+        with torch.no_grad():
+            expected, got = model(images), packaged(images)
+        for mine, theirs in zip(expected, got, strict=True):
+            assert set(theirs) == set(mine) == keys
+            assert (len(mine["boxes"]) > 0) is (threshold == 0.0)
+            for key in mine:
+                torch.testing.assert_close(theirs[key], mine[key], atol=1e-3, rtol=1e-3)

@@ -56,13 +56,6 @@ def plan_precision(
     if precision == "int8":
         if calibration is None or not len(calibration):
             raise PrecisionError("package.precision=int8 needs package.calibration_images >= 1 train crops")
-        formats = getattr(model, "package_formats", ("torch_export", "onnx"))  # a detector's own limits
-        if "onnx" not in formats:
-            name = getattr(model, "registry_name", type(model).__name__)
-            raise PrecisionError(
-                f"package.precision=int8 quantizes an ONNX graph, and detection.detector={name} packages "
-                f"as {' or '.join(formats)} only; expected package.precision fp32 for it"
-            )
         return "onnx", {}
     if precision == "fp32":
         return fmt, {}

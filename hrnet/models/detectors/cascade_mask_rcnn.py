@@ -9,8 +9,7 @@ comparable to one, do not apply. At test the branch predicts a mask for each fin
 transform pastes it into the image (``masks`` (N, 1, H, W) probabilities). Our own code:
 :class:`MaskHead`, a wrapper that gives torchvision's ``MaskRCNNHeads`` the ``(x, previous)`` call
 :class:`~.cascade_rcnn.CascadeRoIHeads` makes (:mod:`.htc` feeds ``previous``; here it is ignored),
-and the mask steps of the stage loop in :mod:`.cascade_rcnn`. Packaged as TorchScript only, as
-Cascade R-CNN."""
+and the mask steps of the stage loop in :mod:`.cascade_rcnn`."""
 
 from __future__ import annotations
 

@@ -170,24 +170,29 @@ class CascadeRoIHeads(nn.Module):
         upto: int, every: bool,
     ) -> list[Tensor]:  # fmt: skip
         """Mask logits on ``rois`` of stage ``upto``'s mask branch, or (``every``) of every mask
-        branch up to it; with ``mask_flow`` the heads before ``upto`` run first to feed it."""
-        out: list[Tensor] = []
+        branch up to it (see :meth:`pooled_mask_logits`)."""
         pool = self.mask_roi_pool
-        if pool is not None:
-            pooled = pool(features, rois, image_shapes)
-            previous: Tensor | None = None
-            for i, stage in enumerate(self.stages):
-                head = stage.mask_head
-                predictor = stage.mask_predictor
-                if (
-                    head is not None
-                    and predictor is not None
-                    and i <= upto
-                    and (every or self.mask_flow or i == upto)
-                ):
-                    previous = head(pooled, previous if self.mask_flow else None)
-                    if every or i == upto:
-                        out.append(predictor(previous))
+        if pool is None:
+            return []
+        return self.pooled_mask_logits(pool(features, rois, image_shapes), upto, every)
+
+    def pooled_mask_logits(self, pooled: Tensor, upto: int, every: bool) -> list[Tensor]:
+        """:meth:`mask_logits` on RoI features already pooled; with ``mask_flow`` the heads before
+        ``upto`` run first to feed it. (The mask ONNX graph is this call, ``every`` up to the last.)"""
+        out: list[Tensor] = []
+        previous: Tensor | None = None
+        for i, stage in enumerate(self.stages):
+            head = stage.mask_head
+            predictor = stage.mask_predictor
+            if (
+                head is not None
+                and predictor is not None
+                and i <= upto
+                and (every or self.mask_flow or i == upto)
+            ):
+                previous = head(pooled, previous if self.mask_flow else None)
+                if every or i == upto:
+                    out.append(predictor(previous))
         return out
 
     def mask_loss(
@@ -225,9 +230,8 @@ class CascadeRoIHeads(nn.Module):
 
 
 class CascadeRCNN(FasterRCNN):
-    """torchvision's ``FasterRCNN`` with :class:`CascadeRoIHeads` (packaged as TorchScript only)."""
+    """torchvision's ``FasterRCNN`` with :class:`CascadeRoIHeads`."""
 
-    package_formats = ("torch_export",)  # no ONNX graphs (package.format=onnx is refused)
     registry_name = "cascade_rcnn"
 
 

@@ -121,7 +121,6 @@ def _head(in_channels: int, channels: int, outputs: int, bias: float = 0.0) -> n
 class CenterNet(nn.Module):
     """See the module docstring. ``level``: the key of the backbone map the heads read."""
 
-    package_formats = ("torch_export",)  # no ONNX graphs (package.format=onnx is refused)
     registry_name = "centernet"
 
     def __init__(
@@ -162,6 +161,10 @@ class CenterNet(nn.Module):
             "loss_offset": OFFSET_WEIGHT * offset_error / count,
         }
 
+    def dense_maps(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The heads on the level they read: heatmap logits (N, C, h, w), size and offset (N, 2, h, w)."""
+        return self.heatmap(x), self.size(x), self.offset(x)
+
     def forward(
         self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
     ) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
@@ -170,7 +173,7 @@ class CenterNet(nn.Module):
             original_sizes.append((image.shape[-2], image.shape[-1]))
         batch, targets = self.transform(images, targets)
         x = self.backbone(batch.tensors)[self.level]
-        heat, size, offset = self.heatmap(x), self.size(x), self.offset(x)
+        heat, size, offset = self.dense_maps(x)
         losses: dict[str, Tensor] = {}
         detections: list[dict[str, Tensor]] = []
         if self.training:

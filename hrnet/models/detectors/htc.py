@@ -18,8 +18,7 @@ box stages, each followed by a mask branch (interleaved execution), and the mask
 torchvision's parts: GeneralizedRCNN, RPN, RoIAlign, box coder, ``MaskRCNNHeads``/``MaskRCNNPredictor``
 (:mod:`.mask_rcnn`'s ``mask_parts()``), ``maskrcnn_loss``/``maskrcnn_inference`` and the transform that
 pastes the masks into the image. Ours: the stage loop (:class:`~.cascade_rcnn.CascadeRoIHeads`) and
-the flow (:class:`FlowMaskHead`). ``mask_flow=False`` builds the variant without the flow. Packaged
-as TorchScript only, as Cascade R-CNN."""
+the flow (:class:`FlowMaskHead`). ``mask_flow=False`` builds the variant without the flow."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from hrnet.errors import PackageError
-from hrnet.predict.export import check_record, export_detector_onnx, fold_batchnorm
+from hrnet.predict.export import check_record, fold_batchnorm
+from hrnet.predict.export_detection import export_detector_onnx
 from hrnet.predict.inference import (
     ONNX_FILE,
     SCRIPT_FILE,
@@ -103,9 +104,10 @@ class DetectionInference(TaskInference):
     title = "HRNet-V2p detector"
     fp32_outside_graph = (
         "head.onnx",
-        "box_head.onnx",
+        "box_head.onnx (the cascades: box_head_s0/s1/s2.onnx)",
         "mask_head.onnx (mask frameworks)",
-        "anchors, box decoding, NMS, RoI pooling and mask pasting (torchvision)",
+        "anchors, box decoding, NMS, RoI pooling and mask pasting (torchvision), the cascades' stage "
+        "loop and CenterNet's peak decoding (hrnet)",
     )
     bf16_refusal = "detection packages are TorchScript, not run under autocast; use fp32 or int8"
     program_is_whole_model = False  # int8 quantizes the backbone + neck graph only
@@ -117,12 +119,6 @@ class DetectionInference(TaskInference):
         """TorchScript of the whole detector, or with onnx the ONNX graphs of its networks; a mask
         framework's package.json also says ``produces_masks`` (predict reads it, not the model)."""
         size = tuple(meta["input_size"])
-        formats = getattr(model, "package_formats", ("torch_export", "onnx"))  # a detector's own limits
-        if fmt not in formats:
-            name = getattr(model, "registry_name", type(model).__name__)
-            raise PackageError(
-                f"package.format={fmt}: detection.detector={name} packages as {' or '.join(formats)} only"
-            )
         masks: dict[str, Any] = {"produces_masks": produces_masks(model)}
         if masks["produces_masks"]:
             masks["outputs"] = MASK_OUTPUTS
