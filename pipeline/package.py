@@ -14,18 +14,21 @@ import logging
 from pathlib import Path
 
 from hrnet.errors import MissingFileError
-from hrnet.package import write_package
 from hrnet.process import run_program
 from hrnet.tasks import TASKS
 from pipeline.common import DIST_DIR, METRICS_FILE, PREPARED_DIR, run_stage
-from pipeline.common.checkpoints import load_module
-from pipeline.package_precision import calibration_images, score_and_place
 from pipeline.params import Params
+
+# torch and Lightning are imported in package(): bad params are refused before they load (pipeline.train)
 
 log = logging.getLogger("pipeline.package")
 
 
 def package(params: Params, params_file: Path = Path("params.yaml")) -> Path:
+    from hrnet.package import write_package
+    from pipeline.common.checkpoints import load_module
+    from pipeline.package_precision import calibration_images, score_and_place
+
     task = TASKS[params.task]
     module = load_module(params)
     task.configure_test(module, params)

@@ -22,7 +22,6 @@ from hrnet.tasks.base import prepared_index_path
 from hrnet.tasks.detection.prepare import write_checked_index
 from hrnet.tasks.pose.prepare import read_split
 from pipeline.common import PREPARED_DIR, run_stage
-from pipeline.common.fitting import build_trainer, setup_fit
 from pipeline.params import Params, parse_params
 
 OUT_DIR = Path("data/person_detector")
@@ -49,6 +48,8 @@ def write_detection_index(prepared_dir: Path, out_dir: Path) -> None:
 
 
 def person_detector(params: Params) -> None:
+    from pipeline.common.fitting import build_trainer, setup_fit  # torch, Lightning: after params validate
+
     detection = TASKS["detection"]
     det_params = detector_params(params)
     OUT_DIR.parent.mkdir(parents=True, exist_ok=True)

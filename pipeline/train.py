@@ -15,21 +15,15 @@ import json
 import logging
 from pathlib import Path
 
-import pytorch_lightning as pl
-import torch
-from dvclive.lightning import DVCLiveLogger
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
-
 from hrnet.process import run_program
 from hrnet.tasks import TASKS
-from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, TRAIN_CODE, run_stage
-from pipeline.common.fitting import build_trainer, save_atomically, setup_fit
+from pipeline.common import CHECKPOINT, LAST_CHECKPOINT, PREPARED_DIR, RUN_KEY, TRAIN_CODE, run_stage
 from pipeline.params import Params
 
-log = logging.getLogger("pipeline.train")
+# torch, Lightning and DVCLive are imported where they are used: a params.yaml that does not validate is
+# refused (run_stage) in a fraction of a second, before the seconds those imports take
 
-RUN_KEY = "hrnet_run"  # where a checkpoint records which params and code produced it
+log = logging.getLogger("pipeline.train")
 
 
 def _code_digest() -> str:
@@ -63,6 +57,9 @@ def run_identity(params: Params) -> dict[str, str]:
 def resumable_checkpoint(path: Path, identity: dict[str, str], epochs: int) -> Path | None:
     """``path`` when it is an unfinished run of ``identity`` (fewer than ``epochs`` epochs done);
     otherwise None, with the reason logged."""
+    import torch
+    from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+
     if not path.is_file():
         return None
     try:
@@ -92,21 +89,12 @@ def resumable_checkpoint(path: Path, identity: dict[str, str], epochs: int) -> P
     return path
 
 
-class EpochCheckpoint(Callback):
-    """Writes a full, resumable checkpoint at the end of every epoch, atomically."""
-
-    def __init__(self, path: Path, identity: dict[str, str]) -> None:
-        self.path, self.identity = path, identity
-
-    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
-        # written at the end of an epoch: current_epoch is the (0-based) epoch just finished
-        checkpoint[RUN_KEY] = {**self.identity, "epochs_done": trainer.current_epoch + 1}
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        save_atomically(trainer, self.path)
-
-
 def train(params: Params) -> None:
+    from dvclive.lightning import DVCLiveLogger
+    from pytorch_lightning.utilities import rank_zero_info
+
+    from pipeline.common.fitting import EpochCheckpoint, build_trainer, save_atomically, setup_fit
+
     rank_zero_info(f"seed {params.seed}")
     datamodule, module = setup_fit(params, PREPARED_DIR)
     identity = run_identity(params)

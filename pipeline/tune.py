@@ -23,28 +23,20 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pyarrow.fs
-from ray import tune as ray_tune
+from typing import TYPE_CHECKING, Any
 
 from hrnet.errors import InputError, MissingFileError
 from hrnet.process import run_program
 from pipeline.common import PREPARED_DIR, REPORTS_DIR, run_stage
 from pipeline.params import Params, TuneConfig
-from pipeline.ray_cluster import is_uri, ray_session, resolve_storage
-from pipeline.tune_report import TrialRow, rank, status_of, write_reports
-from pipeline.tune_trials import (
-    NODE_ID,
-    TrialSpec,
-    changed,
-    check_space,
-    make_spec,
-    run_ddp_trial,
-    run_trial,
-    search_space,
-    trial_budget,
-)
+
+# Ray, pyarrow and the trial code (torch, Lightning) are imported where they are used: bad params are
+# refused (run_stage) before the seconds they take to load
+if TYPE_CHECKING:
+    import pyarrow.fs
+
+    from pipeline.tune_report import TrialRow
+    from pipeline.tune_trials import TrialSpec
 
 log = logging.getLogger("pipeline.tune")
 
@@ -59,6 +51,10 @@ Trainable = Callable[..., None]
 
 # ----------------------------------------------------------------------------- storage
 def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    import pyarrow.fs
+
+    from pipeline.ray_cluster import is_uri
+
     if is_uri(path):
         return pyarrow.fs.FileSystem.from_uri(path)
     return pyarrow.fs.LocalFileSystem(), path.removeprefix("file://")
@@ -104,6 +100,10 @@ def _searcher(params: Params) -> Any:
 
 
 def _trainable(params: Params, spec: TrialSpec, trial_fn: Trainable | None) -> Any:
+    from ray import tune as ray_tune
+
+    from pipeline.tune_trials import run_ddp_trial, run_trial
+
     tune = params.tune
     if tune.workers_per_trial > 1:
         # the trial only drives its Ray Train run, whose workers hold the CPUs and GPUs: it asks
@@ -118,6 +118,9 @@ def _trainable(params: Params, spec: TrialSpec, trial_fn: Trainable | None) -> A
 
 def _rows(grid: Any, metric: str, max_t: int) -> list[TrialRow]:
     from ray.tune import ExperimentAnalysis
+
+    from pipeline.tune_report import TrialRow, status_of
+    from pipeline.tune_trials import NODE_ID
 
     failures: dict[str, Any] = {}
     try:
@@ -161,7 +164,13 @@ def run_sweep(
 
     ``trial_fn(config, spec)`` replaces :func:`run_trial` (tests inject faults through it).
     """
+    import pyarrow.fs
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, Tuner
+    from ray.tune import TuneConfig as RayTuneConfig
+
+    from pipeline.ray_cluster import ray_session, resolve_storage
+    from pipeline.tune_report import rank, write_reports
+    from pipeline.tune_trials import changed, check_space, make_spec, search_space, trial_budget
 
     tune = params.tune
     search = tune.for_task(params.task)
@@ -189,7 +198,7 @@ def run_sweep(
             tuner = Tuner(
                 trainable,
                 param_space=search_space(search),
-                tune_config=ray_tune.TuneConfig(
+                tune_config=RayTuneConfig(
                     metric=search.metric,
                     mode=search.mode,
                     num_samples=tune.num_samples,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import copy_project, project_env, stage, tiny_params, tiny_project
-from test_distributed import assert_one_set_of_artifacts
+from conftest import copy_project, imported_modules, project_env, stage, tiny_params, tiny_project
+from ddp_helpers import assert_one_set_of_artifacts
 
 from pipeline.common import check_pretrained
 from pipeline.params import ConfigError, parse_params
@@ -85,11 +85,18 @@ def test_two_torchrun_nodes_equal_one_node_with_two_devices(tmp_path):
     assert two == one
 
 
+STAGES = ("synthesize", "prepare", "train", "evaluate", "package", "tune", "person_detector")
+HEAVY = {"torch", "pytorch_lightning", "ray"}  # seconds to import: never for params that are refused
+
+
 def refused(project: Path, stage_name: str) -> str:
-    result = run(project, sys.executable, "-m", f"pipeline.{stage_name}", timeout=120)
+    """The one line ``python -m pipeline.<stage_name>`` exits 2 with, having imported none of HEAVY."""
+    result = run(project, sys.executable, "-X", "importtime", "-m", f"pipeline.{stage_name}", timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("import time:")]
+    assert len(lines) == 1, "\n".join(lines)
+    loaded = imported_modules(result.stderr) & HEAVY
+    assert not loaded, f"pipeline.{stage_name} imported {sorted(loaded)} before refusing: {lines[0]}"
     return lines[0]
 
 
@@ -114,10 +121,10 @@ def set_params(project: Path, **overrides) -> None:
     ],
 )
 def test_bad_trainer_params_are_refused_by_every_stage(bare_project, train, expected):
+    """Every stage loads params the same way (run_stage) and refuses them before importing torch,
+    Lightning or Ray: each stage for the first value, the lightest for the others."""
     set_params(bare_project, train=train)
-    # every stage loads params the same way (run_stage): three for the first value, the lightest for the
-    # others (train and tune import torch and Lightning before they read params: ~4 CPU-s a refusal)
-    for name in ("synthesize", "train", "tune") if "devices" in train else ("synthesize",):
+    for name in STAGES if "devices" in train else ("synthesize",):
         assert expected in refused(bare_project, name)
 
 

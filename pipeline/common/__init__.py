@@ -14,6 +14,7 @@ PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("models")
 CHECKPOINT = MODELS_DIR / "model.ckpt"
 LAST_CHECKPOINT = MODELS_DIR / "last.ckpt"  # resumable; kept across runs (a persistent DVC out)
+RUN_KEY = "hrnet_run"  # where a last.ckpt records which params and code produced it (pipeline.train)
 REPORTS_DIR = Path("reports")
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 DIST_DIR = Path("dist")
@@ -44,14 +45,14 @@ log = logging.getLogger("pipeline")
 
 def check_pretrained(params: Params) -> None:
     """``model.pretrained`` exists, holds only tensors and fits ``model.name``: else one line."""
-    from hrnet.models import create_backbone
-    from hrnet.models.weights import CheckpointError
-
     path = params.model.pretrained
     if path is None:
         return
     if not Path(path).is_file():
         raise ConfigError(f"model.pretrained: {path}: file not found (expected an HRNet checkpoint)")
+    from hrnet.models import create_backbone  # torch: only once there is a file to read
+    from hrnet.models.weights import CheckpointError
+
     try:
         create_backbone(params.model.name, head=params.model.head, pretrained=path)
     except CheckpointError as exc:

@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 
 from hrnet.tasks import TASKS
+from pipeline.common import RUN_KEY
 from pipeline.divergence import StopOnDivergence
 from pipeline.params import Params
 
@@ -41,6 +42,20 @@ def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False)
     if trainer.is_global_zero:
         os.replace(tmp, path)
     trainer.strategy.barrier("save_atomically")
+
+
+class EpochCheckpoint(Callback):
+    """Writes a full, resumable checkpoint at the end of every epoch, atomically."""
+
+    def __init__(self, path: Path, identity: dict[str, str]) -> None:
+        self.path, self.identity = path, identity
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
+        # written at the end of an epoch: current_epoch is the (0-based) epoch just finished
+        checkpoint[RUN_KEY] = {**self.identity, "epochs_done": trainer.current_epoch + 1}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        save_atomically(trainer, self.path)
 
 
 def build_trainer(
