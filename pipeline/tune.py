@@ -1,10 +1,10 @@
 """tune stage: a Ray Tune hyperparameter search on the prepared data; writes reports/tune.
 
-Every trial fits the train stage's own LightningModule and DataModule (``pipeline.train.setup_fit`` and
-``build_trainer``) with ``params.yaml`` plus its sampled values and the trial budget
-(``tune.epochs``, ``tune.limit_train_batches``). ``tune.search.<task>`` (for ``params.task``) holds
-the searched dotted params keys and the metric, which each trial reports after each validation
-through Ray's Lightning integration; ASHA stops the weak trials early.
+Every trial fits the train stage's own LightningModule and DataModule
+(``pipeline.common.fitting.setup_fit`` and ``build_trainer``) with ``params.yaml`` plus its sampled
+values and the trial budget (``tune.epochs``, ``tune.limit_train_batches``). ``tune.search.<task>``
+(for ``params.task``) holds the searched dotted params keys and the metric, which each trial reports
+after each validation through Ray's Lightning integration; ASHA stops the weak trials early.
 
 Ray (``pipeline.ray_cluster``): ``tune.address`` null starts a local Ray limited to
 ``tune.num_cpus`` (or joins ``RAY_ADDRESS``); ``auto``, ``host:port`` or ``ray://host:port`` joins

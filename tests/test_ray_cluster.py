@@ -233,7 +233,8 @@ import shutil
 import sys
 from pathlib import Path
 from pipeline.common import run_stage
-from pipeline.tune import ray_session, resolve_storage, run_sweep
+from pipeline.ray_cluster import ray_session, resolve_storage
+from pipeline.tune import run_sweep
 from test_ray_cluster import make_failing
 
 params_file, out_dir, markers, attempts, run, probe = sys.argv[1:]

@@ -184,7 +184,7 @@ def int8_is_scored_and_a_badly_calibrated_one_refused(params_text, tmp_path, mon
     both; an int8 package calibrated on constant inputs (activation ranges that fit no real image,
     a real calibration fault) drops further than max_metric_drop and is refused, the fp32 package
     taking its place. Scores are the evaluate stage's own, nothing stubbed."""
-    from pipeline import package as package_stage
+    from pipeline import package_precision
     from pipeline.package_precision import MetricDropError
 
     def with_package(**settings):
@@ -199,9 +199,9 @@ def int8_is_scored_and_a_badly_calibrated_one_refused(params_text, tmp_path, mon
     assert metric["name"] == "mIoU" and metric["fp32"] >= 4.0  # a trained model, 0-100 scale
     assert abs(metric["fp32"] - metric["packaged"]) < 2.0  # calibrated on train crops: close to fp32
 
-    real_calibration = package_stage.calibration_images
+    real_calibration = package_precision.calibration_images  # the package stage looks it up there
     monkeypatch.setattr(
-        package_stage, "calibration_images", lambda *a: torch.full_like(real_calibration(*a), 50.0)
+        package_precision, "calibration_images", lambda *a: torch.full_like(real_calibration(*a), 50.0)
     )
     with pytest.raises(MetricDropError, match=r"points below fp32's .*max_metric_drop=1") as refused:
         package(with_package(max_metric_drop=1.0), tmp_path / "params.yaml")
