@@ -67,25 +67,24 @@ def onnx_cascade_heads(
 ) -> OnnxCascadeRoIHeads:
     """The cascade's stages: ``first`` (a ``FasterRCNN``'s ``RoIHeads`` on ``box_head_s0.onnx``) and one
     ``RoIHeads`` per later ``box_head_s<i>.onnx``, each with its box coder weights; every stage has
-    the detection settings, the last one's postprocessing applies them. The matcher and sampler
-    arguments are unused at inference."""
+    the detection settings, the last one's postprocessing applies them."""
     stages = [first]
     for i, weights in enumerate(settings["stage_bbox_reg_weights"][1:], start=1):
         predictor = OnnxBoxPredictor(OnnxRunner(graphs[f"box_head_s{i}"]))
         stages.append(
             RoIHeads(
-                first.box_roi_pool,
-                nn.Identity(),
-                predictor,
-                0.5,
-                0.5,
-                512,
-                0.25,
-                tuple(weights),
-                first.score_thresh,
-                first.nms_thresh,
-                first.detections_per_img,
-            )  # fmt: skip
+                box_roi_pool=first.box_roi_pool,
+                box_head=nn.Identity(),  # the graph holds the box head and the predictor
+                box_predictor=predictor,
+                fg_iou_thresh=0.5,  # matching and sampling: training only
+                bg_iou_thresh=0.5,
+                batch_size_per_image=512,
+                positive_fraction=0.25,
+                bbox_reg_weights=tuple(weights),
+                score_thresh=first.score_thresh,
+                nms_thresh=first.nms_thresh,
+                detections_per_img=first.detections_per_img,
+            )
         )
     if "mask_head" not in graphs:
         return OnnxCascadeRoIHeads(stages, None, None)
