@@ -5,14 +5,13 @@ their contents, and the same figure files. Under bf16-mixed the predictions are 
 precision (see BF16)."""
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import stage, tiny_params, tiny_project, trained_template
+from conftest import copy_trained, stage, tiny_params, tiny_project, trained_template
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +47,10 @@ def test_evaluate_on_two_processes_equals_one(tmp_path, task):
     evaluate = {"detection": {"score_threshold": 0.0}}
     base = {"task": task, "data": {"synthetic": synthetic}, "train": {"limit_train_batches": 2}}
     base["evaluate"] = evaluate
-    project = tiny_project(tmp_path / "p", prepared=True, **base)
-    # the weights: trained in this process (the stage under test is evaluate, a process of its own)
-    shutil.copytree(trained_template(tiny_params(**base)) / "models", project / "models")
+    project = tiny_project(tmp_path / "p", **base)
+    # data and weights: prepared and trained in this process (the stage under test is evaluate, a process
+    # of its own)
+    copy_trained(trained_template(tiny_params(**base)), project)
     stage(project, "evaluate", timeout=900)
     single, reports = _outputs(project)
     (tmp_path / "single").mkdir()

@@ -59,11 +59,10 @@ def build_artifacts(
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(folded, (example,), dynamic_shapes=({0: batch},))
     built["program"] = program.module()
-    tmp = workdir
     if compile_aoti:
         started = time.perf_counter()
         try:
-            path = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp / "model.pt2"))
+            path = torch._inductor.aoti_compile_and_package(program, package_path=str(workdir / "model.pt2"))
             built["packaged_aoti"] = torch._inductor.aoti_load_package(path)
             built["notes"]["packaged_aoti"] = f"compiled in {time.perf_counter() - started:.0f} s"
         except Exception as exc:  # a missing compiler or an unsupported op: report, keep going
@@ -72,15 +71,15 @@ def build_artifacts(
             )
         log(f"  AOTInductor: {built['notes']['packaged_aoti']}")
     try:
-        export_onnx(folded, example, tmp / "model.onnx")
-        built["onnx"] = tmp / "model.onnx"
+        export_onnx(folded, example, workdir / "model.onnx")
+        built["onnx"] = workdir / "model.onnx"
     except ImportError as exc:
         built["notes"]["onnxruntime"] = f"not run: {exc}"
         return built
     if spec.get("int8", True):
         from hrnet.predict.quantize import quantize_int8
 
-        int8 = tmp / "int8" / "model.onnx"
+        int8 = workdir / "int8" / "model.onnx"
         int8.parent.mkdir()
         int8.write_bytes(built["onnx"].read_bytes())
         calibration = torch.randn(8, *example.shape[1:], generator=torch.Generator().manual_seed(1))

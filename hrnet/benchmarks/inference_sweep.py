@@ -60,8 +60,8 @@ def sweep(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
         }  # fmt: skip
         log(f"building {case['model']} {case['task']}/{case['head']} {height}x{width}")
         with tempfile.TemporaryDirectory(prefix="hrnet-bench-") as workdir:
-            example = torch.randn(2, 3, height, width)
-            built = build_artifacts(spec, example, log, compile_aoti=False, workdir=Path(workdir))
+            export_example = torch.randn(2, 3, height, width)
+            built = build_artifacts(spec, export_example, log, compile_aoti=False, workdir=Path(workdir))
             for threads in args.sweep_threads:
                 torch.set_num_threads(threads)
                 runners = variants(built, threads)
