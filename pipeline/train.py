@@ -90,16 +90,16 @@ def resumable_checkpoint(path: Path, identity: dict[str, str], epochs: int) -> P
 
 
 def train(params: Params) -> None:
-    from dvclive.lightning import DVCLiveLogger
     from pytorch_lightning.utilities import rank_zero_info
 
     from pipeline.common.fitting import EpochCheckpoint, build_trainer, save_atomically, setup_fit
+    from pipeline.common.live_logger import LiveLogger
 
     rank_zero_info(f"seed {params.seed}")
     datamodule, module = setup_fit(params, PREPARED_DIR)
     identity = run_identity(params)
     resume = resumable_checkpoint(LAST_CHECKPOINT, identity, params.train.epochs)
-    logger = DVCLiveLogger(
+    logger = LiveLogger(
         dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None, resume=resume is not None
     )
     trainer = build_trainer(params, logger=logger, callbacks=[EpochCheckpoint(LAST_CHECKPOINT, identity)])

@@ -1,4 +1,5 @@
-"""Per-class metric names survive DVCLive's Lightning logger unchanged, in a real Lightning run."""
+"""Per-class metric names survive the train stage's DVCLive logger unchanged, in a real Lightning run;
+that logger writes its files on the Lightning calls dvclive's own logger writes them on."""
 
 import json
 
@@ -6,6 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from dvclive.lightning import DVCLiveLogger
+from dvclive.live import Live
 from dvclive.utils import standardize_metric_name
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -15,6 +17,7 @@ from hrnet.data.coco_constants import COCO_CATEGORIES
 from hrnet.evaluation.coco_boxes import BOX_STAT_NAMES
 from hrnet.evaluation.coco_segm import SEGM_STAT_NAMES
 from hrnet.tasks.segmentation.module import SegmentationModule, class_metric_names, metric_slug
+from pipeline.common.live_logger import LiveLogger
 
 torch.set_num_threads(1)
 COCO_NAMES = [c["name"] for c in COCO_CATEGORIES]
@@ -62,16 +65,37 @@ class _EveryClass(Dataset):
         return {"image": torch.rand(3, NUM_CLASSES, 8), "label": label}
 
 
-def test_every_cityscapes_class_reaches_dvclive_files(tmp_path):
+def _fit(logger_class: type[DVCLiveLogger], out: str, epochs: int = 1) -> pl.Trainer:
     module = SegmentationModule(lr=0.0)
     module.model = nn.Conv2d(3, NUM_CLASSES, 1)  # the logging path is under test, not the network
-    logger = DVCLiveLogger(dir=str(tmp_path / "dvclive"), save_dvc_exp=False, dvcyaml=None, report=None)
+    logger = logger_class(dir=out, save_dvc_exp=False, dvcyaml=None, report=None)
     trainer = pl.Trainer(
-        max_epochs=1, logger=logger, accelerator="cpu", enable_checkpointing=False, log_every_n_steps=1,
+        max_epochs=epochs, logger=logger, accelerator="cpu", enable_checkpointing=False, log_every_n_steps=1,
         enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     loader = DataLoader(_EveryClass(), batch_size=1)
     trainer.fit(module, loader, loader)
+    return trainer
+
+
+def test_the_train_stage_logger_writes_its_files_when_dvclives_does(tmp_path, monkeypatch):
+    """LiveLogger finds the calls to sync on by frame names, dvclive by inspect.stack(): the same
+    writes (Live.sync), step by step, in the same fit."""
+    monkeypatch.chdir(tmp_path)
+    synced: list[tuple[str, int]] = []
+    real_sync = Live.sync
+    monkeypatch.setattr(Live, "sync", lambda live: synced.append((live.dir, live.step)) or real_sync(live))
+    _fit(DVCLiveLogger, "dvclive", epochs=2)
+    theirs = [step for _, step in synced]
+    synced.clear()
+    _fit(LiveLogger, "ours", epochs=2)
+    ours = [step for _, step in synced]
+    assert {out for out, _ in synced} == {"ours"}
+    assert len(theirs) > 2 and ours == theirs  # each step, each epoch's end and each validation's end
+
+
+def test_every_cityscapes_class_reaches_dvclive_files(tmp_path):
+    trainer = _fit(LiveLogger, str(tmp_path / "dvclive"))
 
     expected = {key.rsplit("/", 1)[1] for key in class_metric_names(CLASS_NAMES).values()}
     assert "train" in expected and len(expected) == NUM_CLASSES
