@@ -205,8 +205,6 @@ def run_sweep(
                     scheduler=_scheduler(tune),
                     search_alg=_searcher(params),
                     max_concurrent_trials=tune.max_concurrent_trials,
-                    # a trial after the first in a worker skips the process start and torch/Lightning import
-                    reuse_actors=True,
                 ),
                 run_config=RunConfig(
                     name=name,
