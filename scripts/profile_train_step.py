@@ -10,6 +10,9 @@ with ``torch.use_deterministic_algorithms(True, warn_only=True)`` (what Lightnin
 ``deterministic="warn"`` sets) and without it.
 
     python scripts/profile_train_step.py --device cuda --out profile.json
+    python scripts/profile_train_step.py --device cpu --threads 1 --steps 5 --cases detection_faster_rcnn
+
+On CPU there is no autocast and no sync count; ``top_ops`` ranks the ops by self CPU time.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ def build(task: str, device, detector: str = "faster_rcnn"):  # noqa: ANN001, AN
     return model, loss_fn
 
 
-def run_case(name: str, device_name: str, steps: int) -> dict:
+def run_case(name: str, device_name: str, steps: int, threads: int = 0) -> dict:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     case = CASES[name]
     device = torch.device(device_name)
     if case["deterministic"]:
@@ -137,6 +142,7 @@ def run_case(name: str, device_name: str, steps: int) -> dict:
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=50)
     cpu_top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=50)
+    top_ops = _top_ops(prof.key_averages(), "self_device_time_total" if cuda else "self_cpu_time_total")
     outputs = {}
     if case["task"] == "detection":  # one eval pass: the detections' keys and shapes on this device
         model.eval()
@@ -149,27 +155,44 @@ def run_case(name: str, device_name: str, steps: int) -> dict:
         "eval_outputs": outputs,
         "task": case["task"],
         "deterministic": case["deterministic"],
+        "threads": torch.get_num_threads(),
         "first_step_s": round(first, 3),
         "step_ms_median": round(1000 * statistics.median(times), 2),
         "step_ms_all": [round(1000 * t, 2) for t in times],
         "host_syncs_per_step": sum(syncs.values()),
         "sync_sources": syncs.most_common(15),
         "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+        "top_ops": top_ops,
         "profile_by_device_time": table,
         "profile_by_cpu_time": cpu_top,
     }
+
+
+def _top_ops(averages, attribute: str, count: int = 8) -> list[dict]:  # noqa: ANN001
+    """The ``count`` ops with the most self time (``attribute``), each with its share of the total."""
+    total = sum(getattr(event, attribute) for event in averages) or 1.0
+    ranked = sorted(averages, key=lambda event: -getattr(event, attribute))[:count]
+    return [
+        {
+            "op": event.key,
+            "self_ms": round(getattr(event, attribute) / 1000, 2),
+            "share": round(getattr(event, attribute) / total, 3),
+        }
+        for event in ranked
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--case", help=argparse.SUPPRESS)  # the child process's one case
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.device, args.steps)))
+        print(json.dumps(run_case(args.case, args.device, args.steps, args.threads)))
         return 0
     rows = []
     for name in args.cases:
@@ -182,6 +205,8 @@ def main() -> int:
             args.device,
             "--steps",
             str(args.steps),
+            "--threads",
+            str(args.threads),
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
@@ -190,11 +215,13 @@ def main() -> int:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         row = rows[-1]
         print(json.dumps({k: v for k, v in row.items() if not k.startswith("profile")}), flush=True)
-    print(f"\n{'case':<40}{'first s':>9}{'step ms':>10}{'syncs':>7}{'peak MiB':>10}")
+    print(f"\n{'case':<40}{'first s':>9}{'step ms':>10}{'syncs':>7}{'peak MiB':>10}  costliest op (share)")
     for row in rows:
+        top = row.get("top_ops") or [{"op": "-", "share": 0.0}]
         print(
             f"{row['case']:<40}{row.get('first_step_s', '-'):>9}{row.get('step_ms_median', '-'):>10}"
             f"{row.get('host_syncs_per_step', '-'):>7}{row.get('peak_mib') or '-':>10}"
+            f"  {top[0]['op']} ({top[0]['share']:.0%})"
         )
     for row in rows:
         if "profile_by_device_time" in row:
