@@ -140,9 +140,10 @@ def run_case(name: str, device_name: str, steps: int, threads: int = 0) -> dict:
         if cuda:
             torch.cuda.synchronize()
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=50)
-    cpu_top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=50)
-    top_ops = _top_ops(prof.key_averages(), "self_device_time_total" if cuda else "self_cpu_time_total")
+    averages = prof.key_averages()
+    table = averages.table(sort_by=sort, row_limit=12, max_name_column_width=50)
+    cpu_top = averages.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=50)
+    top_ops = _top_ops(averages, "self_device_time_total" if cuda else "self_cpu_time_total")
     outputs = {}
     if case["task"] == "detection":  # one eval pass: the detections' keys and shapes on this device
         model.eval()
